@@ -36,122 +36,130 @@ FASTMATH = {"nsz", "arcp", "contract", "reassoc"}
 JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy")
 INLINE = dict(inline="always", fastmath=FASTMATH, error_model="numpy")
 
-MODES = ("one", "two", "pow")
+MODE_ONE, MODE_TWO, MODE_POW = 1, 2, 3
 
 
-def beta_mode(beta: float) -> str:
+def beta_mode(beta: float) -> int:
     if beta == 1.0:
-        return "one"
+        return MODE_ONE
     if beta == 2.0:
-        return "two"
-    return "pow"
+        return MODE_TWO
+    return MODE_POW
 
 
-def _make_pointwise(mode: str):
+# The helpers below are module-level (not closures) and take the
+# specialisation flags as arguments: a kernel passes its compile-time
+# constants, and after inlining LLVM folds the dead branches away.  Closures
+# over dispatchers would defeat ``cache=True`` (their pickles differ per
+# process), so the kernel factory only closes over ints and bools.
+
+
+@njit(**INLINE)
+def _pointwise(m, p, beta, mode):
     """``(value, weight)`` of one squared magnitude ``m >= 0``.
 
-    value = m^(β/2) and weight = β m^(β/2-1), with the weight (and value) 0
-    where ``m == 0`` (DESIGN.md: a subgradient for β ≥ 1, and no Inf for β < 1).
-    ``p`` is β/2 - 1 and ``beta`` is β, both in the compute dtype.
+    value = m^(β/2) and weight = β m^(β/2-1), both 0 where ``m == 0``
+    (DESIGN.md: a subgradient for β ≥ 1, and no Inf for β < 1).  ``p`` is
+    β/2 - 1 and ``beta`` is β, in the compute dtype.
     """
-    if mode == "one":
+    if mode == MODE_ONE:
+        r = np.sqrt(m)
+        return r, (type(m)(1) / r if m > 0 else type(m)(0))
+    if mode == MODE_TWO:
+        return m, beta
+    t = m**p if m > 0 else type(m)(0)
+    return m * t, beta * t
 
-        @njit(**INLINE)
-        def pointwise(m, p, beta):
-            r = np.sqrt(m)
-            w = type(m)(1) / r if m > 0 else type(m)(0)
-            return r, w
 
-    elif mode == "two":
+@njit(**INLINE)
+def _sqmag_row(u, b, k, i, s2, ihz, ihy, ihx, m, has_y, has_z):
+    """m[j] = s² + Σ_c Σ_d (D_d u)² along row (k, i); Neumann via clamping."""
+    _, C, D, H, W = u.shape
+    kp = min(k + 1, D - 1)
+    ip = min(i + 1, H - 1)
+    for j in range(W):
+        m[j] = s2
+    for c in range(C):
+        for j in range(W - 1):
+            d = (u[b, c, k, i, j + 1] - u[b, c, k, i, j]) * ihx
+            m[j] += d * d
+        if has_y:
+            for j in range(W):
+                d = (u[b, c, k, ip, j] - u[b, c, k, i, j]) * ihy
+                m[j] += d * d
+        if has_z:
+            for j in range(W):
+                d = (u[b, c, kp, i, j] - u[b, c, k, i, j]) * ihz
+                m[j] += d * d
 
-        @njit(**INLINE)
-        def pointwise(m, p, beta):
-            return m, beta
 
-    else:
+@njit(**INLINE)
+def _weights_row(u, b, k, i, s2, ihz, ihy, ihx, p, beta, w, mode, has_y, has_z):
+    """Overwrite w with the weights of row (k, i); return Σ_j value (float64)."""
+    _sqmag_row(u, b, k, i, s2, ihz, ihy, ihx, w, has_y, has_z)
+    acc = 0.0
+    for j in range(w.shape[0]):
+        val, wt = _pointwise(w[j], p, beta, mode)
+        acc += val
+        w[j] = wt
+    return acc
 
-        @njit(**INLINE)
-        def pointwise(m, p, beta):
-            t = m**p if m > 0 else type(m)(0)
-            return m * t, beta * t
 
-    return pointwise
+@njit(**INLINE)
+def _iso_grad_row(u, g, b, k, i, ihz2, ihy2, ihx, scale, w, wy, wz, fx, has_y, has_z):
+    """Gradient of row (k, i) from the weights of this row (w), the row above
+    (wy) and the plane behind (wz); fx is a scratch row of W + 1."""
+    _, C, D, H, W = u.shape
+    kp = min(k + 1, D - 1)
+    km = max(k - 1, 0)
+    ip = min(i + 1, H - 1)
+    im = max(i - 1, 0)
+    zero = ihx - ihx
+    for c in range(C):
+        # x fluxes shifted by one, so that fx[j] is the flux entering pixel j.
+        fx[0] = zero
+        for j in range(W - 1):
+            fx[j + 1] = w[j] * (u[b, c, k, i, j + 1] - u[b, c, k, i, j]) * ihx
+        fx[W] = zero
+        for j in range(W):
+            acc = (fx[j] - fx[j + 1]) * ihx
+            uc = u[b, c, k, i, j]
+            if has_y:
+                acc += (wy[j] * (uc - u[b, c, k, im, j]) - w[j] * (u[b, c, k, ip, j] - uc)) * ihy2
+            if has_z:
+                acc += (wz[j] * (uc - u[b, c, km, i, j]) - w[j] * (u[b, c, kp, i, j] - uc)) * ihz2
+            g[b, c, k, i, j] = acc * scale
+
+
+@njit(**INLINE)
+def _flux(d, s2, p, beta, mode):
+    """(value, w·d) of one difference d of the anisotropic sum."""
+    val, wt = _pointwise(d * d + s2, p, beta, mode)
+    return val, wt * d
+
+
+@njit(**INLINE)
+def _unit_bounds(unit, D, H, rows):
+    nib = (H + rows - 1) // rows
+    b = unit // (D * nib)
+    k = (unit // nib) % D
+    i0 = (unit % nib) * rows
+    return b, k, i0, min(H, i0 + rows)
 
 
 @lru_cache(maxsize=None)
-def _make_kernel(nd: int, mode: str, isotropic: bool, with_grad: bool):
-    pointwise = _make_pointwise(mode)
+def _make_kernel(nd: int, mode: int, isotropic: bool, with_grad: bool):
+    """The parallel kernel for one specialisation (closes over ints/bools only)."""
     has_z = nd >= 3
     has_y = nd >= 2
-
-    @njit(**INLINE)
-    def sqmag_row(u, b, k, i, s2, ihz, ihy, ihx, m):
-        """m[j] = s² + Σ_c Σ_d (D_d u)²  along row (k, i); Neumann via clamping."""
-        _, C, D, H, W = u.shape
-        kp = min(k + 1, D - 1)
-        ip = min(i + 1, H - 1)
-        for j in range(W):
-            m[j] = s2
-        for c in range(C):
-            for j in range(W - 1):
-                d = (u[b, c, k, i, j + 1] - u[b, c, k, i, j]) * ihx
-                m[j] += d * d
-            if has_y:
-                for j in range(W):
-                    d = (u[b, c, k, ip, j] - u[b, c, k, i, j]) * ihy
-                    m[j] += d * d
-            if has_z:
-                for j in range(W):
-                    d = (u[b, c, kp, i, j] - u[b, c, k, i, j]) * ihz
-                    m[j] += d * d
-
-    @njit(**INLINE)
-    def weights_row(u, b, k, i, s2, ihz, ihy, ihx, p, beta, w):
-        """Overwrite w with the weights of row (k, i); return Σ_j value (float64)."""
-        sqmag_row(u, b, k, i, s2, ihz, ihy, ihx, w)
-        acc = 0.0
-        for j in range(w.shape[0]):
-            val, wt = pointwise(w[j], p, beta)
-            acc += val
-            w[j] = wt
-        return acc
-
-    @njit(**INLINE)
-    def iso_grad_row(u, g, b, k, i, ihz2, ihy2, ihx, scale, w, wy, wz, fx):
-        """Gradient of row (k, i) from the weights of this row (w), the row
-        above (wy) and the plane behind (wz); fx is a scratch row of W + 1."""
-        _, C, D, H, W = u.shape
-        kp = min(k + 1, D - 1)
-        km = max(k - 1, 0)
-        ip = min(i + 1, H - 1)
-        im = max(i - 1, 0)
-        zero = ihx - ihx
-        for c in range(C):
-            # x fluxes, shifted by one so that fx[j] is the flux entering pixel j.
-            fx[0] = zero
-            for j in range(W - 1):
-                fx[j + 1] = w[j] * (u[b, c, k, i, j + 1] - u[b, c, k, i, j]) * ihx
-            fx[W] = zero
-            for j in range(W):
-                acc = (fx[j] - fx[j + 1]) * ihx
-                uc = u[b, c, k, i, j]
-                if has_y:
-                    acc += (wy[j] * (uc - u[b, c, k, im, j]) - w[j] * (u[b, c, k, ip, j] - uc)) * ihy2
-                if has_z:
-                    acc += (wz[j] * (uc - u[b, c, km, i, j]) - w[j] * (u[b, c, kp, i, j] - uc)) * ihz2
-                g[b, c, k, i, j] = acc * scale
 
     @njit(**JIT, parallel=True)
     def iso_kernel(u, g, s2, ihz, ihy, ihx, p, beta, scale, rows, partial):
         B, C, D, H, W = u.shape
-        nib = (H + rows - 1) // rows
         ihz2 = ihz * ihz
         ihy2 = ihy * ihy
-        for unit in prange(B * D * nib):
-            b = unit // (D * nib)
-            k = (unit // nib) % D
-            i0 = (unit % nib) * rows
-            i1 = min(H, i0 + rows)
+        for unit in prange(partial.shape[0]):
+            b, k, i0, i1 = _unit_bounds(unit, D, H, rows)
             w = np.empty(W, u.dtype)
             acc = 0.0
             if with_grad:
@@ -159,32 +167,26 @@ def _make_kernel(nd: int, mode: str, isotropic: bool, with_grad: bool):
                 wz = np.zeros(W, u.dtype)
                 fx = np.empty(W + 1, u.dtype)
                 if i0 > 0:
-                    weights_row(u, b, k, i0 - 1, s2, ihz, ihy, ihx, p, beta, wy)
+                    _weights_row(u, b, k, i0 - 1, s2, ihz, ihy, ihx, p, beta, wy,
+                                 mode, has_y, has_z)
             for i in range(i0, i1):
-                acc += weights_row(u, b, k, i, s2, ihz, ihy, ihx, p, beta, w)
+                acc += _weights_row(u, b, k, i, s2, ihz, ihy, ihx, p, beta, w,
+                                    mode, has_y, has_z)
                 if with_grad:
                     if has_z and k > 0:
-                        weights_row(u, b, k - 1, i, s2, ihz, ihy, ihx, p, beta, wz)
-                    iso_grad_row(u, g, b, k, i, ihz2, ihy2, ihx, scale, w, wy, wz, fx)
+                        _weights_row(u, b, k - 1, i, s2, ihz, ihy, ihx, p, beta, wz,
+                                     mode, has_y, has_z)
+                    _iso_grad_row(u, g, b, k, i, ihz2, ihy2, ihx, scale, w, wy, wz, fx,
+                                  has_y, has_z)
                     w, wy = wy, w
             partial[unit] = acc
-
-    @njit(**INLINE)
-    def flux(d, s2, p, beta):
-        """(value, w·d) of one difference d in the anisotropic sum."""
-        val, wt = pointwise(d * d + s2, p, beta)
-        return val, wt * d
 
     @njit(**JIT, parallel=True)
     def aniso_kernel(u, g, s2, ihz, ihy, ihx, p, beta, scale, rows, partial):
         B, C, D, H, W = u.shape
-        nib = (H + rows - 1) // rows
         zero = ihx - ihx
-        for unit in prange(B * D * nib):
-            b = unit // (D * nib)
-            k = (unit // nib) % D
-            i0 = (unit % nib) * rows
-            i1 = min(H, i0 + rows)
+        for unit in prange(partial.shape[0]):
+            b, k, i0, i1 = _unit_bounds(unit, D, H, rows)
             kp = min(k + 1, D - 1)
             km = max(k - 1, 0)
             fx = np.empty(W + 1, u.dtype)
@@ -198,25 +200,26 @@ def _make_kernel(nd: int, mode: str, isotropic: bool, with_grad: bool):
                     fx[0] = zero
                     for j in range(W):
                         jp = min(j + 1, W - 1)
-                        val, f = flux((u[b, c, k, i, jp] - u[b, c, k, i, j]) * ihx, s2, p, beta)
+                        val, f = _flux((u[b, c, k, i, jp] - u[b, c, k, i, j]) * ihx,
+                                       s2, p, beta, mode)
                         acc += val
                         fx[j + 1] = f
                     for j in range(W):
                         uc = u[b, c, k, i, j]
                         gj = (fx[j] - fx[j + 1]) * ihx
                         if has_y:
-                            val, f = flux((u[b, c, k, ip, j] - uc) * ihy, s2, p, beta)
+                            val, f = _flux((u[b, c, k, ip, j] - uc) * ihy, s2, p, beta, mode)
                             acc += val
                             gj -= f * ihy
                             if with_grad:
-                                _, f = flux((uc - u[b, c, k, im, j]) * ihy, s2, p, beta)
+                                _, f = _flux((uc - u[b, c, k, im, j]) * ihy, s2, p, beta, mode)
                                 gj += f * ihy
                         if has_z:
-                            val, f = flux((u[b, c, kp, i, j] - uc) * ihz, s2, p, beta)
+                            val, f = _flux((u[b, c, kp, i, j] - uc) * ihz, s2, p, beta, mode)
                             acc += val
                             gj -= f * ihz
                             if with_grad:
-                                _, f = flux((uc - u[b, c, km, i, j]) * ihz, s2, p, beta)
+                                _, f = _flux((uc - u[b, c, km, i, j]) * ihz, s2, p, beta, mode)
                                 gj += f * ihz
                         if with_grad:
                             g[b, c, k, i, j] = gj * scale
