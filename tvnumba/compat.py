@@ -1,0 +1,190 @@
+"""Exact NumPy reproductions of the TV losses people copy around.
+
+* :func:`torch_tv_loss` -- the widely copied PyTorch ``TVLoss`` module (NCHW)::
+
+      class TVLoss(nn.Module):
+          def __init__(self, TVLoss_weight=1):
+              ...
+          def forward(self, x):
+              batch_size = x.size()[0]
+              h_x, w_x = x.size()[2], x.size()[3]
+              count_h = self._tensor_size(x[:, :, 1:, :])   # C * (H-1) * W
+              count_w = self._tensor_size(x[:, :, :, 1:])   # C * H * (W-1)
+              h_tv = torch.pow(x[:, :, 1:, :] - x[:, :, :h_x-1, :], 2).sum()
+              w_tv = torch.pow(x[:, :, :, 1:] - x[:, :, :, :w_x-1], 2).sum()
+              return self.TVLoss_weight * 2 * (h_tv/count_h + w_tv/count_w) / batch_size
+
+* :func:`tf_total_variation` -- ``tf.image.total_variation`` (HWC -> scalar,
+  NHWC -> one value per image): the unnormalised anisotropic β = 1 TV.
+
+Both run on the same kernels as :func:`tvnumba.tv`: β = 2 along one axis at a
+time (each direction has its own normalisation) and anisotropic β = 1.  The gradients are the exact gradients of
+these functions (for ``|·|`` the subgradient 0 at a tie, as TensorFlow's
+``abs`` gives).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .tv import tv as _tv_value
+from .tv import tv_grad as _tv_grad
+
+__all__ = [
+    "torch_tv_loss",
+    "torch_tv_loss_grad",
+    "tf_total_variation",
+    "tf_total_variation_grad",
+    "tf_tv_loss",
+    "tf_tv_loss_grad",
+]
+
+
+def _check_ndim(x, ndims: tuple[int, ...], layout: str):
+    if not hasattr(x, "shape"):
+        x = np.asarray(x)
+    if x.ndim not in ndims:
+        raise ValueError(f"x must be a {layout} array ({' or '.join(map(str, ndims))}-D), "
+                         f"got x.shape={tuple(x.shape)}")
+    return x
+
+
+def _check_weight(weight) -> float:
+    try:
+        weight = float(weight)
+    except (TypeError, ValueError):
+        raise TypeError(f"weight must be a real number, got weight={weight!r}") from None
+    if not math.isfinite(weight):
+        raise ValueError(f"weight must be finite, got weight={weight!r}")
+    return weight
+
+
+def _torch_args(x, weight):
+    x = _check_ndim(x, (4,), "NCHW")
+    weight = _check_weight(weight)
+    n, c, h, w = x.shape
+    if h < 2 or w < 2:
+        # PyTorch divides by count_h = C (H-1) W = 0 here and returns NaN.
+        raise ValueError(f"TVLoss needs H >= 2 and W >= 2, got x.shape={tuple(x.shape)}")
+    # One single-axis β = 2 pass per direction with unit spacing, so the
+    # squared differences (and the float32 result) are exactly PyTorch's;
+    # the counts divide afterwards, in float64.
+    factor = 2.0 * weight / n
+    return x, ((2, factor / (c * (h - 1) * w)), (3, factor / (c * h * (w - 1))))
+
+
+def torch_tv_loss(x, weight: float = 1.0, *, device: str | None = None) -> float:
+    """The PyTorch ``TVLoss`` module's value on an NCHW array.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, C, H, W)
+        Batch of images, channels first, H, W >= 2.
+    weight : float, optional
+        ``TVLoss_weight``.
+    device : {None, "cpu", "cuda"}, optional
+        As in :func:`tvnumba.tv`.
+
+    Returns
+    -------
+    float
+        ``2 weight (Σ(D_h x)² / (C(H-1)W) + Σ(D_w x)² / (CH(W-1))) / N``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tvnumba.compat import torch_tv_loss
+    >>> ch = np.array([[1, 2, 3], [2, 3, 4], [3, 4, 5]], dtype=np.float32)
+    >>> torch_tv_loss(np.stack([ch, ch])[None])
+    4.0
+    """
+    x, terms = _torch_args(x, weight)
+    return sum(f * _tv_value(x, 2.0, axes=a, device=device) for a, f in terms)
+
+
+def torch_tv_loss_grad(x, weight: float = 1.0, *, device: str | None = None):
+    """Gradient of :func:`torch_tv_loss` with respect to ``x`` (what
+    ``loss.backward()`` leaves in ``x.grad``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tvnumba.compat import torch_tv_loss_grad
+    >>> ch = np.array([[1, 2, 3], [2, 3, 4], [3, 4, 5]], dtype=np.float64)
+    >>> torch_tv_loss_grad(np.stack([ch, ch])[None])[0, 0] * 3
+    array([[-2., -1.,  0.],
+           [-1.,  0.,  1.],
+           [ 0.,  1.,  2.]])
+    """
+    x, ((a0, f0), (a1, f1)) = _torch_args(x, weight)
+    g = _tv_grad(x, 2.0, axes=a0, device=device)
+    g *= g.dtype.type(f0)
+    g += g.dtype.type(f1) * _tv_grad(x, 2.0, axes=a1, device=device)
+    return g
+
+
+def _tf_args(x):
+    x = _check_ndim(x, (3, 4), "HWC or NHWC")
+    axes = (0, 1) if x.ndim == 3 else (1, 2)
+    # Channels are neither coupled nor a batch: the anisotropic sum runs over them.
+    return x, dict(beta=1.0, axes=axes, channel_axis=x.ndim - 1, isotropic=False)
+
+
+def tf_total_variation(x, *, device: str | None = None):
+    """``tf.image.total_variation``: Σ|D_h x| + Σ|D_w x| per image.
+
+    Parameters
+    ----------
+    x : ndarray, shape (H, W, C) or (N, H, W, C)
+        One image or a batch, channels last.
+    device : {None, "cpu", "cuda"}, optional
+        As in :func:`tvnumba.tv`.
+
+    Returns
+    -------
+    float or ndarray
+        A float for HWC input, a float64 array of length N for NHWC input.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tvnumba.compat import tf_total_variation
+    >>> x = np.array([[0, 1], [3, 3]], dtype=np.float32)[..., None]  # HWC
+    >>> tf_total_variation(x)  # |3-0| + |3-1| + |1-0| + |3-3|
+    6.0
+    """
+    x, kw = _tf_args(x)
+    return _tv_value(x, reduction="none" if x.ndim == 4 else "sum", device=device, **kw)
+
+
+def tf_total_variation_grad(x, *, device: str | None = None):
+    """Gradient of ``sum(tf_total_variation(x))`` with respect to ``x``."""
+    x, kw = _tf_args(x)
+    return _tv_grad(x, device=device, **kw)
+
+
+def tf_tv_loss(x, weight: float = 1.0, *, device: str | None = None) -> float:
+    """``weight * tf.reduce_sum(tf.image.total_variation(x))``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tvnumba.compat import tf_tv_loss
+    >>> x = np.zeros((2, 4, 4, 3)); x[:, :, 2:, :] = 1.0  # two images, one edge each
+    >>> tf_tv_loss(x, weight=0.5)  # 0.5 * 2 images * 3 channels * 4 rows
+    12.0
+    """
+    weight = _check_weight(weight)
+    x, kw = _tf_args(x)
+    return weight * _tv_value(x, device=device, **kw)
+
+
+def tf_tv_loss_grad(x, weight: float = 1.0, *, device: str | None = None):
+    """Gradient of :func:`tf_tv_loss` with respect to ``x``."""
+    weight = _check_weight(weight)
+    x, kw = _tf_args(x)
+    g = _tv_grad(x, device=device, **kw)
+    g *= g.dtype.type(weight)
+    return g
