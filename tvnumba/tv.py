@@ -119,7 +119,10 @@ def finish_value(values, plan: V.Plan):
 
 
 def _is_gpu_array(u) -> bool:
-    return hasattr(u, "__cuda_array_interface__") and not isinstance(u, np.ndarray)
+    # Numba device arrays carry ``__cuda_ndarray__``; the CUDA simulator's
+    # stand-ins have only that (no ``__cuda_array_interface__``).
+    return (hasattr(u, "__cuda_array_interface__") and not isinstance(u, np.ndarray)) or bool(
+        getattr(type(u), "__cuda_ndarray__", False))
 
 
 @_docstring
