@@ -1,0 +1,289 @@
+"""Benchmark of the CUDA β-TV kernels on a real GPU, with baselines from the same run.
+
+Columns
+-------
+* ``kernel ms``: the TV kernel alone (CUDA events around one launch on canonical device
+  arrays: no Python layer, no allocation).  Its bandwidth ``GB/s`` = bytes that must move
+  (``tv``: read ``u``; ``tv_value_and_grad``: read ``u`` + write the gradient) ÷ time, and
+  ``% peak`` = that ÷ the card's peak memory bandwidth (``--peak-gbs``, else computed from
+  the device's memory clock and bus width).
+* ``call ms``: the public call end to end (``tvnumba.tv`` / ``tv_value_and_grad`` on a
+  device array with a preallocated ``out=``): validation, views, launch and the copy of the
+  per-batch value to the host, which synchronises.
+* ``copy ms``: a device-to-device copy of the same bytes (``tv_value_and_grad``) or half of
+  one (``tv``): the memory floor the card actually reaches.
+* ``CuPy ms``: a vectorised CuPy implementation of the same formula (whole-array
+  operations, as one would write it by hand), same dtype, value reduced to a Python float.
+* ``CPU ms``: the Numba CPU kernel (``device="cpu"``) on the same data in host memory,
+  best of fewer repeats, on this machine's cores.
+
+Times are medians of ``--repeat`` warm calls (compilation excluded: the first call of each
+specialisation is timed separately and reported as ``first call s``).  GPU times use CUDA
+events; the CPU uses ``time.perf_counter``.
+
+Run (needs a CUDA GPU; CuPy optional but needed for the CuPy column and CuPy input)::
+
+    python benchmarks/bench_cuda.py                   # 4096², 8192², 256³, 512³ float32
+    python benchmarks/bench_cuda.py --peak-gbs 3350   # H100 SXM: 3.35 TB/s
+    python benchmarks/bench_cuda.py --quick           # small shapes, quick check
+    python benchmarks/bench_cuda.py --no-cpu --aniso  # skip the CPU column; add anisotropic
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import platform
+import statistics
+import sys
+import time
+
+import numpy as np
+
+
+# --------------------------------------------------------------------------- baselines
+def xp_tv_value_and_grad(xp, u, beta, want_grad=True):
+    """Vectorised β-TV (isotropic, unit spacing, no smoothing) with array module ``xp``."""
+    nd = u.ndim
+    diffs = []
+    for ax in range(nd):
+        d = xp.zeros_like(u)
+        hi = [slice(None)] * nd
+        lo = [slice(None)] * nd
+        hi[ax] = slice(1, None)
+        lo[ax] = slice(None, -1)
+        d[tuple(lo)] = u[tuple(hi)] - u[tuple(lo)]
+        diffs.append(d)
+    m = sum(d * d for d in diffs)
+    pos = m > 0
+    t = xp.where(pos, xp.where(pos, m, 1) ** (beta / 2 - 1), 0).astype(u.dtype)
+    value = float((m * t).sum(dtype=np.float64))
+    if not want_grad:
+        return value, None
+    w = beta * t
+    g = xp.zeros_like(u)
+    for ax, d in enumerate(diffs):
+        f = w * d
+        g -= f
+        hi = [slice(None)] * nd
+        lo = [slice(None)] * nd
+        hi[ax] = slice(1, None)
+        lo[ax] = slice(None, -1)
+        g[tuple(hi)] += f[tuple(lo)]
+    return value, g
+
+
+# --------------------------------------------------------------------------- timing
+def gpu_time(fn, repeat, cuda):
+    """Median seconds of ``fn`` between two CUDA events (fn warmed up first)."""
+    fn()
+    cuda.synchronize()
+    start, end = cuda.event(), cuda.event()
+    times = []
+    for _ in range(repeat):
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end) / 1e3)
+    return statistics.median(times)
+
+
+def cpu_time(fn, repeat):
+    fn()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def peak_bandwidth(dev):
+    """Peak DRAM bandwidth in GB/s from the device attributes (None if unavailable)."""
+    try:
+        clock_khz = dev.MEMORY_CLOCK_RATE  # kHz, data rate is twice the clock
+        bus_bits = dev.GLOBAL_MEMORY_BUS_WIDTH
+    except Exception:
+        return None
+    if not clock_khz or not bus_bits:
+        return None
+    return 2 * clock_khz * 1e3 * bus_bits / 8 / 1e9
+
+
+# --------------------------------------------------------------------------- runs
+def kernel_launcher(ud, gd, beta, isotropic, want_grad, cuda):
+    """A zero-argument callable that launches the TV kernel alone on ``ud``/``gd``."""
+    from tvnumba import _cuda
+    from tvnumba import _validate as V
+
+    plan = V.make_plan(ud, beta, isotropic=isotropic)
+    u5 = _cuda._canonical(ud, plan)
+    g5 = _cuda._canonical(gd, plan) if want_grad else _cuda._dummy_grad(plan.dtype)
+    B, C, D, H, W = u5.shape
+    tpb = _cuda._threads_per_block()
+    kernel = _cuda._make_kernel(min(len(plan.spatial_shape), 3), _cuda.beta_mode(beta),
+                                isotropic, want_grad, tpb)
+    grid = _cuda._grid(B, D * H * W, tpb)
+    T = plan.dtype.type
+    values = cuda.device_array(B + 1, np.float64)
+    args = (u5, g5, T(0), T(1), T(1), T(1), T(beta / 2 - 1), T(beta), T(1), values)
+
+    def launch():
+        kernel[grid, tpb](*args)
+
+    return launch, grid, tpb
+
+
+def bench(shapes, betas, aniso, repeat, cpu_repeat, use_cpu, peak):
+    from numba import cuda
+
+    import tvnumba
+
+    try:
+        import cupy
+    except ImportError:
+        cupy = None
+        print("CuPy not installed: no CuPy column, Numba device arrays as input",
+              file=sys.stderr)
+
+    rows = []
+    rng = np.random.default_rng(0)
+    for shape in shapes:
+        u = rng.random(shape, dtype=np.float32)
+        nbytes = u.nbytes
+        if cupy is not None:
+            ud = cupy.asarray(u)
+            gd = cupy.empty_like(ud)
+            ud_nb, gd_nb = cuda.as_cuda_array(ud), cuda.as_cuda_array(gd)
+            copy_fn = lambda: cupy.copyto(gd, ud)  # noqa: E731
+        else:
+            ud_nb = ud = cuda.to_device(u)
+            gd_nb = gd = cuda.device_array_like(ud)
+            copy_fn = lambda: gd.copy_to_device(ud)  # noqa: E731
+        t_copy = gpu_time(copy_fn, repeat, cuda)
+        g_host = np.empty_like(u)
+        for beta in betas:
+            for iso in ((True, False) if aniso else (True,)):
+                for job in ("tv", "tv_value_and_grad"):
+                    want_grad = job != "tv"
+                    if want_grad:
+                        call = lambda: tvnumba.tv_value_and_grad(  # noqa: E731
+                            ud, beta, isotropic=iso, out=gd)
+                        cpu = lambda: tvnumba.tv_value_and_grad(  # noqa: E731
+                            u, beta, isotropic=iso, out=g_host, device="cpu")
+                        moved, floor = 2 * nbytes, t_copy
+                    else:
+                        call = lambda: tvnumba.tv(ud, beta, isotropic=iso)  # noqa: E731
+                        cpu = lambda: tvnumba.tv(u, beta, isotropic=iso, device="cpu")  # noqa: E731
+                        moved, floor = nbytes, t_copy / 2
+                    t0 = time.perf_counter()
+                    call()  # compiles this specialisation (or loads it from the cache)
+                    cuda.synchronize()
+                    first = time.perf_counter() - t0
+                    launch, grid, tpb = kernel_launcher(ud_nb, gd_nb, beta, iso, want_grad,
+                                                        cuda)
+                    t_kernel = gpu_time(launch, repeat, cuda)
+                    t_call = gpu_time(call, repeat, cuda)
+                    t_cupy = t_cpu = math.nan
+                    if cupy is not None and iso:
+                        t_cupy = gpu_time(lambda: xp_tv_value_and_grad(cupy, ud, beta, want_grad),
+                                          max(3, repeat // 4), cuda)
+                    if use_cpu:
+                        t_cpu = cpu_time(cpu, cpu_repeat)
+                    gbs = moved / t_kernel / 1e9
+                    rows.append(dict(
+                        shape="×".join(map(str, shape)), beta=beta,
+                        norm="iso" if iso else "aniso", job=job, first=first,
+                        kernel=1e3 * t_kernel, call=1e3 * t_call, gbs=gbs,
+                        peak=100 * gbs / peak if peak else math.nan,
+                        copy=1e3 * floor, cupy=1e3 * t_cupy, vs_cupy=t_cupy / t_kernel,
+                        cpu=1e3 * t_cpu, vs_cpu=t_cpu / t_kernel, grid=grid, tpb=tpb))
+                    r = rows[-1]
+                    print(f"  {r['shape']} β={beta} {r['norm']} {job}: kernel {r['kernel']:.3f} ms "
+                          f"({gbs:.0f} GB/s, {r['peak']:.0f}% peak), call {r['call']:.3f} ms, "
+                          f"CuPy {r['cupy']:.2f} ms, CPU {r['cpu']:.1f} ms",
+                          file=sys.stderr, flush=True)
+        del ud, gd, ud_nb, gd_nb
+        if cupy is not None:
+            cupy.get_default_memory_pool().free_all_blocks()
+    return rows
+
+
+def machine(cuda, peak, peak_source):
+    import numba
+
+    dev = cuda.get_current_device()
+    name = getattr(dev, "name", "CUDA simulator")
+    name = name.decode() if isinstance(name, bytes) else str(name)
+    cc = ".".join(map(str, dev.compute_capability))
+    sms = getattr(dev, "MULTIPROCESSOR_COUNT", "?")
+    try:
+        import numba_cuda
+
+        nbc = numba_cuda.__version__
+    except Exception:
+        nbc = "?"
+    try:
+        import cupy
+
+        cp = f", CuPy {cupy.__version__}"
+    except ImportError:
+        cp = ""
+    peak_s = f"{peak:.0f} GB/s ({peak_source})" if peak else "unknown (pass --peak-gbs)"
+    return (f"{name} (compute capability {cc}, {sms} SMs), "
+            f"peak memory bandwidth {peak_s}; numba {numba.__version__}, numba-cuda {nbc}"
+            f"{cp}, numpy {np.__version__}, Python {platform.python_version()}, "
+            f"CPU column on {numba.get_num_threads()} threads")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="small shapes, few repeats")
+    ap.add_argument("--repeat", type=int, default=None, help="GPU repeats (median)")
+    ap.add_argument("--peak-gbs", type=float, default=None,
+                    help="the card's peak memory bandwidth in GB/s (default: from the device)")
+    ap.add_argument("--aniso", action="store_true", help="also the anisotropic kernels")
+    ap.add_argument("--no-cpu", action="store_true", help="skip the CPU column")
+    ap.add_argument("--tpb", type=int, default=None, help="threads per block")
+    ap.add_argument("--shape", action="append", default=None, metavar="NxN[xN]",
+                    help="benchmark this shape instead of the defaults (repeatable)")
+    args = ap.parse_args(argv)
+
+    from numba import cuda
+
+    if not cuda.is_available():
+        sys.exit("bench_cuda.py needs a CUDA GPU (numba.cuda.is_available() is False)")
+    from tvnumba import _cuda
+
+    if args.tpb:
+        _cuda.THREADS_PER_BLOCK = args.tpb
+    if args.shape:
+        shapes = [tuple(int(n) for n in s.split("x")) for s in args.shape]
+        repeat, cpu_repeat = args.repeat or 50, 3
+    elif args.quick:
+        shapes = [(1024, 1024), (64, 64, 64)]
+        repeat, cpu_repeat = args.repeat or 10, 2
+    else:
+        shapes = [(4096, 4096), (8192, 8192), (256, 256, 256), (512, 512, 512)]
+        repeat, cpu_repeat = args.repeat or 50, 3
+    peak, source = args.peak_gbs, "given"
+    if peak is None:
+        peak, source = peak_bandwidth(cuda.get_current_device()), "from device attributes"
+
+    print(f"Machine: {machine(cuda, peak, source)}\n")
+    cmd = " ".join(["python", "benchmarks/bench_cuda.py", *(argv or sys.argv[1:])])
+    print(f"Command: `{cmd}` (float32, threads per block {_cuda.THREADS_PER_BLOCK})\n")
+    rows = bench(shapes, (1.0, 1.7), args.aniso, repeat, cpu_repeat, not args.no_cpu, peak)
+    print("| shape | β | norm | job | kernel ms | GB/s | % peak | call ms | copy ms "
+          "| CuPy ms | × CuPy | CPU ms | × CPU | first call s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['shape']} | {r['beta']:g} | {r['norm']} | {r['job']} | {r['kernel']:.3f} "
+              f"| {r['gbs']:.0f} | {r['peak']:.0f} | {r['call']:.3f} | {r['copy']:.3f} "
+              f"| {r['cupy']:.2f} | {r['vs_cupy']:.1f} | {r['cpu']:.1f} | {r['vs_cpu']:.0f} "
+              f"| {r['first']:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
