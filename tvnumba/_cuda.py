@@ -397,8 +397,9 @@ def _grid(n_batch: int, n_pixels: int, tpb: int) -> tuple[int, int]:
 
 def _launch(kernel, grid, tpb, stream, *args):
     with warnings.catch_warnings():
-        # Small grids are expected for small inputs; not worth a warning.
-        warnings.simplefilter("ignore", numba.NumbaPerformanceWarning)
+        # Small grids are expected for small inputs; not worth a warning.  (Matched by
+        # message: numba-cuda's NumbaPerformanceWarning is not numba's class.)
+        warnings.filterwarnings("ignore", message=r".*Grid size \d+ will likely result in GPU")
         kernel[grid, tpb, stream](*args)
 
 
