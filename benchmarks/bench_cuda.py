@@ -119,15 +119,20 @@ def kernel_launcher(ud, gd, beta, isotropic, want_grad, cuda):
 
     plan = V.make_plan(ud, beta, isotropic=isotropic)
     u5 = _cuda._canonical(ud, plan)
-    g5 = _cuda._canonical(gd, plan) if want_grad else _cuda._dummy_grad(plan.dtype)
     B, C, D, H, W = u5.shape
+    u, ul = _cuda._flat(u5)
+    if want_grad:
+        g, gl = _cuda._flat(_cuda._canonical(gd, plan))
+    else:
+        g, gl = _cuda._dummy_grad(plan.dtype), (0,) * 6
     tpb = _cuda._threads_per_block()
     kernel = _cuda._make_kernel(min(len(plan.spatial_shape), 3), _cuda.beta_mode(beta),
-                                isotropic, want_grad, tpb)
+                                isotropic, want_grad, tpb, C == 1)
     grid = _cuda._grid(B, D * H * W, tpb)
     T = plan.dtype.type
     values = cuda.device_array(B + 1, np.float64)
-    args = (u5, g5, T(0), T(1), T(1), T(1), T(beta / 2 - 1), T(beta), T(1), values)
+    args = (u, ul, g, gl, (B, C, D, H, W), T(0), T(1), T(1), T(1), T(beta / 2 - 1), T(beta),
+            T(1), values)
 
     def launch():
         kernel[grid, tpb](*args)

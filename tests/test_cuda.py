@@ -393,7 +393,7 @@ def test_one_kernel_per_specialisation_not_per_shape(rng):
     for shape in ((12, 10), (7, 9)):
         tvnumba.tv_value_and_grad(data(rng, shape, "float32"), beta=1.7, device="cuda")
     assert _cuda._make_kernel.cache_info().currsize == 1
-    kernel = _cuda._make_kernel(2, _cuda.beta_mode(1.7), True, True, 32)
+    kernel = _cuda._make_kernel(2, _cuda.beta_mode(1.7), True, True, 32, True)
     if REAL_GPU:  # pragma: no cover - the simulator keeps no overloads
         assert len(kernel.overloads) == 1
 

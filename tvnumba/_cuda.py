@@ -99,6 +99,12 @@ def _require_cuda() -> None:
 
 
 # --------------------------------------------------------------------------- kernels
+# Arrays reach the kernels flat: a 1-D array over the memory extent of the canonical
+# view, plus a "layout" tuple (origin, stride_b, stride_c, stride_z, stride_y, stride_x)
+# in elements (strides may be negative).  An element is u[o + c*sc + ...] with one add
+# per neighbour instead of a 5-D index computation per access, every layout (contiguous,
+# strided, negative, transposed) shares one compiled signature per dtype, and indices
+# are cast to unsigned, which skips Numba's negative-index wraparound code.
 if cuda is not None:
 
     @cuda.jit(**_DEVICE_JIT)
@@ -124,24 +130,25 @@ if cuda is not None:
         return val, wt * d
 
     @cuda.jit(**_DEVICE_JIT)
-    def _sqmag(u, b, k, i, j, s2, ihz, ihy, ihx, has_y, has_z):
-        """``s² + Σ_c Σ_d (D_d u)[b, c, k, i, j]²`` (zero differences on the
-        last slices)."""
-        C = u.shape[1]
-        D = u.shape[2]
-        H = u.shape[3]
-        W = u.shape[4]
+    def _at(u, o):
+        return u[np.uint64(o)]
+
+    @cuda.jit(**_DEVICE_JIT)
+    def _sqmag(u, o, sc, sz, sy, sx, C, k, i, j, D, H, W, s2, ihz, ihy, ihx, has_y, has_z):
+        """``s² + Σ_c Σ_d (D_d u)²`` at the pixel at offset ``o`` (index ``k, i, j``);
+        zero differences on the last slices."""
         m = s2
         for c in range(C):
-            uc = u[b, c, k, i, j]
+            oc = o + c * sc
+            uc = _at(u, oc)
             if j + 1 < W:
-                d = (u[b, c, k, i, j + 1] - uc) * ihx
+                d = (_at(u, oc + sx) - uc) * ihx
                 m += d * d
             if has_y and i + 1 < H:
-                d = (u[b, c, k, i + 1, j] - uc) * ihy
+                d = (_at(u, oc + sy) - uc) * ihy
                 m += d * d
             if has_z and k + 1 < D:
-                d = (u[b, c, k + 1, i, j] - uc) * ihz
+                d = (_at(u, oc + sz) - uc) * ihz
                 m += d * d
         return m
 
@@ -162,19 +169,28 @@ if cuda is not None:
 
 
 @lru_cache(maxsize=None)
-def _make_kernel(nd: int, mode: int, isotropic: bool, with_grad: bool, tpb: int):
-    """The kernel for one specialisation (closes over ints and bools only)."""
+def _make_kernel(nd: int, mode: int, isotropic: bool, with_grad: bool, tpb: int,
+                 one_channel: bool = False):
+    """The kernel for one specialisation (closes over ints and bools only).
+
+    ``one_channel`` compiles the channel count in as 1 (grayscale data, the common
+    case): the channel loops then fold away.
+
+    Arguments: ``u, ul, g, gl, shape, s2, ihz, ihy, ihx, p, beta, scale, values``
+    with ``u``/``g`` flat, ``ul``/``gl`` their layout tuples, ``shape`` the canonical
+    ``(B, C, D, H, W)`` and ``values`` the float64 per-batch sums (+ a NaN/Inf flag).
+    """
     has_y = nd >= 2
     has_z = nd >= 3
     f64 = numba.float64
 
     @cuda.jit(**_KERNEL_JIT)
-    def iso_kernel(u, g, s2, ihz, ihy, ihx, p, beta, scale, values):
-        B = u.shape[0]
-        C = u.shape[1]
-        D = u.shape[2]
-        H = u.shape[3]
-        W = u.shape[4]
+    def iso_kernel(u, ul, g, gl, shape, s2, ihz, ihy, ihx, p, beta, scale, values):
+        B, C, D, H, W = shape
+        if one_channel:
+            C = 1
+        u0, ub, uc_, uz, uy, ux = ul
+        g0, gb, gc_, gz, gy, gx = gl
         sh = cuda.shared.array(tpb, f64)
         tid = cuda.threadIdx.x
         start = np.int64(cuda.blockIdx.x) * tpb + tid
@@ -194,51 +210,55 @@ def _make_kernel(nd: int, mode: int, isotropic: bool, with_grad: bool, tpb: int)
             i = (start // W) % H
             k = start // (W * H)
             while k < D:
-                val, w0 = _pointwise(_sqmag(u, b, k, i, j, s2, ihz, ihy, ihx, has_y, has_z),
-                                     p, beta, mode)
+                o = u0 + b * ub + k * uz + i * uy + j * ux
+                val, w0 = _pointwise(
+                    _sqmag(u, o, uc_, uz, uy, ux, C, k, i, j, D, H, W, s2, ihz, ihy, ihx,
+                           has_y, has_z), p, beta, mode)
                 acc += val
                 if with_grad:
+                    og = g0 + b * gb + k * gz + i * gy + j * gx
                     wx = zero
                     wy = zero
                     wz = zero
                     if j > 0:
                         _, wx = _pointwise(
-                            _sqmag(u, b, k, i, j - 1, s2, ihz, ihy, ihx, has_y, has_z),
-                            p, beta, mode)
+                            _sqmag(u, o - ux, uc_, uz, uy, ux, C, k, i, j - 1, D, H, W, s2,
+                                   ihz, ihy, ihx, has_y, has_z), p, beta, mode)
                     if has_y and i > 0:
                         _, wy = _pointwise(
-                            _sqmag(u, b, k, i - 1, j, s2, ihz, ihy, ihx, has_y, has_z),
-                            p, beta, mode)
+                            _sqmag(u, o - uy, uc_, uz, uy, ux, C, k, i - 1, j, D, H, W, s2,
+                                   ihz, ihy, ihx, has_y, has_z), p, beta, mode)
                     if has_z and k > 0:
                         _, wz = _pointwise(
-                            _sqmag(u, b, k - 1, i, j, s2, ihz, ihy, ihx, has_y, has_z),
-                            p, beta, mode)
+                            _sqmag(u, o - uz, uc_, uz, uy, ux, C, k - 1, i, j, D, H, W, s2,
+                                   ihz, ihy, ihx, has_y, has_z), p, beta, mode)
                 for c in range(C):
-                    uc = u[b, c, k, i, j]
-                    if not math.isfinite(uc):
+                    oc = o + c * uc_
+                    uv = _at(u, oc)
+                    if not math.isfinite(uv):
                         bad = True
                     if with_grad:
-                        gx = zero
+                        t = zero
                         if j > 0:
-                            gx += wx * (uc - u[b, c, k, i, j - 1])
+                            t += wx * (uv - _at(u, oc - ux))
                         if j + 1 < W:
-                            gx -= w0 * (u[b, c, k, i, j + 1] - uc)
-                        gc = gx * ihx2
+                            t -= w0 * (_at(u, oc + ux) - uv)
+                        gv = t * ihx2
                         if has_y:
-                            gy = zero
+                            t = zero
                             if i > 0:
-                                gy += wy * (uc - u[b, c, k, i - 1, j])
+                                t += wy * (uv - _at(u, oc - uy))
                             if i + 1 < H:
-                                gy -= w0 * (u[b, c, k, i + 1, j] - uc)
-                            gc += gy * ihy2
+                                t -= w0 * (_at(u, oc + uy) - uv)
+                            gv += t * ihy2
                         if has_z:
-                            gz = zero
+                            t = zero
                             if k > 0:
-                                gz += wz * (uc - u[b, c, k - 1, i, j])
+                                t += wz * (uv - _at(u, oc - uz))
                             if k + 1 < D:
-                                gz -= w0 * (u[b, c, k + 1, i, j] - uc)
-                            gc += gz * ihz2
-                        g[b, c, k, i, j] = gc * scale
+                                t -= w0 * (_at(u, oc + uz) - uv)
+                            gv += t * ihz2
+                        g[np.uint64(og + c * gc_)] = gv * scale
                 # next pixel of this thread: carry the (k, i, j) index
                 j += sj
                 i += si
@@ -255,12 +275,12 @@ def _make_kernel(nd: int, mode: int, isotropic: bool, with_grad: bool, tpb: int)
             values[B] = 1.0
 
     @cuda.jit(**_KERNEL_JIT)
-    def aniso_kernel(u, g, s2, ihz, ihy, ihx, p, beta, scale, values):
-        B = u.shape[0]
-        C = u.shape[1]
-        D = u.shape[2]
-        H = u.shape[3]
-        W = u.shape[4]
+    def aniso_kernel(u, ul, g, gl, shape, s2, ihz, ihy, ihx, p, beta, scale, values):
+        B, C, D, H, W = shape
+        if one_channel:
+            C = 1
+        u0, ub, uc_, uz, uy, ux = ul
+        g0, gb, gc_, gz, gy, gx = gl
         sh = cuda.shared.array(tpb, f64)
         tid = cuda.threadIdx.x
         start = np.int64(cuda.blockIdx.x) * tpb + tid
@@ -277,43 +297,46 @@ def _make_kernel(nd: int, mode: int, isotropic: bool, with_grad: bool, tpb: int)
             i = (start // W) % H
             k = start // (W * H)
             while k < D:
+                o = u0 + b * ub + k * uz + i * uy + j * ux
+                og = g0 + b * gb + k * gz + i * gy + j * gx
                 for c in range(C):
-                    uc = u[b, c, k, i, j]
-                    if not math.isfinite(uc):
+                    oc = o + c * uc_
+                    uv = _at(u, oc)
+                    if not math.isfinite(uv):
                         bad = True
                     # The value counts every difference, the zero one on the
                     # last slice included: it contributes s^β.
                     d = zero
                     if j + 1 < W:
-                        d = (u[b, c, k, i, j + 1] - uc) * ihx
+                        d = (_at(u, oc + ux) - uv) * ihx
                     val, f = _flux(d, s2, p, beta, mode)
                     acc += val
-                    gc = -f * ihx
+                    gv = -f * ihx
                     if with_grad and j > 0:
-                        _, f = _flux((uc - u[b, c, k, i, j - 1]) * ihx, s2, p, beta, mode)
-                        gc += f * ihx
+                        _, f = _flux((uv - _at(u, oc - ux)) * ihx, s2, p, beta, mode)
+                        gv += f * ihx
                     if has_y:
                         d = zero
                         if i + 1 < H:
-                            d = (u[b, c, k, i + 1, j] - uc) * ihy
+                            d = (_at(u, oc + uy) - uv) * ihy
                         val, f = _flux(d, s2, p, beta, mode)
                         acc += val
-                        gc -= f * ihy
+                        gv -= f * ihy
                         if with_grad and i > 0:
-                            _, f = _flux((uc - u[b, c, k, i - 1, j]) * ihy, s2, p, beta, mode)
-                            gc += f * ihy
+                            _, f = _flux((uv - _at(u, oc - uy)) * ihy, s2, p, beta, mode)
+                            gv += f * ihy
                     if has_z:
                         d = zero
                         if k + 1 < D:
-                            d = (u[b, c, k + 1, i, j] - uc) * ihz
+                            d = (_at(u, oc + uz) - uv) * ihz
                         val, f = _flux(d, s2, p, beta, mode)
                         acc += val
-                        gc -= f * ihz
+                        gv -= f * ihz
                         if with_grad and k > 0:
-                            _, f = _flux((uc - u[b, c, k - 1, i, j]) * ihz, s2, p, beta, mode)
-                            gc += f * ihz
+                            _, f = _flux((uv - _at(u, oc - uz)) * ihz, s2, p, beta, mode)
+                            gv += f * ihz
                     if with_grad:
-                        g[b, c, k, i, j] = gc * scale
+                        g[np.uint64(og + c * gc_)] = gv * scale
                 j += sj
                 i += si
                 k += sk
@@ -404,22 +427,42 @@ def _launch(kernel, grid, tpb, stream, *args):
 
 
 def _dummy_grad(dtype):
-    return _device_empty((1, 1, 1, 1, 1), dtype)
+    return _device_empty((1,), dtype)
+
+
+def _flat(a):
+    """``(1-D device array over a's memory extent, layout tuple)``: the layout is
+    ``(element offset of a[0, ..., 0], element strides...)``."""
+    item = a.dtype.itemsize
+    shape = tuple(int(n) for n in a.shape)
+    strides = tuple(int(s) for s in a.strides)
+    if any(s % item for s in strides):  # pragma: no cover - exotic foreign arrays
+        raise ValueError(f"strides {strides} are not multiples of the item size {item}")
+    es = tuple(s // item for s in strides)
+    lo = sum((n - 1) * s for n, s in zip(shape, es) if s < 0)
+    hi = sum((n - 1) * s for n, s in zip(shape, es) if s > 0)
+    flat = _view(a, (hi - lo + 1,), (item,), offset=lo * item)
+    return flat, (-lo,) + es
 
 
 def _compute(u5, g5, plan: V.Plan, stream=0):
     """Launch the TV kernel on canonical device arrays; per-batch sums (host)."""
-    B, C, D, H, W = u5.shape
+    B, C, D, H, W = (int(n) for n in u5.shape)
     tpb = _threads_per_block()
     nd = min(len(plan.spatial_shape), V.KERNEL_NDIM)
-    kernel = _make_kernel(nd, beta_mode(plan.beta), plan.isotropic, g5 is not None, tpb)
+    kernel = _make_kernel(nd, beta_mode(plan.beta), plan.isotropic, g5 is not None, tpb,
+                          C == 1)
     T = plan.dtype.type
     ihz, ihy, ihx = (T(h) for h in plan.canonical_inv_spacing)
     values = _to_device(np.zeros(B + 1, np.float64), stream)
-    g = g5 if g5 is not None else _dummy_grad(plan.dtype)
+    u, ul = _flat(u5)
+    if g5 is not None:
+        g, gl = _flat(g5)
+    else:
+        g, gl = _dummy_grad(plan.dtype), (0, 0, 0, 0, 0, 0)
     _launch(kernel, _grid(B, D * H * W, tpb), tpb, stream,
-            u5, g, T(plan.smoothing**2), ihz, ihy, ihx, T(plan.beta / 2 - 1),
-            T(plan.beta), T(plan.scale()), values)
+            u, ul, g, gl, (B, C, D, H, W), T(plan.smoothing**2), ihz, ihy, ihx,
+            T(plan.beta / 2 - 1), T(plan.beta), T(plan.scale()), values)
     host = _to_host(values, stream)
     if host[B] != 0:
         raise ValueError("u contains NaN or Inf values; TV is only defined for finite input")
@@ -471,16 +514,25 @@ def _as_numba(a):
     return cuda.as_cuda_array(a)  # pragma: no cover - needs a GPU
 
 
-def _view(a, shape, strides):
-    """A device array with ``a``'s first element, dtype and memory, and the
-    given shape and (byte) strides: the device twin of ``as_strided``."""
+def _view(a, shape, strides, offset=0):
+    """A device array over ``a``'s memory starting ``offset`` bytes from ``a``'s
+    first element, with the given shape and (byte) strides: the device twin of
+    ``as_strided``."""
     if _SIM:
-        return type(a)(np.lib.stride_tricks.as_strided(a._ary, tuple(shape), tuple(strides)))
+        x = a._ary
+        if offset:
+            # the element at the lowest address, as a view: as_strided starts there
+            low = tuple(slice(n - 1, n) if s < 0 else slice(0, 1)
+                        for n, s in zip(x.shape, x.strides))
+            x = x[low]
+            lo = sum((n - 1) * s for n, s in zip(a.shape, a.strides) if s < 0)
+            assert offset == lo, "the simulator views only start at a[0...] or the lowest address"
+        return type(a)(np.lib.stride_tricks.as_strided(x, tuple(shape), tuple(strides)))
     desc = dict(  # pragma: no cover - needs a GPU
         shape=tuple(int(n) for n in shape),
         strides=tuple(int(s) for s in strides),
         typestr=a.dtype.str,
-        data=(a.__cuda_array_interface__["data"][0], False),
+        data=(a.__cuda_array_interface__["data"][0] + offset, False),
         version=3,
     )
     return cuda.from_cuda_array_interface(desc, owner=a, sync=False)  # pragma: no cover
