@@ -1,0 +1,436 @@
+"""Numba CPU kernels for the denoising solvers (``tvnumba._solvers``).
+
+Every kernel works on the canonical layout ``u[b, c, z, y, x]`` of
+``_validate.to_canonical``; vector fields (dual variables, IRLS weights) carry
+one leading component axis ``p[d, b, c, z, y, x]`` with ``d = 0`` the x
+(innermost) difference, ``d = 1`` y and ``d = 2`` z, so a 2-D problem stores
+two components and a 1-D problem one.
+
+The number of real spatial axes ``nd`` and the isotropic flag are runtime
+arguments tested once per row (never per pixel), so one compiled kernel per
+dtype serves 1-D, 2-D and 3-D, isotropic and anisotropic problems: compile
+time is a user-facing figure (DESIGN.md) and these kernels are not the ones
+whose inner loops need branch-free specialisation.
+
+Work is split like ``_cpu``: units of ``(b, z, block of rows)``; a unit owns
+the rows it writes and one slot of the float64 partial sums, so there are no
+races.  Every kernel only *reads* neighbours of the array it does not write.
+
+Chambolle-Pock for ROF (β = 1) runs as two passes per iteration:
+
+* :func:`cp_dual_step`:  ``p <- proj_{|p| <= w}(p + σ D ū)``   (reads ū, updates p)
+* :func:`cp_primal_step`: ``u' = (u - τ Dᵀp + τ f) / (1 + τ)``, ``ū = u' + θ(u' - u)``
+  (reads p, updates u and ū; optionally accumulates ``Σ (f - Dᵀp)²`` for
+  the dual objective).
+
+:func:`rof_primal` evaluates ``Σ ½(u - f)²`` and ``TV₁(u)`` for the duality gap.
+The IRLS kernels (:func:`irls_weights`, :func:`irls_apply`) serve the
+majorize-minimize solver for β < 1.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from ._cpu import FASTMATH, _rows_per_unit, _unit_bounds
+
+JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy", parallel=True)
+
+
+def n_units(shape) -> tuple[int, int]:
+    """(rows per unit, number of units) for a canonical shape."""
+    B, C, D, H, W = shape
+    rows = _rows_per_unit(B, D, H, W)
+    return rows, B * D * (-(-H // rows))
+
+
+@njit(**JIT)
+def cp_dual_step(ub, p, sigma, w, ihz, ihy, ihx, nd, iso, rows, nunits):
+    """p <- projection onto {|p| <= w} of p + σ D ū (in place)."""
+    B, C, D, H, W = ub.shape
+    zero = sigma - sigma
+    one = zero + 1
+    for unit in prange(nunits):
+        b, k, i0, i1 = _unit_bounds(unit, D, H, rows)
+        kp = min(k + 1, D - 1)
+        m = np.empty(W, ub.dtype)
+        sx = sigma * ihx
+        sy = sigma * ihy
+        sz = sigma * ihz
+        for i in range(i0, i1):
+            ip = min(i + 1, H - 1)
+            if iso:
+                for j in range(W):
+                    m[j] = zero
+            for c in range(C):
+                for j in range(W - 1):
+                    p[0, b, c, k, i, j] += sx * (ub[b, c, k, i, j + 1] - ub[b, c, k, i, j])
+                p[0, b, c, k, i, W - 1] = zero
+                if nd >= 2:
+                    if ip == i:
+                        for j in range(W):
+                            p[1, b, c, k, i, j] = zero
+                    else:
+                        for j in range(W):
+                            p[1, b, c, k, i, j] += sy * (ub[b, c, k, ip, j] - ub[b, c, k, i, j])
+                if nd >= 3:
+                    if kp == k:
+                        for j in range(W):
+                            p[2, b, c, k, i, j] = zero
+                    else:
+                        for j in range(W):
+                            p[2, b, c, k, i, j] += sz * (ub[b, c, kp, i, j] - ub[b, c, k, i, j])
+            # Projection onto |p| <= w: per pixel (coupling components and
+            # channels) if isotropic, per component otherwise.
+            if iso:
+                for d in range(nd):
+                    for c in range(C):
+                        for j in range(W):
+                            m[j] += p[d, b, c, k, i, j] * p[d, b, c, k, i, j]
+                w2 = w * w
+                for j in range(W):
+                    mj = m[j]
+                    m[j] = w / np.sqrt(mj) if mj > w2 else one
+                for d in range(nd):
+                    for c in range(C):
+                        for j in range(W):
+                            p[d, b, c, k, i, j] *= m[j]
+            else:
+                for d in range(nd):
+                    for c in range(C):
+                        for j in range(W):
+                            p[d, b, c, k, i, j] = min(max(p[d, b, c, k, i, j], -w), w)
+
+
+@njit(**JIT)
+def cp_primal_step(u, ub, f, p, tau, theta, ihz, ihy, ihx, nd, rows, nunits, want_dual,
+                   partial):
+    """u' = (u - τ Dᵀp + τ f)/(1 + τ); ū = u' + θ(u' - u); u = u' (in place).
+
+    With ``want_dual``, ``partial[unit]`` receives Σ (f - Dᵀp)² over the unit
+    (float64), from which the dual objective ½‖f‖² - ½‖f - Dᵀp‖² follows.
+    """
+    B, C, D, H, W = u.shape
+    zero = tau - tau
+    one = zero + 1
+    inv = one / (one + tau)
+    for unit in prange(nunits):
+        b, k, i0, i1 = _unit_bounds(unit, D, H, rows)
+        km = k - 1
+        dt = np.empty(W, u.dtype)
+        acc = 0.0
+        for i in range(i0, i1):
+            im = i - 1
+            for c in range(C):
+                # dt = Dᵀp along the row; p vanishes on every last slice.
+                dt[0] = -p[0, b, c, k, i, 0] * ihx
+                for j in range(1, W):
+                    dt[j] = (p[0, b, c, k, i, j - 1] - p[0, b, c, k, i, j]) * ihx
+                if nd >= 2:
+                    if im >= 0:
+                        for j in range(W):
+                            dt[j] += (p[1, b, c, k, im, j] - p[1, b, c, k, i, j]) * ihy
+                    else:
+                        for j in range(W):
+                            dt[j] -= p[1, b, c, k, i, j] * ihy
+                if nd >= 3:
+                    if km >= 0:
+                        for j in range(W):
+                            dt[j] += (p[2, b, c, km, i, j] - p[2, b, c, k, i, j]) * ihz
+                    else:
+                        for j in range(W):
+                            dt[j] -= p[2, b, c, k, i, j] * ihz
+                if want_dual:
+                    for j in range(W):
+                        r = f[b, c, k, i, j] - dt[j]
+                        acc += r * r
+                for j in range(W):
+                    uo = u[b, c, k, i, j]
+                    un = (uo + tau * (f[b, c, k, i, j] - dt[j])) * inv
+                    ub[b, c, k, i, j] = un + theta * (un - uo)
+                    u[b, c, k, i, j] = un
+        partial[unit] = acc
+
+
+@njit(**JIT)
+def rof_primal(u, f, ihz, ihy, ihx, nd, iso, rows, nunits, fid, tv1):
+    """fid[unit] = Σ ½(u - f)², tv1[unit] = TV₁(u) (float64 partial sums)."""
+    B, C, D, H, W = u.shape
+    for unit in prange(nunits):
+        b, k, i0, i1 = _unit_bounds(unit, D, H, rows)
+        kp = min(k + 1, D - 1)
+        m = np.empty(W, np.float64)
+        dx = np.empty(W, np.float64)
+        af = 0.0
+        at = 0.0
+        for i in range(i0, i1):
+            ip = min(i + 1, H - 1)
+            for j in range(W):
+                m[j] = 0.0
+            for c in range(C):
+                for j in range(W):
+                    r = np.float64(u[b, c, k, i, j]) - np.float64(f[b, c, k, i, j])
+                    af += r * r
+                for d in range(nd):
+                    if d == 0:
+                        for j in range(W - 1):
+                            dx[j] = np.float64(u[b, c, k, i, j + 1] - u[b, c, k, i, j]) * ihx
+                        dx[W - 1] = 0.0
+                    elif d == 1:
+                        for j in range(W):
+                            dx[j] = np.float64(u[b, c, k, ip, j] - u[b, c, k, i, j]) * ihy
+                    else:
+                        for j in range(W):
+                            dx[j] = np.float64(u[b, c, kp, i, j] - u[b, c, k, i, j]) * ihz
+                    if iso:
+                        for j in range(W):
+                            m[j] += dx[j] * dx[j]
+                    else:
+                        for j in range(W):
+                            at += abs(dx[j])
+            if iso:
+                for j in range(W):
+                    at += np.sqrt(m[j])
+        fid[unit] = 0.5 * af
+        tv1[unit] = at
+
+
+@njit(**JIT)
+def irls_weights(u, a, scale, s2, half_beta_m1, ihz, ihy, ihx, nd, iso, rows, nunits,
+                 tvp):
+    """IRLS weights of the β-TV majorizer at ``u``, and TV_β(u).
+
+    With ``m`` the smoothed squared magnitude (per pixel if isotropic, per
+    difference otherwise), writes ``a[d, b, c, ...] = scale · m^(β/2 - 1)`` on
+    every difference and ``tvp[unit] = Σ m^(β/2)`` (float64).  On the last
+    slice of an axis (no difference) the weight is 0.
+    """
+    B, C, D, H, W = u.shape
+    zero = scale - scale
+    for unit in prange(nunits):
+        b, k, i0, i1 = _unit_bounds(unit, D, H, rows)
+        kp = min(k + 1, D - 1)
+        m = np.empty(W, u.dtype)
+        acc = 0.0
+        for i in range(i0, i1):
+            ip = min(i + 1, H - 1)
+            if iso:
+                for j in range(W):
+                    m[j] = s2
+            for c in range(C):
+                for d in range(nd):
+                    if d == 0:
+                        for j in range(W - 1):
+                            a[0, b, c, k, i, j] = (u[b, c, k, i, j + 1] - u[b, c, k, i, j]) * ihx
+                        a[0, b, c, k, i, W - 1] = zero
+                    elif d == 1:
+                        for j in range(W):
+                            a[1, b, c, k, i, j] = (u[b, c, k, ip, j] - u[b, c, k, i, j]) * ihy
+                    else:
+                        for j in range(W):
+                            a[2, b, c, k, i, j] = (u[b, c, kp, i, j] - u[b, c, k, i, j]) * ihz
+                    if iso:
+                        for j in range(W):
+                            m[j] += a[d, b, c, k, i, j] * a[d, b, c, k, i, j]
+                    else:
+                        for j in range(W):
+                            t = a[d, b, c, k, i, j] * a[d, b, c, k, i, j] + s2
+                            q = t**half_beta_m1
+                            acc += t * q
+                            a[d, b, c, k, i, j] = scale * q
+            if iso:
+                for j in range(W):
+                    t = m[j]
+                    q = t**half_beta_m1
+                    acc += t * q
+                    m[j] = scale * q
+                for c in range(C):
+                    for d in range(nd):
+                        for j in range(W):
+                            a[d, b, c, k, i, j] = m[j]
+            # No difference on the last slice of each axis: weight 0 there.
+            for c in range(C):
+                a[0, b, c, k, i, W - 1] = zero
+                if nd >= 2 and ip == i:
+                    for j in range(W):
+                        a[1, b, c, k, i, j] = zero
+                if nd >= 3 and kp == k:
+                    for j in range(W):
+                        a[2, b, c, k, i, j] = zero
+        tvp[unit] = acc
+
+
+@njit(**JIT)
+def irls_apply(x, a, y, ihz, ihy, ihx, nd, rows, nunits):
+    """y = x + Dᵀ(a ⊙ D x): the IRLS normal operator (a holds 2·weight·φ')."""
+    B, C, D, H, W = x.shape
+    ihx2 = ihx * ihx
+    ihy2 = ihy * ihy
+    ihz2 = ihz * ihz
+    for unit in prange(nunits):
+        b, k, i0, i1 = _unit_bounds(unit, D, H, rows)
+        kp = min(k + 1, D - 1)
+        km = max(k - 1, 0)
+        fx = np.empty(W + 1, x.dtype)
+        zero = ihx - ihx
+        for i in range(i0, i1):
+            ip = min(i + 1, H - 1)
+            im = max(i - 1, 0)
+            for c in range(C):
+                fx[0] = zero
+                for j in range(W - 1):
+                    fx[j + 1] = a[0, b, c, k, i, j] * (x[b, c, k, i, j + 1] - x[b, c, k, i, j])
+                fx[W] = zero
+                for j in range(W):
+                    y[b, c, k, i, j] = x[b, c, k, i, j] + (fx[j] - fx[j + 1]) * ihx2
+                if nd >= 2:
+                    # a vanishes on the last row, so clamped indices add nothing.
+                    for j in range(W):
+                        xc = x[b, c, k, i, j]
+                        y[b, c, k, i, j] += (a[1, b, c, k, im, j] * (xc - x[b, c, k, im, j])
+                                             - a[1, b, c, k, i, j] * (x[b, c, k, ip, j] - xc)
+                                             ) * ihy2
+                if nd >= 3:
+                    for j in range(W):
+                        xc = x[b, c, k, i, j]
+                        y[b, c, k, i, j] += (a[2, b, c, km, i, j] * (xc - x[b, c, km, i, j])
+                                             - a[2, b, c, k, i, j] * (x[b, c, kp, i, j] - xc)
+                                             ) * ihz2
+
+
+# ----------------------------------------------------------------------------
+# Vector kernels for CG and L-BFGS on flat contiguous arrays.  They replace
+# NumPy's BLAS-backed dot products: OpenBLAS's own thread pool spinning next to
+# Numba's made every solver step tens of times slower on a busy 2-core machine,
+# and these keep all parallel work in one thread pool (and float32 sums in
+# float64).
+
+
+@njit(**JIT)
+def dot(a, b):
+    """Σ a·b accumulated in float64."""
+    acc = 0.0
+    for t in prange(a.shape[0]):
+        acc += np.float64(a[t]) * np.float64(b[t])
+    return acc
+
+
+@njit(**JIT)
+def sumsq_diff(a, b):
+    """Σ (a - b)² accumulated in float64."""
+    acc = 0.0
+    for t in prange(a.shape[0]):
+        r = np.float64(a[t]) - np.float64(b[t])
+        acc += r * r
+    return acc
+
+
+@njit(**JIT)
+def pcg_step(x, r, p, ap, z, minv, alpha):
+    """x += α p; r -= α Ap; z = M⁻¹ r.  Returns (r·r, r·z) in float64."""
+    rr = 0.0
+    rz = 0.0
+    for t in prange(x.shape[0]):
+        x[t] += alpha * p[t]
+        rt = r[t] - alpha * ap[t]
+        r[t] = rt
+        zt = minv[t] * rt
+        z[t] = zt
+        rr += np.float64(rt) * np.float64(rt)
+        rz += np.float64(rt) * np.float64(zt)
+    return rr, rz
+
+
+@njit(**JIT)
+def pcg_direction(p, z, beta):
+    """p = z + β p."""
+    for t in prange(p.shape[0]):
+        p[t] = z[t] + beta * p[t]
+
+
+@njit(**JIT)
+def residual_init(b, ax, minv, r, z):
+    """r = b - Ax, z = M⁻¹ r.  Returns (r·r, r·z) in float64."""
+    rr = 0.0
+    rz = 0.0
+    for t in prange(b.shape[0]):
+        rt = b[t] - ax[t]
+        r[t] = rt
+        zt = minv[t] * rt
+        z[t] = zt
+        rr += np.float64(rt) * np.float64(rt)
+        rz += np.float64(rt) * np.float64(zt)
+    return rr, rz
+
+
+@njit(**JIT)
+def smooth_objective_grad(u, f, gtv, weight, g):
+    """g = (u - f) + weight·gtv.  Returns (½‖u - f‖², ‖g‖²) in float64."""
+    fid = 0.0
+    gg = 0.0
+    for t in prange(u.shape[0]):
+        r = u[t] - f[t]
+        gt = r + weight * gtv[t]
+        g[t] = gt
+        fid += 0.5 * r * r
+        gg += gt * gt
+    return fid, gg
+
+
+@njit(**JIT)
+def axpy_to(out, x, alpha, d):
+    """out = x + α d; returns Σ d² (float64)."""
+    acc = 0.0
+    for t in prange(out.shape[0]):
+        out[t] = x[t] + alpha * d[t]
+        acc += d[t] * d[t]
+    return acc
+
+
+@njit(**JIT)
+def lbfgs_pair(s, y, u_new, u, g_new, g):
+    """s = u_new - u, y = g_new - g.  Returns (s·y, y·y)."""
+    sy = 0.0
+    yy = 0.0
+    for t in prange(s.shape[0]):
+        st = u_new[t] - u[t]
+        yt = g_new[t] - g[t]
+        s[t] = st
+        y[t] = yt
+        sy += st * yt
+        yy += yt * yt
+    return sy, yy
+
+
+@njit(**JIT)
+def lbfgs_direction(g, S, Y, rho, order, gamma, q, alpha):
+    """q = -H g by the two-loop recursion over the pairs ``order`` (oldest
+    first); returns g·q (negative for a descent direction)."""
+    n = g.shape[0]
+    for t in prange(n):
+        q[t] = g[t]
+    for ii in range(order.shape[0] - 1, -1, -1):
+        i = order[ii]
+        a = 0.0
+        for t in prange(n):
+            a += S[i, t] * q[t]
+        a *= rho[i]
+        alpha[i] = a
+        for t in prange(n):
+            q[t] -= a * Y[i, t]
+    for t in prange(n):
+        q[t] *= gamma
+    for ii in range(order.shape[0]):
+        i = order[ii]
+        bt = 0.0
+        for t in prange(n):
+            bt += Y[i, t] * q[t]
+        c = alpha[i] - rho[i] * bt
+        for t in prange(n):
+            q[t] += c * S[i, t]
+    gq = 0.0
+    for t in prange(n):
+        q[t] = -q[t]
+        gq += g[t] * q[t]
+    return gq

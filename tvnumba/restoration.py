@@ -1,0 +1,387 @@
+"""β-order total-variation denoising (scikit-image style)."""
+
+from __future__ import annotations
+
+import math
+import operator
+from dataclasses import dataclass
+from numbers import Real
+
+import numpy as np
+
+from . import _solvers as S
+from . import _validate as V
+
+__all__ = ["denoise_tv_beta", "DenoiseInfo"]
+
+METHODS = ("auto", "cp", "lbfgs", "mm", "dct")
+
+#: Iteration caps used when ``max_num_iter=None`` (outer iterations for "mm").
+DEFAULT_MAX_ITER = {"cp": 3000, "lbfgs": 3000, "mm": 200, "dct": 1}
+
+#: Internal smoothing for β < 1 with ``smoothing=0``, relative to the data's
+#: largest possible difference ``(max f - min f) / min(h)``.
+INTERNAL_SMOOTHING = 1e-3
+
+
+@dataclass(frozen=True)
+class DenoiseInfo:
+    """What :func:`denoise_tv_beta` did.
+
+    Attributes
+    ----------
+    iterations : int
+        Iterations of the solver (outer majorize-minimize steps for ``"mm"``;
+        0 when the input was already optimal, 1 for the direct ``"dct"``).
+    objective : float
+        ``½‖u − f‖² + weight · TV_β(u)`` at the returned ``u`` (float64 sums),
+        with the smoothing actually used.
+    gap : float
+        The stopping quantity.  ``"cp"``: duality gap divided by the dual
+        objective; ``"lbfgs"`` and ``"dct"``: ``½‖∇F‖² / (F − ½‖∇F‖²)``.
+        Both bound the relative objective error ``(F(u) − F*) / F*`` from
+        above (for convex problems, β ≥ 1).  ``"mm"``: relative decrease of
+        the objective over the last outer iteration.
+    converged : bool
+        ``gap <= eps`` was reached within ``max_num_iter``.
+    method : str
+        The solver used: ``"cp"``, ``"lbfgs"``, ``"mm"`` or ``"dct"``.
+    smoothing : float
+        The smoothing ``s`` the objective was minimised with.
+    """
+
+    iterations: int
+    objective: float
+    gap: float
+    converged: bool
+    method: str
+    smoothing: float = 0.0
+
+
+def denoise_tv_beta(image, weight: float = 0.1, beta: float = 1.0, *, eps: float = 1e-3,
+                    max_num_iter: int | None = None, channel_axis: int | None = None,
+                    isotropic: bool = True, smoothing: float = 0.0, spacing=1.0,
+                    method: str = "auto", device: str | None = None,
+                    return_info: bool = False, callback=None):
+    r"""β-order total-variation denoising, solved to a certified tolerance.
+
+    Finds
+
+    .. math::
+
+        u^* = \operatorname*{argmin}_u \; \tfrac12 \|u - f\|_2^2
+              + \text{weight} \cdot TV_\beta(u)
+
+    with :math:`TV_\beta` as in :func:`tvnumba.tv`.  For ``beta=1`` this is
+    the Rudin-Osher-Fatemi problem that
+    :func:`skimage.restoration.denoise_tv_chambolle` solves, on the same
+    ``weight`` scale, so both converge to the same image; this function gets
+    there with a duality-gap guarantee instead of stopping on a small change.
+
+    Parameters
+    ----------
+    image : ndarray
+        1-D signal, 2-D image, 3-D volume (or more axes), optionally with a
+        channel axis.  Integer and bool images are converted with
+        :func:`skimage.util.img_as_float`; float32 stays float32 (float16
+        becomes float32).  Never modified.
+    weight : float, optional
+        Denoising weight ``>= 0``: larger removes more.
+    beta : float, optional
+        Order β > 0 of the TV term.  1: classic TV (edges kept, staircasing);
+        2: quadratic (Tikhonov) smoothing; β < 1 non-convex, sparsity
+        promoting; in between a compromise.
+    eps : float, optional
+        Stopping tolerance ``> 0`` on ``DenoiseInfo.gap``.  For β ≥ 1 it is an
+        upper bound on the relative objective error ``(F(u) − F*) / F*``;
+        for the majorize-minimize solver (β < 1) a relative decrease per
+        outer iteration.
+    max_num_iter : int, optional
+        Iteration cap ``>= 1`` (outer iterations for ``"mm"``).  ``None``:
+        3000 for ``"cp"`` and ``"lbfgs"``, 200 for ``"mm"``.
+    channel_axis : int, optional
+        Axis of colour channels, coupled inside the norm (vectorial TV).
+        ``None`` (default) for grayscale data.
+    isotropic : bool, optional
+        Isotropic (default) or anisotropic TV, as in :func:`tvnumba.tv`.
+    smoothing : float, optional
+        ``s >= 0`` inside the power, ``(|∇u|² + s²)^(β/2)``.  With β < 1 and
+        ``smoothing=0`` a small internal value is used:
+        ``1e-3 · (max f − min f) / min(spacing)`` (reported in
+        ``DenoiseInfo.smoothing``), because the majorizer of
+        :math:`t^{β/2}` needs finite slopes.
+    spacing : float or sequence of float, optional
+        Grid spacing, one value or one per spatial axis.
+    method : {"auto", "cp", "lbfgs", "mm", "dct"}, optional
+        ``"auto"`` picks ``"cp"`` for β = 1 without smoothing, ``"dct"`` for
+        β = 2, ``"lbfgs"`` for other β > 1 (and β = 1 with smoothing) and
+        ``"mm"`` for β < 1.  See Notes.
+    device : {None, "cpu", "cuda"}, optional
+        ``None`` runs where the image lives.  GPU arrays (CuPy) are solved on
+        the GPU by the ``"cp"`` and ``"dct"`` methods.
+    return_info : bool, optional
+        Also return a :class:`DenoiseInfo`.
+    callback : callable, optional
+        ``callback(iteration, u, objective)`` called at every convergence
+        check (every 5 iterations for ``"cp"``, every iteration otherwise) with
+        the current iterate (do not modify it); returning ``True`` stops.
+
+    Returns
+    -------
+    u : ndarray
+        Denoised image, same shape as ``image``; float32 for float16/float32
+        input, float64 otherwise.
+    info : DenoiseInfo
+        Only with ``return_info=True``.
+
+    Notes
+    -----
+    Solvers:
+
+    ``"cp"``
+        Chambolle-Pock primal-dual algorithm with the acceleration for a
+        strongly convex data term [1]_ (``O(1/k²)``), two fused parallel Numba
+        passes per iteration.  Stops when the duality gap, divided by the
+        dual objective, is at most ``eps``; this bounds the relative error of
+        the objective, so the default ``eps=1e-3`` returns an image whose
+        objective is within 0.1 % of the optimum.
+    ``"lbfgs"``
+        SciPy's L-BFGS-B on the fused :func:`tvnumba.tv_value_and_grad`
+        kernel, in float64.  ``F`` is 1-strongly convex for β ≥ 1, so
+        ``F(u) − F* ≤ ½‖∇F(u)‖²``; it stops when that bound, relative to
+        ``F(u) − ½‖∇F(u)‖² ≤ F*``, is at most ``eps``.
+    ``"mm"``
+        Majorize-minimize (iteratively reweighted least squares) for β ≤ 2,
+        starting from the input: each step replaces
+        :math:`(t + s^2)^{β/2}` by its tangent in :math:`t = |∇u|^2`
+        (concave for β ≤ 2, hence a majorizer) and decreases the resulting
+        quadratic with preconditioned conjugate gradients started at the
+        current iterate, so the objective never increases.  For β < 1 the
+        problem is non-convex and the result is a local minimiser near the
+        input.
+    ``"dct"``
+        β = 2: the minimiser solves ``(I + 2·weight·DᵀD) u = f``, which the
+        DCT-II diagonalises (Neumann boundaries): exact, in two transforms.
+
+    ``weight`` matches :func:`skimage.restoration.denoise_tv_chambolle`,
+    whose fixed point minimises ``½‖u − f‖² + weight · TV₁(u)`` (forward
+    differences, Neumann boundary).  scikit-image treats the channels of a
+    colour image independently; here they are coupled in the norm.
+
+    References
+    ----------
+    .. [1] A. Chambolle and T. Pock, "A first-order primal-dual algorithm for
+       convex problems with applications to imaging", J. Math. Imaging Vis.
+       40 (2011), 120-145.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tvnumba.restoration import denoise_tv_beta
+    >>> rng = np.random.default_rng(0)
+    >>> clean = np.zeros((64, 64)); clean[16:48, 16:48] = 1.0
+    >>> noisy = clean + 0.2 * rng.standard_normal(clean.shape)
+    >>> u, info = denoise_tv_beta(noisy, weight=0.2, return_info=True)
+    >>> info.method, info.converged, bool(info.gap <= 1e-3)
+    ('cp', True, True)
+    >>> bool(np.abs(u - clean).mean() < np.abs(noisy - clean).mean())
+    True
+    """
+    weight = V.check_nonneg("weight", weight)
+    beta = V.check_beta(beta)
+    smoothing = V.check_nonneg("smoothing", smoothing)
+    eps = _check_eps(eps)
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got method={V._describe(method)}")
+    device = V.check_device(device)
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable or None, got {V._describe(callback)}")
+    if not isinstance(return_info, (bool, np.bool_)):
+        raise TypeError(f"return_info must be True or False, got {V._describe(return_info)}")
+    if not hasattr(image, "shape") or not hasattr(image, "dtype"):
+        image = np.asarray(image)
+
+    on_gpu = _is_gpu_array(image)
+    to_host = False
+    if device == "cuda" and not on_gpu:
+        import cupy  # noqa: PLC0415 - optional dependency
+
+        image, on_gpu, to_host = cupy.asarray(image), True, True
+    elif device == "cpu" and on_gpu:
+        raise ValueError("device='cpu' was given a GPU array; copy it to the host first "
+                         "or use device=None")
+
+    f = _as_float_image(image)
+    plan = V.make_plan(f, beta, channel_axis=channel_axis, spacing=spacing,
+                       isotropic=isotropic, smoothing=smoothing)
+    V.check_finite(f, "image")
+
+    method = _pick_method(method, beta, smoothing)
+    if max_num_iter is None:
+        max_num_iter = DEFAULT_MAX_ITER[method]
+    max_num_iter = _check_max_iter(max_num_iter)
+    if on_gpu and method not in ("cp", "dct"):
+        raise NotImplementedError(
+            f"method={method!r} runs on the CPU only; use a NumPy array (cupy.asnumpy) or "
+            "beta=1 / beta=2 for GPU arrays")
+
+    cax = None if channel_axis is None else V.normalize_axis(channel_axis, f.ndim,
+                                                             "channel_axis")
+    u, res = _solve(f, plan, weight, beta, smoothing, eps, max_num_iter, method, on_gpu,
+                    callback, cax, spacing)
+    if to_host:
+        u = u.get()
+    if return_info:
+        return u, DenoiseInfo(res.iterations, float(res.objective), float(res.gap),
+                              bool(res.converged), res.method, float(res.smoothing))
+    return u
+
+
+def _solve(f, plan, weight, beta, smoothing, eps, max_iter, method, on_gpu, callback,
+           channel_axis, spacing):
+    nd = len(plan.spatial_shape)
+    res_smoothing = smoothing
+    if method == "dct":
+        u = _dct(f, plan, weight, on_gpu)
+        res = _smooth_certificate(u, f, plan, weight, channel_axis, spacing) if not on_gpu else S.Result(
+            1, math.nan, math.nan, True, "dct")
+        res.iterations = 1
+    elif method == "lbfgs":
+        f64 = np.asarray(f, dtype=np.float64)
+        plan64 = V.make_plan(f64, beta, channel_axis=channel_axis, spacing=spacing,
+                             isotropic=plan.isotropic, smoothing=smoothing)
+        u64, res = S.lbfgs(f64, weight, plan64, eps=eps, max_iter=max_iter, callback=callback)
+        u = u64.astype(f.dtype, copy=False)
+    else:
+        f5 = V.to_canonical(f, plan)
+        view = _make_view(plan)
+        if method == "cp":
+            if on_gpu or nd > V.KERNEL_NDIM:
+                u5, res = S.rof_cp_xp(f5, weight, spatial_axes=tuple(range(2, 2 + nd)),
+                                      inv_spacing=plan.inv_spacing, isotropic=plan.isotropic,
+                                      eps=eps, max_iter=max_iter, callback=callback, view=view)
+            else:
+                u5, res = S.rof_cp(f5, weight, nd=nd, inv_spacing=plan.canonical_inv_spacing,
+                                   isotropic=plan.isotropic, eps=eps, max_iter=max_iter,
+                                   callback=callback, view=view)
+        else:  # "mm"
+            if nd > V.KERNEL_NDIM:
+                raise NotImplementedError(
+                    "method='mm' supports up to 3 spatial axes; use method='lbfgs'")
+            if smoothing == 0:
+                res_smoothing = _internal_smoothing(f, plan)
+            u5, res = S.irls_mm(np.ascontiguousarray(f5), weight, beta, res_smoothing, nd=nd,
+                                inv_spacing=plan.canonical_inv_spacing,
+                                isotropic=plan.isotropic, eps=eps, max_iter=max_iter,
+                                callback=callback, view=view)
+        u = view(u5).copy()
+    res.smoothing = res_smoothing
+    return u, res
+
+
+def _pick_method(method, beta, smoothing):
+    if method == "auto":
+        if beta == 1.0 and smoothing == 0.0:
+            return "cp"
+        if beta == 2.0:
+            return "dct"
+        return "lbfgs" if beta >= 1.0 else "mm"
+    if method == "cp" and (beta != 1.0 or smoothing != 0.0):
+        raise ValueError(f"method='cp' solves beta=1 with smoothing=0 only, got beta={beta}, "
+                         f"smoothing={smoothing}; use method='lbfgs' or 'auto'")
+    if method == "dct" and beta != 2.0:
+        raise ValueError(f"method='dct' solves beta=2 only, got beta={beta}")
+    if method == "mm" and beta > 2.0:
+        raise ValueError(f"method='mm' needs beta <= 2 (a concave power), got beta={beta}; "
+                         "use method='lbfgs'")
+    return method
+
+
+def _check_eps(eps):
+    if isinstance(eps, (bool, np.bool_)) or not isinstance(eps, Real):
+        raise TypeError(f"eps must be a real number > 0, got {V._describe(eps)}")
+    eps = float(eps)
+    if not math.isfinite(eps) or eps <= 0:
+        raise ValueError(f"eps must be a finite number > 0, got eps={eps!r}")
+    return eps
+
+
+def _check_max_iter(max_num_iter):
+    if isinstance(max_num_iter, (bool, np.bool_)):
+        raise TypeError(f"max_num_iter must be an integer >= 1, got {max_num_iter!r}")
+    try:
+        n = operator.index(max_num_iter)
+    except TypeError:
+        raise TypeError(
+            f"max_num_iter must be an integer >= 1, got {V._describe(max_num_iter)}") from None
+    if n < 1:
+        raise ValueError(f"max_num_iter must be >= 1, got max_num_iter={n}")
+    return n
+
+
+def _is_gpu_array(a) -> bool:
+    return hasattr(a, "__cuda_array_interface__") and not isinstance(a, np.ndarray)
+
+
+def _as_float_image(image):
+    """scikit-image's dtype rule: img_as_float for non-floats, float16 -> float32."""
+    dtype = np.dtype(image.dtype)
+    if dtype.kind == "c":
+        raise TypeError(f"image must be real, got complex dtype {dtype}")
+    if dtype.kind not in "biuf":
+        raise TypeError(f"image must be a numeric array, got dtype {dtype}")
+    if dtype.kind != "f":
+        if _is_gpu_array(image):
+            raise TypeError("GPU images must be float32 or float64")
+        from skimage.util import img_as_float
+
+        return img_as_float(image)
+    target = V.float_dtype(dtype)
+    if _is_gpu_array(image):
+        return image.astype(target, copy=False)
+    image = np.asarray(image)
+    if image.dtype != target or not image.dtype.isnative:
+        image = image.astype(target.newbyteorder("="))
+    return image
+
+
+def _make_view(plan):
+    """Canonical (B, C, ...) array -> view in the original axis order."""
+    perm_shape = [plan.shape[a] for a in plan.perm]
+    inv = np.argsort(plan.perm)
+
+    def view(u5):
+        return u5.reshape(perm_shape).transpose(inv)
+
+    return view
+
+
+def _internal_smoothing(f, plan):
+    xp = V._xp(f)
+    ptp = float(xp.max(f)) - float(xp.min(f))
+    return INTERNAL_SMOOTHING * max(ptp, 1e-12) * max(plan.inv_spacing)
+
+
+def _dct(f, plan, weight, on_gpu):
+    spatial = plan.perm[len(plan.perm) - len(plan.spatial_shape):]
+    h = {ax: 1.0 / ih for ax, ih in zip(spatial, plan.inv_spacing)}
+    axes = tuple(sorted(spatial))
+    return S.tikhonov_dct(f, weight, spatial_axes=axes, spacing=tuple(h[a] for a in axes))
+
+
+def _smooth_certificate(u, f, plan, weight, channel_axis, spacing):
+    """F(u) and ½‖∇F‖² / (F − ½‖∇F‖²) with one fused TV pass (float64)."""
+    from .tv import finish_value, run_plan
+
+    u64 = np.asarray(u, dtype=np.float64)
+    f64 = np.asarray(f, dtype=np.float64)
+    plan64 = V.make_plan(u64, plan.beta, channel_axis=channel_axis,
+                         spacing=spacing, isotropic=plan.isotropic,
+                         smoothing=plan.smoothing)
+    vals, g = run_plan(u64, plan64, True)
+    r = u64 - f64
+    F = 0.5 * float(np.vdot(r, r)) + weight * finish_value(vals, plan64)
+    g = r + weight * g
+    g2 = 0.5 * float(np.vdot(g, g))
+    gap = g2 / (F - g2) if F - g2 > 0 else (0.0 if g2 == 0 else math.inf)
+    return S.Result(1, F, gap, True, "dct")
