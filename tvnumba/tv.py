@@ -93,13 +93,17 @@ def run_plan(u, plan: V.Plan, want_grad: bool, out=None):
         from ._generic import tv_nd
 
         return tv_nd(u, plan, want_grad, out)
-    u5 = V.to_canonical(u, plan)
+    # The kernels take C-contiguous canonical arrays (one compiled layout): a
+    # view where the memory order allows, else one copy.
+    u5 = np.ascontiguousarray(V.to_canonical(u, plan))
     grad = g5 = None
     if want_grad:
-        grad = out if out is not None else np.empty(plan.shape, plan.dtype)
+        # Same memory order as u (like np.empty_like), so that the canonical
+        # view of the gradient is contiguous whenever u's is.
+        grad = out if out is not None else np.empty_like(u, dtype=plan.dtype)
         g5 = V.to_canonical(grad, plan, writable=True)
-        if g5 is None:  # memory order of `out` forbids a view: use a temporary
-            g5 = np.empty(plan.canonical_shape, plan.dtype)
+        if g5 is None or not g5.flags.c_contiguous:
+            g5 = np.empty(plan.canonical_shape, plan.dtype)  # written back below
     values = tv_canonical(
         u5, g5, nd=min(len(plan.spatial_shape), V.KERNEL_NDIM),
         inv_spacing=plan.canonical_inv_spacing, smoothing=plan.smoothing,
