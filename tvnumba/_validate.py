@@ -60,7 +60,7 @@ def check_device(device) -> str | None:
     return device
 
 
-def float_dtype(dtype) -> np.dtype:
+def float_dtype(dtype, name: str = "u") -> np.dtype:
     """The float type a computation on ``dtype`` runs in (scikit-image's rule).
 
     float32 and float64 are kept, float16 becomes float32, integers and bool
@@ -69,11 +69,11 @@ def float_dtype(dtype) -> np.dtype:
     dtype = np.dtype(dtype)
     if dtype.kind == "c":
         raise TypeError(
-            f"complex input is not supported (got dtype {dtype}); "
+            f"{name} must be real: complex input is not supported (got {name}.dtype={dtype}); "
             "take the TV of the real and imaginary parts separately"
         )
     if dtype.kind not in "biuf":
-        raise TypeError(f"u must be a numeric array, got dtype {dtype}")
+        raise TypeError(f"{name} must be a numeric array, got {name}.dtype={dtype}")
     if dtype.kind == "f" and dtype.itemsize <= 4:
         return np.dtype(np.float32)
     return np.dtype(np.float64)
