@@ -4,8 +4,17 @@ The public API, re-exported from its modules.
 """
 
 from .distance import total_variation_distance
+from .restoration import DenoiseInfo, denoise_tv_beta
 from .tv import tv, tv_grad, tv_value_and_grad
 
 __version__ = "0.1.0"
 
-__all__ = ["tv", "tv_grad", "tv_value_and_grad", "total_variation_distance", "__version__"]
+__all__ = [
+    "tv",
+    "tv_grad",
+    "tv_value_and_grad",
+    "denoise_tv_beta",
+    "DenoiseInfo",
+    "total_variation_distance",
+    "__version__",
+]
