@@ -49,11 +49,10 @@ def beta_mode(beta: float) -> int:
 
 # --- a vectorisable pow for general β -------------------------------------
 # libm's pow is a scalar call (no SVML in this LLVM), ~10x the cost of all the
-# rest of the kernel.  m ** p is computed in float64 by splitting exponent and
-# mantissa with integer views of a scratch row, a log series and an exp
-# polynomial, in loops that LLVM vectorises.  Relative error ~1e-14 (float64
-# input) or ~1e-9 (float32 input: shorter polynomials); exactly 0 where m == 0.
-# Results below 2**-1022 (float64 subnormals) are flushed to that scale.
+# rest of the kernel.  m ** p is computed by splitting exponent and mantissa
+# with integer views of a scratch row, then a log and an exp polynomial, in
+# loops that LLVM vectorises.  Exactly 0 where m == 0; exponents are clamped
+# to the normal range of the dtype.
 _MANT = np.int64(0x000FFFFFFFFFFFFF)
 _ONE_BITS = np.int64(0x3FF0000000000000)
 _LN2 = math.log(2.0)
@@ -64,8 +63,12 @@ _PRESCALE = 2.0**200
 
 
 @njit(**JIT)
-def _pow_row(m, p, t, ib, single):
-    """t[j] = m[j] ** p where m[j] > 0, else 0 (t: float64, ib: int64 scratch)."""
+def _pow_row(m, p, t, ib):
+    """float64: t[j] = m[j] ** p where m[j] > 0, else 0 (t float64, ib int64 scratch).
+
+    log(f) = 2 atanh(z), z = (f-1)/(f+1) with f in [√½, √2): |z| <= 0.172;
+    exp(r) on |r| <= ln(2)/2 by Taylor; ~1e-15 relative error.
+    """
     W = m.shape[0]
     ti = t.view(np.int64)
     fb = ib.view(np.float64)
@@ -80,45 +83,81 @@ def _pow_row(m, p, t, ib, single):
         t[j] = np.float64(np.int32((bits >> 52) - 1023))
         if np.float64(m[j]) < _TINY:
             t[j] -= 200.0
-    # log(f) = 2 atanh(z), z = (f-1)/(f+1) with f in [√½, √2): |z| <= 0.172.
-    # exp(r) on |r| <= ln(2)/2 by Taylor.  Degrees: 1e-9 resp. 1e-16 relative.
-    if single:
-        for j in range(W):
-            f = fb[j]
-            e = t[j]
-            if f > _SQRT2:
-                f *= 0.5
-                e += 1.0
-            z = (f - 1.0) / (f + 1.0)
-            z2 = z * z
-            s = 1.0 + z2 * (1 / 3 + z2 * (1 / 5 + z2 * (1 / 7 + z2 * (1 / 9))))
-            y = min(max(pp * (e + 2.0 * _INV_LN2 * z * s), -1022.0), 1023.0)
-            n = np.floor(y + 0.5)
-            r = (y - n) * _LN2
-            t[j] = 1.0 + r * (1.0 + r * (1 / 2 + r * (1 / 6 + r * (1 / 24 + r * (
-                1 / 120 + r * (1 / 720 + r * (1 / 5040)))))))
-            ib[j] = (np.int64(np.int32(n)) + 1023) << 52  # 2**n
-    else:
-        for j in range(W):
-            f = fb[j]
-            e = t[j]
-            if f > _SQRT2:
-                f *= 0.5
-                e += 1.0
-            z = (f - 1.0) / (f + 1.0)
-            z2 = z * z
-            s = 1.0 + z2 * (1 / 3 + z2 * (1 / 5 + z2 * (1 / 7 + z2 * (1 / 9 + z2 * (
-                1 / 11 + z2 * (1 / 13 + z2 * (1 / 15 + z2 * (1 / 17 + z2 * (1 / 19)))))))))
-            y = min(max(pp * (e + 2.0 * _INV_LN2 * z * s), -1022.0), 1023.0)
-            n = np.floor(y + 0.5)
-            r = (y - n) * _LN2
-            t[j] = 1.0 + r * (1.0 + r * (1 / 2 + r * (1 / 6 + r * (1 / 24 + r * (
-                1 / 120 + r * (1 / 720 + r * (1 / 5040 + r * (1 / 40320 + r * (
-                    1 / 362880 + r * (1 / 3628800 + r * (1 / 39916800 + r * (
-                        1 / 479001600 + r * (1 / 6227020800)))))))))))))
-            ib[j] = (np.int64(np.int32(n)) + 1023) << 52
+    for j in range(W):
+        f = fb[j]
+        e = t[j]
+        if f > _SQRT2:
+            f *= 0.5
+            e += 1.0
+        z = (f - 1.0) / (f + 1.0)
+        z2 = z * z
+        s = 1.0 + z2 * (1 / 3 + z2 * (1 / 5 + z2 * (1 / 7 + z2 * (1 / 9 + z2 * (
+            1 / 11 + z2 * (1 / 13 + z2 * (1 / 15 + z2 * (1 / 17 + z2 * (1 / 19)))))))))
+        y = min(max(pp * (e + 2.0 * _INV_LN2 * z * s), -1022.0), 1023.0)
+        n = np.floor(y + 0.5)
+        r = (y - n) * _LN2
+        t[j] = 1.0 + r * (1.0 + r * (1 / 2 + r * (1 / 6 + r * (1 / 24 + r * (
+            1 / 120 + r * (1 / 720 + r * (1 / 5040 + r * (1 / 40320 + r * (
+                1 / 362880 + r * (1 / 3628800 + r * (1 / 39916800 + r * (
+                    1 / 479001600 + r * (1 / 6227020800)))))))))))))
+        ib[j] = (np.int64(np.int32(n)) + 1023) << 52  # 2**n
     for j in range(W):
         t[j] = t[j] * fb[j] if m[j] > 0 else 0.0
+
+
+# float32: the same scheme in 8 float32 lanes (twice AVX2's float64 width),
+# division-free: minimax polynomials for log2(1 + x) on [√½ - 1, √2 - 1]
+# (abs. error 6e-8) and 2**r on [-½, ½] (rel. error 1e-7).  Only y = p·log2(m)
+# is formed in float64, so that large exponents cost no precision; results are
+# within a few float32 ulp of powf.  Exponents are clamped to float32's normal
+# range (no Inf from finite input).
+_F32_MANT = np.int32(0x007FFFFF)
+_F32_ONE_BITS = np.int32(0x3F800000)
+_F32_TINY = np.float32(2.0**-126)
+_F32_PRESCALE = np.float32(2.0**24)
+_L0, _L1, _L2, _L3, _L4, _L5, _L6, _L7, _L8 = (np.float32(c) for c in (
+    1.4426950216293335, -0.7213473320007324, 0.48091059923171997, -0.36070483922958374,
+    0.28791823983192444, -0.23892004787921906, 0.2156704217195511, -0.20742355287075043,
+    0.12615002691745758))
+_E0, _E1, _E2, _E3, _E4, _E5, _E6 = (np.float32(c) for c in (
+    1.0, 0.6931471824645996, 0.24022650718688965, 0.05550327152013779,
+    0.00961802527308464, 0.001340043731033802, 0.00015469736536033452))
+
+
+@njit(**JIT)
+def _pow_row32(m, p, t, ib):
+    """float32: t[j] = m[j] ** p where m[j] > 0, else 0 (t float32, ib int32 scratch)."""
+    W = m.shape[0]
+    ti = t.view(np.int32)
+    fb = ib.view(np.float32)
+    pp = np.float64(p)
+    one = np.float32(1)
+    half = np.float32(0.5)
+    for j in range(W):
+        x = m[j]
+        t[j] = x * _F32_PRESCALE if x < _F32_TINY else x
+    for j in range(W):
+        bits = ti[j]
+        ib[j] = (bits & _F32_MANT) | _F32_ONE_BITS  # mantissa f in [1, 2)
+        e = np.float32(((bits >> 23) & 0xFF) - 127)
+        t[j] = e - np.float32(24) if m[j] < _F32_TINY else e
+    for j in range(W):
+        f = fb[j]
+        e = t[j]
+        if f > np.float32(_SQRT2):
+            f *= half
+            e += one
+        x = f - one
+        lg = x * (_L0 + x * (_L1 + x * (_L2 + x * (_L3 + x * (_L4 + x * (_L5 + x * (
+            _L6 + x * (_L7 + x * _L8))))))))
+        y = min(max(pp * (np.float64(e) + np.float64(lg)), -126.0), 127.0)
+        n = np.floor(y + 0.5)
+        r = np.float32(y - n)
+        t[j] = _E0 + r * (_E1 + r * (_E2 + r * (_E3 + r * (_E4 + r * (_E5 + r * _E6)))))
+        ib[j] = (np.int32(n) + np.int32(127)) << 23  # 2**n
+    zero = np.float32(0)
+    for j in range(W):
+        t[j] = t[j] * fb[j] if m[j] > 0 else zero
 
 
 @njit(**JIT)
@@ -140,8 +179,14 @@ def _weights(w, p, beta, mode, t, ib, single):
         for j in range(w.shape[0]):
             acc += w[j]
             w[j] = beta
+    elif single:
+        t32 = t.view(np.float32)
+        _pow_row32(w, p, t32, ib.view(np.int32))
+        for j in range(w.shape[0]):
+            acc += w[j] * t32[j]
+            w[j] = beta * t32[j]
     else:
-        _pow_row(w, p, t, ib, single)
+        _pow_row(w, p, t, ib)
         for j in range(w.shape[0]):
             acc += w[j] * t[j]
             w[j] = beta * t[j]
@@ -150,23 +195,26 @@ def _weights(w, p, beta, mode, t, ib, single):
 
 @njit(**JIT)
 def _sqmag_row(u, b, k, i, s2, ihz, ihy, ihx, nd, m):
-    """m[j] = s² + Σ_c Σ_d (D_d u)² along row (k, i) (Neumann: last difference 0)."""
+    """m[j] = s² + Σ_c Σ_d (D_d u)² along row (k, i) (Neumann: last difference 0).
+    x and y are fused in one loop; z (3-D) adds a second."""
     _, C, D, H, W = u.shape
-    kp = min(k + 1, D - 1)
-    ip = min(i + 1, H - 1)
     m[:] = s2
     for c in range(C):
         row = u[b, c, k, i]
-        for j in range(W - 1):
-            d = (row[j + 1] - row[j]) * ihx
-            m[j] += d * d
-        if nd >= 2:
-            nxt = u[b, c, k, ip]
-            for j in range(W):
-                d = (nxt[j] - row[j]) * ihy
+        if nd == 1:
+            for j in range(W - 1):
+                d = (row[j + 1] - row[j]) * ihx
                 m[j] += d * d
+            continue
+        nxt = u[b, c, k, min(i + 1, H - 1)]
+        for j in range(W - 1):
+            dx = (row[j + 1] - row[j]) * ihx
+            dy = (nxt[j] - row[j]) * ihy
+            m[j] += dx * dx + dy * dy
+        dy = (nxt[W - 1] - row[W - 1]) * ihy
+        m[W - 1] += dy * dy
         if nd >= 3:
-            nxt = u[b, c, kp, i]
+            nxt = u[b, c, min(k + 1, D - 1), i]
             for j in range(W):
                 d = (nxt[j] - row[j]) * ihz
                 m[j] += d * d
@@ -178,27 +226,37 @@ def _iso_weights_row(u, b, k, i, s2, ihz, ihy, ihx, nd, p, beta, mode, single, w
     return _weights(w, p, beta, mode, t, ib, single)
 
 
+@njit(**INLINE)
+def _iso_grad_xy(row, above, below, w, wy, j, jm, jp, cy, cx):
+    """x and y parts of ∇TV at pixel j (jm/jp clamped at the row ends)."""
+    return ((w[jm] * (row[j] - row[jm]) - w[j] * (row[jp] - row[j])) * cx
+            + (wy[j] * (row[j] - above[j]) - w[j] * (below[j] - row[j])) * cy)
+
+
 @njit(**JIT)
 def _iso_grad_row(u, g, b, k, i, cz, cy, cx, nd, w, wy, wz):
     """g row (k, i) = Σ_d D_dᵀ(w D_d u), from the weights of this row (w), the
     row above (wy) and the plane behind (wz); c* = scale / h².  Clamped
-    neighbours make the boundary differences vanish."""
+    neighbours make the boundary differences vanish; x and y are fused in
+    one pass, z (3-D) adds a second."""
     _, C, D, H, W = u.shape
     for c in range(C):
         row = u[b, c, k, i]
         out = g[b, c, k, i]
-        if W == 1:
-            out[0] = 0
-        else:
-            out[0] = -w[0] * (row[1] - row[0]) * cx
+        if nd == 1:
+            out[0] = -w[0] * (row[min(1, W - 1)] - row[0]) * cx
             for j in range(1, W - 1):
                 out[j] = (w[j - 1] * (row[j] - row[j - 1]) - w[j] * (row[j + 1] - row[j])) * cx
-            out[W - 1] = w[W - 2] * (row[W - 1] - row[W - 2]) * cx
-        if nd >= 2:
-            above = u[b, c, k, max(i - 1, 0)]
-            below = u[b, c, k, min(i + 1, H - 1)]
-            for j in range(W):
-                out[j] += (wy[j] * (row[j] - above[j]) - w[j] * (below[j] - row[j])) * cy
+            if W > 1:
+                out[W - 1] = w[W - 2] * (row[W - 1] - row[W - 2]) * cx
+            continue
+        above = u[b, c, k, max(i - 1, 0)]
+        below = u[b, c, k, min(i + 1, H - 1)]
+        out[0] = _iso_grad_xy(row, above, below, w, wy, 0, 0, min(1, W - 1), cy, cx)
+        for j in range(1, W - 1):
+            out[j] = _iso_grad_xy(row, above, below, w, wy, j, j - 1, j + 1, cy, cx)
+        if W > 1:
+            out[W - 1] = _iso_grad_xy(row, above, below, w, wy, W - 1, W - 2, W - 1, cy, cx)
         if nd >= 3:
             behind = u[b, c, max(k - 1, 0), i]
             front = u[b, c, min(k + 1, D - 1), i]

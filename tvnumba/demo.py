@@ -95,6 +95,10 @@ def _write_png(path, img):
     os.close(fd)
     try:
         iio.imwrite(tmp, img, extension=".png")
+        # mkstemp makes the file private (0600); give it the usual umask mode.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
