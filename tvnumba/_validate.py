@@ -26,13 +26,18 @@ def _describe(value) -> str:
     return r if len(r) <= 80 else r[:77] + "..."
 
 
+def check_positive(name: str, value) -> float:
+    """A finite real number > 0, as a float; the error names the argument."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, Real):
+        raise TypeError(f"{name} must be a real number > 0, got {_describe(value)}")
+    value = float(value)
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {name}={value!r}")
+    return value
+
+
 def check_beta(beta) -> float:
-    if isinstance(beta, (bool, np.bool_)) or not isinstance(beta, Real):
-        raise TypeError(f"beta must be a real number > 0, got {_describe(beta)}")
-    beta = float(beta)
-    if not math.isfinite(beta) or beta <= 0:
-        raise ValueError(f"beta must be a finite number > 0, got beta={beta!r}")
-    return beta
+    return check_positive("beta", beta)
 
 
 def check_nonneg(name: str, value) -> float:

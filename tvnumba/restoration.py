@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import operator
 from dataclasses import dataclass
-from numbers import Real
 
 import numpy as np
 
@@ -298,12 +297,7 @@ def _pick_method(method, beta, smoothing):
 
 
 def _check_eps(eps):
-    if isinstance(eps, (bool, np.bool_)) or not isinstance(eps, Real):
-        raise TypeError(f"eps must be a real number > 0, got {V._describe(eps)}")
-    eps = float(eps)
-    if not math.isfinite(eps) or eps <= 0:
-        raise ValueError(f"eps must be a finite number > 0, got eps={eps!r}")
-    return eps
+    return V.check_positive("eps", eps)
 
 
 def _check_max_iter(max_num_iter):
