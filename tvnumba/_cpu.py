@@ -13,12 +13,14 @@ Structure (three layers, as in stumpy):
   the loop, so every inner loop is branch-free and vectorises.  Compiling the
   specialisations as separate small functions (once per dtype, cached) rather
   than as whole-kernel variants keeps the cold compile to seconds.
-* two parallel drivers (isotropic, anisotropic) -- ``prange`` over work units
-  of ``(b, z, block of rows)``; each unit owns its rows of the gradient and
-  one slot of the float64 partial sums, so there are no races.  Within a unit
-  the rows are swept in order and the previous row's weights (isotropic) or
-  fluxes (anisotropic) are carried over, so each weight is computed once per
-  pixel in 1-D and 2-D, twice in 3-D (the plane behind is recomputed).
+* two parallel drivers (isotropic, anisotropic) -- ``prange`` over work
+  units; each unit owns its rows of the gradient and one slot of the float64
+  partial sums, so there are no races.  An isotropic unit is a block of rows
+  of one batch item, swept plane by plane, carrying the weights of the row
+  above and of the plane behind: every weight is computed once per pixel
+  (plus one boundary row per block and plane).  An anisotropic unit is a
+  block of rows of one plane; it carries the y fluxes of the row above and
+  recomputes the z fluxes of the plane behind.
 * :func:`tv_canonical`, the Python entry point.
 """
 
@@ -321,25 +323,31 @@ def _iso_kernel(u, g, with_grad, nd, mode, single, s2, ihz, ihy, ihx, p, beta, s
     cy = scale * ihy * ihy
     cx = scale * ihx * ihx
     nt = W if mode == MODE_POW else 1
+    nib = (H + rows - 1) // rows
     for unit in prange(partial.shape[0]):
-        b, k, i0, i1 = _unit_bounds(unit, D, H, rows)
+        # A unit is a block of rows of one batch item, swept plane by plane, so
+        # the weights of the plane behind are carried (wplane), not recomputed.
+        b = unit // nib
+        i0 = (unit % nib) * rows
+        i1 = min(H, i0 + rows)
         wrows = np.zeros((2, W), u.dtype)  # weights of row i and of the row above, in turn
-        wz = np.zeros(W, u.dtype)  # weights of the plane behind (0 on the first plane)
+        wplane = np.zeros((i1 - i0 if nd >= 3 else 1, W), u.dtype)  # 0 before the first plane
         t = np.empty(nt, np.float64)
         ib = np.empty(nt, np.int64)
         acc = 0.0
-        if with_grad and nd >= 2 and i0 > 0:
-            _iso_weights_row(u, b, k, i0 - 1, s2, ihz, ihy, ihx, nd, p, beta, mode, single,
-                             wrows[(i0 - 1) & 1], t, ib)
-        for i in range(i0, i1):
-            w = wrows[i & 1]
-            acc += _iso_weights_row(u, b, k, i, s2, ihz, ihy, ihx, nd, p, beta, mode, single,
-                                    w, t, ib)
-            if with_grad:
-                if nd >= 3 and k > 0:
-                    _iso_weights_row(u, b, k - 1, i, s2, ihz, ihy, ihx, nd, p, beta, mode,
-                                     single, wz, t, ib)
-                _iso_grad_row(u, g, b, k, i, cz, cy, cx, nd, w, wrows[(i - 1) & 1], wz)
+        for k in range(D):
+            if with_grad and nd >= 2 and i0 > 0:
+                _iso_weights_row(u, b, k, i0 - 1, s2, ihz, ihy, ihx, nd, p, beta, mode, single,
+                                 wrows[(i0 - 1) & 1], t, ib)
+            for i in range(i0, i1):
+                w = wrows[i & 1]
+                acc += _iso_weights_row(u, b, k, i, s2, ihz, ihy, ihx, nd, p, beta, mode,
+                                        single, w, t, ib)
+                if with_grad:
+                    wz = wplane[i - i0 if nd >= 3 else 0]
+                    _iso_grad_row(u, g, b, k, i, cz, cy, cx, nd, w, wrows[(i - 1) & 1], wz)
+                    if nd >= 3:
+                        wz[:] = w
         partial[unit] = acc
 
 
@@ -397,8 +405,11 @@ def tv_canonical(u, g, *, nd, inv_spacing, smoothing, beta, isotropic, scale=1.0
     None.  Returns a float64 array of length B."""
     B, C, D, H, W = u.shape
     T = u.dtype.type
-    rows = _rows_per_unit(B, D, H, W)
-    partial = np.empty(B * D * (-(-H // rows)), np.float64)
+    # Isotropic units span all planes (weights of the plane behind are
+    # carried); anisotropic units are one plane each.
+    planes = 1 if isotropic else D
+    rows = _rows_per_unit(B, planes, H, W)
+    partial = np.empty(B * planes * (-(-H // rows)), np.float64)
     ihz, ihy, ihx = (T(h) for h in inv_spacing)
     with_grad = g is not None
     if not with_grad:
