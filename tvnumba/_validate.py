@@ -309,4 +309,6 @@ def check_out(out, shape: tuple[int, ...], dtype: np.dtype, xp=np):
         raise ValueError(f"out must have dtype {dtype}, got out.dtype={out.dtype}")
     if xp is np and not isinstance(out, np.ndarray):
         raise TypeError(f"out must be a NumPy array for NumPy input, got {type(out).__name__}")
+    if isinstance(out, np.ndarray) and not out.flags.writeable:
+        raise ValueError("out must be writeable, got a read-only array")
     return out

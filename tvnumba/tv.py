@@ -79,8 +79,6 @@ def _run(u, beta, want_grad, out, axes, channel_axis, spacing, isotropic, smooth
     plan = V.make_plan(u, beta, axes=axes, channel_axis=channel_axis, spacing=spacing,
                        isotropic=isotropic, smoothing=smoothing, reduction=reduction)
     out = V.check_out(out, plan.shape, plan.dtype) if want_grad else None
-    if out is not None and not out.flags.writeable:
-        raise ValueError("out must be writeable")
     uk = V.as_kernel_input(u, plan.dtype)
     V.check_finite(uk)
     values, grad = run_plan(uk, plan, want_grad, out)
