@@ -24,7 +24,7 @@ Chambolle-Pock for ROF (β = 1) runs as two passes per iteration:
   the dual objective).
 
 :func:`rof_primal` evaluates ``Σ ½(u - f)²`` and ``TV₁(u)`` for the duality gap.
-The IRLS kernels (:func:`irls_weights`, :func:`irls_apply`) serve the
+The IRLS kernels (:func:`irls_weights`, :func:`irls_diag`, :func:`irls_apply`) serve the
 majorize-minimize solver for β < 1.
 """
 
@@ -33,7 +33,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ._cpu import FASTMATH, _rows_per_unit, _unit_bounds
+from ._cpu import FASTMATH, MODE_POW, _rows_per_unit, _sqmag_row, _unit_bounds, _weights
 
 JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy", parallel=True)
 
@@ -197,58 +197,54 @@ def rof_primal(u, f, ihz, ihy, ihx, nd, iso, rows, nunits, fid, tv1):
 
 
 @njit(**JIT)
-def irls_weights(u, a, scale, s2, half_beta_m1, ihz, ihy, ihx, nd, iso, rows, nunits,
-                 tvp):
+def irls_weights(u, a, weight, s2, p, beta, mode, single, ihz, ihy, ihx, nd, iso, rows,
+                 nunits, tvp):
     """IRLS weights of the β-TV majorizer at ``u``, and TV_β(u).
 
     With ``m`` the smoothed squared magnitude (per pixel if isotropic, per
-    difference otherwise), writes ``a[d, b, c, ...] = scale · m^(β/2 - 1)`` on
-    every difference and ``tvp[unit] = Σ m^(β/2)`` (float64).  On the last
-    slice of an axis (no difference) the weight is 0.
+    difference otherwise), writes ``a[d, b, c, ...] = weight · β m^(β/2 - 1)``
+    on every difference and ``tvp[unit] = Σ m^(β/2)`` (float64), through the
+    TV kernels' own branch-free power rows (``mode``/``single``/``p`` as in
+    ``_cpu.tv_canonical``).  On the last slice of an axis (no difference)
+    the weight is 0.
     """
     B, C, D, H, W = u.shape
-    zero = scale - scale
+    zero = weight - weight
+    nt = W if mode == MODE_POW else 1
     for unit in prange(nunits):
         b, k, i0, i1 = _unit_bounds(unit, D, H, rows)
         kp = min(k + 1, D - 1)
         m = np.empty(W, u.dtype)
+        t = np.empty(nt, np.float64)
+        ib = np.empty(nt, np.int64)
         acc = 0.0
         for i in range(i0, i1):
             ip = min(i + 1, H - 1)
             if iso:
-                for j in range(W):
-                    m[j] = s2
-            for c in range(C):
-                for d in range(nd):
-                    if d == 0:
-                        for j in range(W - 1):
-                            a[0, b, c, k, i, j] = (u[b, c, k, i, j + 1] - u[b, c, k, i, j]) * ihx
-                        a[0, b, c, k, i, W - 1] = zero
-                    elif d == 1:
-                        for j in range(W):
-                            a[1, b, c, k, i, j] = (u[b, c, k, ip, j] - u[b, c, k, i, j]) * ihy
-                    else:
-                        for j in range(W):
-                            a[2, b, c, k, i, j] = (u[b, c, kp, i, j] - u[b, c, k, i, j]) * ihz
-                    if iso:
-                        for j in range(W):
-                            m[j] += a[d, b, c, k, i, j] * a[d, b, c, k, i, j]
-                    else:
-                        for j in range(W):
-                            t = a[d, b, c, k, i, j] * a[d, b, c, k, i, j] + s2
-                            q = t**half_beta_m1
-                            acc += t * q
-                            a[d, b, c, k, i, j] = scale * q
-            if iso:
-                for j in range(W):
-                    t = m[j]
-                    q = t**half_beta_m1
-                    acc += t * q
-                    m[j] = scale * q
+                _sqmag_row(u, b, k, i, s2, ihz, ihy, ihx, nd, m)
+                acc += _weights(m, p, beta, mode, t, ib, single)
                 for c in range(C):
                     for d in range(nd):
                         for j in range(W):
-                            a[d, b, c, k, i, j] = m[j]
+                            a[d, b, c, k, i, j] = weight * m[j]
+            else:
+                for c in range(C):
+                    for d in range(nd):
+                        row = u[b, c, k, i]
+                        if d == 0:
+                            for j in range(W - 1):
+                                q = (row[j + 1] - row[j]) * ihx
+                                m[j] = q * q + s2
+                            m[W - 1] = s2
+                        else:
+                            nxt = u[b, c, k, ip] if d == 1 else u[b, c, kp, i]
+                            ih = ihy if d == 1 else ihz
+                            for j in range(W):
+                                q = (nxt[j] - row[j]) * ih
+                                m[j] = q * q + s2
+                        acc += _weights(m, p, beta, mode, t, ib, single)
+                        for j in range(W):
+                            a[d, b, c, k, i, j] = weight * m[j]
             # No difference on the last slice of each axis: weight 0 there.
             for c in range(C):
                 a[0, b, c, k, i, W - 1] = zero
@@ -262,8 +258,46 @@ def irls_weights(u, a, scale, s2, half_beta_m1, ihz, ihy, ihx, nd, iso, rows, nu
 
 
 @njit(**JIT)
-def irls_apply(x, a, y, ihz, ihy, ihx, nd, rows, nunits):
-    """y = x + Dᵀ(a ⊙ D x): the IRLS normal operator (a holds 2·weight·φ')."""
+def irls_diag(a, diag, ihz, ihy, ihx, nd, rows, nunits):
+    """diag = diagonal of ``I + Dᵀ diag(a) D``: each difference adds its weight
+    to both of its ends (a is 0 on every last slice)."""
+    _, B, C, D, H, W = a.shape
+    cx = ihx * ihx
+    cy = ihy * ihy
+    cz = ihz * ihz
+    for unit in prange(nunits):
+        b, k, i0, i1 = _unit_bounds(unit, D, H, rows)
+        for i in range(i0, i1):
+            for c in range(C):
+                a0 = a[0, b, c, k, i]
+                out = diag[b, c, k, i]
+                out[0] = 1 + a0[0] * cx
+                for j in range(1, W):
+                    out[j] = 1 + (a0[j] + a0[j - 1]) * cx
+                if nd >= 2:
+                    a1 = a[1, b, c, k, i]
+                    if i > 0:
+                        a1m = a[1, b, c, k, i - 1]
+                        for j in range(W):
+                            out[j] += (a1[j] + a1m[j]) * cy
+                    else:
+                        for j in range(W):
+                            out[j] += a1[j] * cy
+                if nd >= 3:
+                    a2 = a[2, b, c, k, i]
+                    if k > 0:
+                        a2m = a[2, b, c, k - 1, i]
+                        for j in range(W):
+                            out[j] += (a2[j] + a2m[j]) * cz
+                    else:
+                        for j in range(W):
+                            out[j] += a2[j] * cz
+
+
+@njit(**JIT)
+def irls_apply(x, a, y, ihz, ihy, ihx, nd, rows, nunits, partial):
+    """y = x + Dᵀ(a ⊙ D x), the IRLS normal operator; returns x·y (float64,
+    which CG needs next, fused here to save a pass)."""
     B, C, D, H, W = x.shape
     ihx2 = ihx * ihx
     ihy2 = ihy * ihy
@@ -274,29 +308,34 @@ def irls_apply(x, a, y, ihz, ihy, ihx, nd, rows, nunits):
         km = max(k - 1, 0)
         fx = np.empty(W + 1, x.dtype)
         zero = ihx - ihx
+        acc = 0.0
         for i in range(i0, i1):
             ip = min(i + 1, H - 1)
             im = max(i - 1, 0)
             for c in range(C):
+                xr = x[b, c, k, i]
+                yr = y[b, c, k, i]
                 fx[0] = zero
                 for j in range(W - 1):
-                    fx[j + 1] = a[0, b, c, k, i, j] * (x[b, c, k, i, j + 1] - x[b, c, k, i, j])
+                    fx[j + 1] = a[0, b, c, k, i, j] * (xr[j + 1] - xr[j])
                 fx[W] = zero
                 for j in range(W):
-                    y[b, c, k, i, j] = x[b, c, k, i, j] + (fx[j] - fx[j + 1]) * ihx2
+                    yr[j] = xr[j] + (fx[j] - fx[j + 1]) * ihx2
                 if nd >= 2:
                     # a vanishes on the last row, so clamped indices add nothing.
                     for j in range(W):
-                        xc = x[b, c, k, i, j]
-                        y[b, c, k, i, j] += (a[1, b, c, k, im, j] * (xc - x[b, c, k, im, j])
-                                             - a[1, b, c, k, i, j] * (x[b, c, k, ip, j] - xc)
-                                             ) * ihy2
+                        xc = xr[j]
+                        yr[j] += (a[1, b, c, k, im, j] * (xc - x[b, c, k, im, j])
+                                  - a[1, b, c, k, i, j] * (x[b, c, k, ip, j] - xc)) * ihy2
                 if nd >= 3:
                     for j in range(W):
-                        xc = x[b, c, k, i, j]
-                        y[b, c, k, i, j] += (a[2, b, c, km, i, j] * (xc - x[b, c, km, i, j])
-                                             - a[2, b, c, k, i, j] * (x[b, c, kp, i, j] - xc)
-                                             ) * ihz2
+                        xc = xr[j]
+                        yr[j] += (a[2, b, c, km, i, j] * (xc - x[b, c, km, i, j])
+                                  - a[2, b, c, k, i, j] * (x[b, c, kp, i, j] - xc)) * ihz2
+                for j in range(W):
+                    acc += np.float64(xr[j]) * np.float64(yr[j])
+        partial[unit] = acc
+    return partial.sum()
 
 
 # ----------------------------------------------------------------------------
@@ -327,40 +366,37 @@ def sumsq_diff(a, b):
 
 
 @njit(**JIT)
-def pcg_step(x, r, p, ap, z, minv, alpha):
-    """x += α p; r -= α Ap; z = M⁻¹ r.  Returns (r·r, r·z) in float64."""
+def pcg_step(x, r, p, ap, minv, alpha):
+    """x += α p; r -= α Ap.  Returns (r·r, r·M⁻¹r) in float64 (z = M⁻¹r is not
+    stored: pcg_direction recomputes it, one array less to write and read)."""
     rr = 0.0
     rz = 0.0
     for t in prange(x.shape[0]):
         x[t] += alpha * p[t]
         rt = r[t] - alpha * ap[t]
         r[t] = rt
-        zt = minv[t] * rt
-        z[t] = zt
         rr += np.float64(rt) * np.float64(rt)
-        rz += np.float64(rt) * np.float64(zt)
+        rz += np.float64(rt) * np.float64(minv[t] * rt)
     return rr, rz
 
 
 @njit(**JIT)
-def pcg_direction(p, z, beta):
-    """p = z + β p."""
+def pcg_direction(p, r, minv, beta):
+    """p = M⁻¹r + β p."""
     for t in prange(p.shape[0]):
-        p[t] = z[t] + beta * p[t]
+        p[t] = minv[t] * r[t] + beta * p[t]
 
 
 @njit(**JIT)
-def residual_init(b, ax, minv, r, z):
-    """r = b - Ax, z = M⁻¹ r.  Returns (r·r, r·z) in float64."""
+def residual_init(b, ax, minv, r):
+    """r = b - Ax.  Returns (r·r, r·M⁻¹r) in float64."""
     rr = 0.0
     rz = 0.0
     for t in prange(b.shape[0]):
         rt = b[t] - ax[t]
         r[t] = rt
-        zt = minv[t] * rt
-        z[t] = zt
         rr += np.float64(rt) * np.float64(rt)
-        rz += np.float64(rt) * np.float64(zt)
+        rz += np.float64(rt) * np.float64(minv[t] * rt)
     return rr, rz
 
 

@@ -11,12 +11,18 @@ arrays already validated and laid out by the restoration layer:
   array's own module (NumPy or CuPy): for more than three spatial axes and for
   GPU arrays.
 * :func:`lbfgs` -- convex smooth cases (β > 1, or β = 1 with smoothing):
-  SciPy's L-BFGS-B on the fused ``tv_value_and_grad`` kernel, stopped by the
+  L-BFGS on the fused ``tv_value_and_grad`` kernel, stopped by the
   strong-convexity certificate ``F(u) − F* ≤ ½‖∇F(u)‖²``.
 * :func:`irls_mm` -- 0 < β < 1 (non-convex) and any β ≤ 2 with smoothing:
   majorize–minimize (iteratively reweighted least squares), each quadratic
   majorizer decreased by Jacobi-preconditioned conjugate gradients started at
-  the current iterate, so ``F`` never increases.
+  the current iterate (or a safeguarded extrapolation), so ``F`` never
+  increases.  Its operators come from :class:`MMNumba` (Numba kernels) or
+  :class:`MMArray` (whole-array NumPy/CuPy).
+
+L-BFGS and CG do their vector work through :mod:`tvnumba._vector`: fused
+Numba kernels for NumPy arrays, whole-array operations of the array's module
+for CuPy (and > 3 spatial axes), so GPU arrays stay on the GPU.
 * :func:`tikhonov_dct` -- β = 2: the problem is quadratic,
   ``(I + 2·weight·DᵀD) u = f``, and DᵀD with Neumann boundaries is diagonal in
   the DCT-II basis: one forward and one inverse transform give the exact
@@ -194,47 +200,42 @@ def _tv1_xp(xp, u, spatial_axes, inv_spacing, isotropic):
 
 
 # --------------------------------------------------------------------- smooth: L-BFGS
-def lbfgs(f, weight, plan, *, eps, max_iter, callback=None, memory=8):
+def lbfgs(f, weight, tv_value_grad, *, ops, eps, max_iter, callback=None, memory=8):
     """L-BFGS on F, in float64 on the image's own layout.
 
-    ``plan`` is a float64 :class:`~tvnumba._validate.Plan` for ``f``'s shape.
+    ``tv_value_grad(u, out)`` returns ``(TV_β(u), ∇TV_β(u))`` for an array of
+    ``f``'s shape, writing the gradient into ``out`` where it can.
     Two-loop recursion with ``memory`` pairs, Armijo backtracking from the
-    unit step (pairs with ``sᵀy ≤ 0`` are skipped), all vector work in Numba
-    kernels.  Stops when ``½‖∇F‖² ≤ eps · (F − ½‖∇F‖²)``: for convex TV
-    (β ≥ 1) F is 1-strongly convex, so ``F − F* ≤ ½‖∇F‖²`` and the relative
-    objective error is at most ``eps``.
+    unit step (pairs with ``sᵀy ≤ 0`` are skipped), all vector work through
+    ``ops`` (:mod:`tvnumba._vector`).  Stops when
+    ``½‖∇F‖² ≤ eps · (F − ½‖∇F‖²)``: for convex TV (β ≥ 1) F is 1-strongly
+    convex, so ``F − F* ≤ ½‖∇F‖²`` and the relative objective error is at
+    most ``eps``.
     """
-    from . import _cpu_rof as K
-    from .tv import run_plan
-
-    f64 = np.ascontiguousarray(f, dtype=np.float64)
+    xp = ops.xp
+    f64 = xp.ascontiguousarray(f, dtype=xp.float64)
     shape = f64.shape
     n = f64.size
     ff = f64.reshape(-1)
-    gtv = np.empty(shape, np.float64)
-    gtvf = gtv.reshape(-1)
+    gtv = xp.empty(shape, xp.float64)
 
     def evaluate(u, g):
         """F(u), writing ∇F into g; returns (F, ‖∇F‖²)."""
-        vals, _ = run_plan(u.reshape(shape), plan, True, gtv)
-        fid, gg = K.smooth_objective_grad(u, ff, gtvf, weight, g)
-        return fid + weight * float(np.sum(vals)), gg
+        value, grad = tv_value_grad(u.reshape(shape), gtv)
+        fid, gg = ops.smooth_objective_grad(u, ff, grad.reshape(-1), weight, g)
+        return fid + weight * value, gg
 
-    def certificate(F, gg):
-        lower = F - 0.5 * gg
-        return 0.5 * gg / lower if lower > 0 else (0.0 if gg == 0 else math.inf)
-
-    S_ = np.empty((memory, n))
-    Y_ = np.empty((memory, n))
+    S_ = xp.empty((memory, n))
+    Y_ = xp.empty((memory, n))
     rho = np.zeros(memory)
     alpha = np.zeros(memory)
     u = ff.copy()
-    g = np.empty(n)
-    u_new = np.empty(n)
-    g_new = np.empty(n)
-    d = np.empty(n)
+    g = xp.empty(n)
+    u_new = xp.empty(n)
+    g_new = xp.empty(n)
+    d = xp.empty(n)
     F, gg = evaluate(u, g)
-    gap = certificate(F, gg)
+    gap = _certificate(F, gg)
     pairs: list[int] = []
     gamma = 1.0
     it = 0
@@ -242,20 +243,20 @@ def lbfgs(f, weight, plan, *, eps, max_iter, callback=None, memory=8):
     while gap > eps and it < max_iter:
         it += 1
         order = np.asarray(pairs, dtype=np.int64)
-        gd = K.lbfgs_direction(g, S_, Y_, rho, order, gamma, d, alpha)
+        gd = ops.lbfgs_direction(g, S_, Y_, rho, order, gamma, d, alpha)
         if not gd < 0:  # not a descent direction: restart from -g
             pairs.clear()
-            gd = K.lbfgs_direction(g, S_, Y_, rho, order[:0], 1.0, d, alpha)
+            gd = ops.lbfgs_direction(g, S_, Y_, rho, order[:0], 1.0, d, alpha)
         t = 1.0
         for _ in range(40):
-            K.axpy_to(u_new, u, t, d)
+            ops.axpy_to(u_new, u, t, d)
             F_new, gg_new = evaluate(u_new, g_new)
             if F_new <= F + 1e-4 * t * gd:
                 break
             t *= 0.5
         else:
             break  # no decrease possible at this precision
-        sy, yy = K.lbfgs_pair(S_[nxt], Y_[nxt], u_new, u, g_new, g)
+        sy, yy = ops.lbfgs_pair(S_[nxt], Y_[nxt], u_new, u, g_new, g)
         if sy > 1e-12 * yy and yy > 0:
             rho[nxt] = 1.0 / sy
             gamma = sy / yy
@@ -268,113 +269,214 @@ def lbfgs(f, weight, plan, *, eps, max_iter, callback=None, memory=8):
         u, u_new = u_new, u
         g, g_new = g_new, g
         F, gg = F_new, gg_new
-        gap = certificate(F, gg)
+        gap = _certificate(F, gg)
         if callback is not None and callback(it, u.reshape(shape), F):
             break
     return u.reshape(shape), Result(it, F, gap, gap <= eps, "lbfgs")
 
 
+def _certificate(F, gg):
+    """½‖∇F‖² / (F − ½‖∇F‖²): bounds (F − F*)/F* when F is 1-strongly convex."""
+    lower = F - 0.5 * gg
+    return 0.5 * gg / lower if lower > 0 else (0.0 if gg == 0 else math.inf)
+
+
 # --------------------------------------------------------------------- β < 1: IRLS / MM
-def irls_mm(f, weight, beta, smoothing, *, nd, inv_spacing, isotropic, eps, max_iter,
-            cg_iter=30, cg_tol=1e-2, callback=None, view=None, history=None):
-    """Majorize–minimize for ``½‖u − f‖² + weight Σ (m + s²)^(β/2)`` (β ≤ 2).
+def irls_mm(problem, *, ops, eps, max_iter, cg_iter=10, cg_tol=1e-2, extrapolate=True,
+            callback=None, view=None, history=None):
+    """Majorize–minimize for ``F(u) = ½‖u − f‖² + weight Σ (m + s²)^(β/2)`` (β ≤ 2).
 
-    ``t ↦ (t + s²)^(β/2)`` is concave for β ≤ 2, so its tangent at the current
-    squared magnitudes majorizes it: each outer step decreases the quadratic
-    ``½‖u − f‖² + Σ a |Du|²/2`` (``a = weight·β (m₀ + s²)^(β/2 − 1)``) by
-    preconditioned CG from the current iterate, and the objective cannot
-    increase.  Stops when the relative decrease of F over one outer step is
-    at most ``eps``; with β < 1 the limit is a local minimiser.
+    ``problem`` is an :class:`MMNumba` or :class:`MMArray`.  ``t ↦ (t + s²)^(β/2)``
+    is concave for β ≤ 2, so its tangent at the squared magnitudes of a point
+    ``y`` majorizes it: the quadratic ``Q_y(u) = ½‖u − f‖² + Σ a_y |Du|²/2``
+    (``a_y = weight·β (m_y + s²)^(β/2 − 1)``) lies above F and touches it at
+    ``y``.  Each outer step decreases ``Q_y`` by Jacobi-preconditioned CG
+    started at ``y``, so ``F(u⁺) ≤ Q_y(u⁺) ≤ Q_y(y) = F(y)``.
+
+    ``y`` is the current iterate, or -- with ``extrapolate`` -- the
+    extrapolated point ``u + (u − u_prev)`` when that already has a lower
+    objective (checked, so F never increases); this momentum roughly halves
+    the outer steps on images.
+
+    Stops when ``½‖∇F(u)‖² ≤ eps · (F(u) − ½‖∇F(u)‖²)`` (``∇F(u) = A_u u − f``
+    with the weights at u): a bound on the relative objective error when F
+    is 1-strongly convex (β ≥ 1), a relative stationarity measure for β < 1,
+    where the limit is a local minimiser.
     """
-    from . import _cpu_rof as K
-
-    T = f.dtype.type
-    f = np.ascontiguousarray(f)
+    f = problem.f
     u = f.copy()
-    a = np.empty((nd,) + f.shape, f.dtype)
-    ihz, ihy, ihx = (T(h) for h in inv_spacing)
-    rows, nunits = K.n_units(f.shape)
-    tvp = np.empty(nunits, np.float64)
-    s2 = T(smoothing * smoothing)
+    u_prev = None
+    xp = ops.xp
+    ap = xp.empty_like(f)
+    r = xp.empty_like(f)
+    ff, rf, apf = f.reshape(-1), r.reshape(-1), ap.reshape(-1)
 
-    def weights_and_value(x):
-        K.irls_weights(x, a, T(weight * beta), s2, T(beta / 2 - 1), ihz, ihy, ihx, nd,
-                       isotropic, rows, nunits, tvp)
-        return 0.5 * K.sumsq_diff(x.reshape(-1), f.reshape(-1)) + weight * float(tvp.sum())
+    def stationarity(x):
+        """Certificate at x (weights at x must be current)."""
+        problem.apply(x, ap)
+        xp.subtract(ff, apf, out=rf)
+        return _certificate(F, ops.dot(rf, rf))
 
-    def apply(x, out):
-        K.irls_apply(x, a, out, ihz, ihy, ihx, nd, rows, nunits)
-        return out
-
-    F = weights_and_value(u)
+    F = problem.weights_and_value(u)
     if history is not None:
         history.append(F)
+    gap = stationarity(u)
     it = 0
-    rel = math.inf
-    converged = False
-    ih2 = (float(ihx) ** 2, float(ihy) ** 2, float(ihz) ** 2)
-    while it < max_iter:
+    while gap > eps and it < max_iter:
         it += 1
-        diag = _irls_diag(a, nd, ih2)
-        u = _pcg(apply, f, u, 1.0 / diag, cg_iter, cg_tol)
-        F_new = weights_and_value(u)
+        base = u
+        if extrapolate and u_prev is not None:
+            y = u + (u - u_prev)
+            if problem.weights_and_value(y) <= F:
+                base = y
+            else:
+                problem.weights_and_value(u)
+        u_prev = u
+        u = _pcg(problem.apply, f, base, 1.0 / problem.diag(), cg_iter, cg_tol, ops)
+        F = problem.weights_and_value(u)
         if history is not None:
-            history.append(F_new)
-        rel = (F - F_new) / max(abs(F_new), np.finfo(np.float64).tiny)
-        F = F_new
-        converged = rel <= eps
-        if _call_back(callback, it, u, F, view) or converged:
+            history.append(F)
+        gap = stationarity(u)
+        if _call_back(callback, it, u, F, view):
             break
-    return u, Result(it, F, max(rel, 0.0), converged, "mm")
+    return u, Result(it, F, gap, gap <= eps, "mm")
 
 
-def _irls_diag(a, nd, ih2):
-    """Diagonal of ``I + Dᵀ diag(a) D`` (a is zero on every last slice)."""
-    diag = np.ones(a.shape[1:], a.dtype)
-    for d in range(nd):
-        axis = 4 - d  # component d differs along canonical axis 4 - d
-        ad = a[d] * a.dtype.type(ih2[d])
-        diag += ad
-        lo = [slice(None)] * 5
-        hi = [slice(None)] * 5
-        lo[axis] = slice(0, -1)
-        hi[axis] = slice(1, None)
-        diag[tuple(hi)] += ad[tuple(lo)]
-    return diag
+class MMNumba:
+    """MM operators on a C-contiguous canonical ``(B, C, z, y, x)`` NumPy array
+    (one to three spatial axes), in the Numba kernels of ``_cpu_rof``."""
+
+    def __init__(self, f, weight, beta, smoothing, *, nd, inv_spacing, isotropic):
+        from . import _cpu_rof as K
+        from ._cpu import beta_mode
+
+        self.K = K
+        T = f.dtype.type
+        self.f = np.ascontiguousarray(f)
+        self.a = np.empty((nd,) + f.shape, f.dtype)
+        self.nd, self.iso = nd, isotropic
+        self.ih = tuple(T(h) for h in inv_spacing)  # (z, y, x)
+        self.rows, self.nunits = K.n_units(f.shape)
+        self.partial = np.empty(self.nunits, np.float64)
+        self.consts = (T(weight), T(smoothing * smoothing), T(beta / 2 - 1), T(beta),
+                       beta_mode(beta), f.dtype == np.float32)
+        self.weight = weight
+
+    def weights_and_value(self, x) -> float:
+        """Weights at x (kept for apply/diag); returns F(x)."""
+        self.K.irls_weights(x, self.a, *self.consts, *self.ih, self.nd, self.iso, self.rows,
+                            self.nunits, self.partial)
+        tv = float(self.partial.sum())
+        return 0.5 * self.K.sumsq_diff(x.reshape(-1), self.f.reshape(-1)) + self.weight * tv
+
+    def apply(self, x, out) -> float:
+        """out = x + Dᵀ(a ⊙ D x); returns x·out."""
+        return self.K.irls_apply(x, self.a, out, *self.ih, self.nd, self.rows, self.nunits,
+                                 self.partial)
+
+    def diag(self):
+        """Diagonal of ``I + Dᵀ diag(a) D``."""
+        diag = np.empty_like(self.f)
+        self.K.irls_diag(self.a, diag, *self.ih, self.nd, self.rows, self.nunits)
+        return diag
 
 
-def _pcg(apply, b, x, minv, max_iter, tol):
-    """Preconditioned CG on A x = b from ``x`` (A symmetric positive definite).
+class MMArray:
+    """MM operators in whole-array operations (NumPy or CuPy, any number of
+    spatial axes) on a ``(B, C, n0, ..., nk)`` array whose trailing axes
+    ``spatial_axes`` carry the differences."""
+
+    def __init__(self, f, weight, beta, smoothing, *, spatial_axes, inv_spacing, isotropic):
+        xp = V._xp(f)
+        T = f.dtype.type
+        self.xp, self.f = xp, xp.ascontiguousarray(f)
+        self.axes = tuple(spatial_axes)
+        self.ih = tuple(T(h) for h in inv_spacing)
+        self.iso = isotropic
+        self.scale, self.s2, self.p = T(weight * beta), T(smoothing * smoothing), T(beta / 2 - 1)
+        self.weight = weight
+        self.a = []
+
+    def weights_and_value(self, x) -> float:
+        """Weights at x (kept for apply/diag); returns F(x).
+
+        Isotropic weights are one array per pixel, shared by every channel
+        and difference; no weight needs zeroing on the last slices because
+        the forward differences vanish there.
+        """
+        xp = self.xp
+        diffs = [_fwd(xp, x, ax, h) for ax, h in zip(self.axes, self.ih)]
+        if self.iso:
+            m = sum(d * d for d in diffs).sum(axis=1, keepdims=True) + self.s2
+            q = m ** self.p
+            tv = float(xp.sum(m * q, dtype=xp.float64))
+            self.a = [self.scale * q] * len(diffs)
+        else:
+            tv = 0.0
+            self.a = []
+            for d in diffs:
+                m = d * d + self.s2
+                q = m ** self.p
+                tv += float(xp.sum(m * q, dtype=xp.float64))
+                self.a.append(self.scale * q)
+        return 0.5 * float(xp.sum((x - self.f) ** 2, dtype=xp.float64)) + self.weight * tv
+
+    def apply(self, x, out) -> float:
+        """out = x + Dᵀ(a ⊙ D x); returns x·out."""
+        out[...] = x
+        for a, ax, h in zip(self.a, self.axes, self.ih):
+            out += _adj(self.xp, a * _fwd(self.xp, x, ax, h), ax, h)
+        return float(self.xp.sum(x * out, dtype=self.xp.float64))
+
+    def diag(self):
+        """Diagonal of ``I + Dᵀ diag(a) D``: a difference on [i, i+1] adds its
+        weight to both ends."""
+        diag = self.xp.ones_like(self.f)
+        for a, ax, h in zip(self.a, self.axes, self.ih):
+            lo, hi = _shifted(diag.ndim, ax, 0), _shifted(diag.ndim, ax, 1)
+            ad = a[lo] * (h * h)
+            diag[lo] += ad
+            diag[hi] += ad
+        return diag
+
+
+def _shifted(ndim, axis, part):
+    """Index of the slices ``[:-1]`` (part 0) or ``[1:]`` (part 1) along ``axis``."""
+    idx = [slice(None)] * ndim
+    idx[axis] = slice(0, -1) if part == 0 else slice(1, None)
+    return tuple(idx)
+
+
+def _pcg(apply, b, x, minv, max_iter, tol, ops):
+    """Preconditioned CG on A x = b from ``x`` (A symmetric positive definite;
+    ``apply(v, out)`` writes Av and returns v·Av).
 
     Each CG iterate minimises the quadratic over a growing affine subspace
     through ``x``, so the quadratic never increases.
     """
-    from . import _cpu_rof as K
-
+    xp = ops.xp
     T = x.dtype.type
     x = x.copy()
-    ap = np.empty_like(x)
-    r = np.empty_like(x)
-    z = np.empty_like(x)
-    xf, rf, zf, apf = (a.reshape(-1) for a in (x, r, z, ap))
+    ap = xp.empty_like(x)
+    r = xp.empty_like(x)
+    p = xp.zeros_like(x)
+    xf, rf, pf, apf = (a.reshape(-1) for a in (x, r, p, ap))
     bf, mf = b.reshape(-1), minv.reshape(-1)
     apply(x, ap)
-    rr, rz = K.residual_init(bf, apf, mf, rf, zf)
+    rr, rz = ops.residual_init(bf, apf, mf, rf)
     r0 = math.sqrt(rr)
     if r0 == 0:
         return x
-    p = z.copy()
-    pf = p.reshape(-1)
+    ops.pcg_direction(pf, rf, mf, T(0))
     for _ in range(max_iter):
-        apply(p, ap)
-        pap = K.dot(pf, apf)
+        pap = apply(p, ap)
         if pap <= 0:
             break
         alpha = rz / pap
-        rr, rz_new = K.pcg_step(xf, rf, pf, apf, zf, mf, T(alpha))
+        rr, rz_new = ops.pcg_step(xf, rf, pf, apf, mf, T(alpha))
         if math.sqrt(rr) <= tol * r0:
             break
-        K.pcg_direction(pf, zf, T(rz_new / rz))
+        ops.pcg_direction(pf, rf, mf, T(rz_new / rz))
         rz = rz_new
     return x
 

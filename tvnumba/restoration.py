@@ -10,6 +10,7 @@ import numpy as np
 
 from . import _solvers as S
 from . import _validate as V
+from ._vector import ops_for
 
 __all__ = ["denoise_tv_beta", "DenoiseInfo"]
 
@@ -37,10 +38,10 @@ class DenoiseInfo:
         with the smoothing actually used.
     gap : float
         The stopping quantity.  ``"cp"``: duality gap divided by the dual
-        objective; ``"lbfgs"`` and ``"dct"``: ``½‖∇F‖² / (F − ½‖∇F‖²)``.
-        Both bound the relative objective error ``(F(u) − F*) / F*`` from
-        above (for convex problems, β ≥ 1).  ``"mm"``: relative decrease of
-        the objective over the last outer iteration.
+        objective; ``"lbfgs"``, ``"mm"`` and ``"dct"``:
+        ``½‖∇F‖² / (F − ½‖∇F‖²)``.  Both bound the relative objective error
+        ``(F(u) − F*) / F*`` from above for convex problems (β ≥ 1); for
+        β < 1 the second is a relative stationarity measure.
     converged : bool
         ``gap <= eps`` was reached within ``max_num_iter``.
     method : str
@@ -93,8 +94,8 @@ def denoise_tv_beta(image, weight: float = 0.1, beta: float = 1.0, *, eps: float
     eps : float, optional
         Stopping tolerance ``> 0`` on ``DenoiseInfo.gap``.  For β ≥ 1 it is an
         upper bound on the relative objective error ``(F(u) − F*) / F*``;
-        for the majorize-minimize solver (β < 1) a relative decrease per
-        outer iteration.
+        for β < 1 (non-convex) it bounds the same quantity built from the
+        gradient norm, a stationarity measure.
     max_num_iter : int, optional
         Iteration cap ``>= 1`` (outer iterations for ``"mm"``).  ``None``:
         3000 for ``"cp"`` and ``"lbfgs"``, 200 for ``"mm"``.
@@ -116,8 +117,11 @@ def denoise_tv_beta(image, weight: float = 0.1, beta: float = 1.0, *, eps: float
         β = 2, ``"lbfgs"`` for other β > 1 (and β = 1 with smoothing) and
         ``"mm"`` for β < 1.  See Notes.
     device : {None, "cpu", "cuda"}, optional
-        ``None`` runs where the image lives.  GPU arrays (CuPy) are solved on
-        the GPU by the ``"cp"`` and ``"dct"`` methods.
+        ``None`` runs where the image lives: a CuPy array is solved on the GPU
+        by every method, end to end (whole-array CuPy operations and the
+        CUDA TV kernels; only scalars come back to the host), and the result
+        is a CuPy array.  ``"cuda"`` moves a NumPy image to the GPU and the
+        result back.
     return_info : bool, optional
         Also return a :class:`DenoiseInfo`.
     callback : callable, optional
@@ -145,8 +149,11 @@ def denoise_tv_beta(image, weight: float = 0.1, beta: float = 1.0, *, eps: float
         the objective, so the default ``eps=1e-3`` returns an image whose
         objective is within 0.1 % of the optimum.
     ``"lbfgs"``
-        SciPy's L-BFGS-B on the fused :func:`tvnumba.tv_value_and_grad`
-        kernel, in float64.  ``F`` is 1-strongly convex for β ≥ 1, so
+        L-BFGS (8 pairs, Armijo backtracking) on the fused
+        :func:`tvnumba.tv_value_and_grad` kernel, in float64, with its vector
+        work in parallel Numba kernels (NumPy) or CuPy (GPU) rather than
+        SciPy's L-BFGS-B, which would move GPU arrays to the host and run
+        BLAS threads next to Numba's.  ``F`` is 1-strongly convex for β ≥ 1, so
         ``F(u) − F* ≤ ½‖∇F(u)‖²``; it stops when that bound, relative to
         ``F(u) − ½‖∇F(u)‖² ≤ F*``, is at most ``eps``.
     ``"mm"``
@@ -155,9 +162,12 @@ def denoise_tv_beta(image, weight: float = 0.1, beta: float = 1.0, *, eps: float
         :math:`(t + s^2)^{β/2}` by its tangent in :math:`t = |∇u|^2`
         (concave for β ≤ 2, hence a majorizer) and decreases the resulting
         quadratic with preconditioned conjugate gradients started at the
-        current iterate, so the objective never increases.  For β < 1 the
-        problem is non-convex and the result is a local minimiser near the
-        input.
+        current iterate, so the objective never increases.  The next
+        majorizer is built at the extrapolated point ``2u_k − u_{k−1}`` when
+        its objective is already lower (a safeguarded momentum step that
+        about halves the iterations).  Stops on the gradient-norm bound
+        of ``"lbfgs"``.  For β < 1 the problem is non-convex and the result
+        is a local minimiser near the input.
     ``"dct"``
         β = 2: the minimiser solves ``(I + 2·weight·DᵀD) u = f``, which the
         DCT-II diagonalises (Neumann boundaries): exact, in two transforms.
@@ -219,10 +229,6 @@ def denoise_tv_beta(image, weight: float = 0.1, beta: float = 1.0, *, eps: float
     if max_num_iter is None:
         max_num_iter = DEFAULT_MAX_ITER[method]
     max_num_iter = _check_max_iter(max_num_iter)
-    if on_gpu and method not in ("cp", "dct"):
-        raise NotImplementedError(
-            f"method={method!r} runs on the CPU only; use a NumPy array (cupy.asnumpy) or "
-            "beta=1 / beta=2 for GPU arrays")
 
     cax = None if channel_axis is None else V.normalize_axis(channel_axis, f.ndim,
                                                              "channel_axis")
@@ -239,24 +245,27 @@ def denoise_tv_beta(image, weight: float = 0.1, beta: float = 1.0, *, eps: float
 def _solve(f, plan, weight, beta, smoothing, eps, max_iter, method, on_gpu, callback,
            channel_axis, spacing):
     nd = len(plan.spatial_shape)
+    xp = V._xp(f)
+    array_backend = _use_array_backend(on_gpu, nd)
+    ops = ops_for(xp, use_numba=not array_backend)
     res_smoothing = smoothing
+    tv_kw = dict(channel_axis=channel_axis, spacing=spacing, isotropic=plan.isotropic,
+                 smoothing=smoothing)
     if method == "dct":
-        u = _dct(f, plan, weight, on_gpu)
-        res = _smooth_certificate(u, f, plan, weight, channel_axis, spacing) if not on_gpu else S.Result(
-            1, math.nan, math.nan, True, "dct")
-        res.iterations = 1
+        u = _dct(f, plan, weight)
+        res = _smooth_certificate(u, f, weight, beta, ops, tv_kw)
     elif method == "lbfgs":
-        f64 = np.asarray(f, dtype=np.float64)
-        plan64 = V.make_plan(f64, beta, channel_axis=channel_axis, spacing=spacing,
-                             isotropic=plan.isotropic, smoothing=smoothing)
-        u64, res = S.lbfgs(f64, weight, plan64, eps=eps, max_iter=max_iter, callback=callback)
+        f64 = xp.ascontiguousarray(f, dtype=xp.float64)
+        u64, res = S.lbfgs(f64, weight, _tv_value_grad(f64, beta, tv_kw, array_backend),
+                           ops=ops, eps=eps, max_iter=max_iter, callback=callback)
         u = u64.astype(f.dtype, copy=False)
     else:
         f5 = V.to_canonical(f, plan)
         view = _make_view(plan)
+        axes = tuple(range(f5.ndim - nd, f5.ndim))  # the real spatial axes
         if method == "cp":
-            if on_gpu or nd > V.KERNEL_NDIM:
-                u5, res = S.rof_cp_xp(f5, weight, spatial_axes=tuple(range(2, 2 + nd)),
+            if array_backend:
+                u5, res = S.rof_cp_xp(f5, weight, spatial_axes=axes,
                                       inv_spacing=plan.inv_spacing, isotropic=plan.isotropic,
                                       eps=eps, max_iter=max_iter, callback=callback, view=view)
             else:
@@ -264,18 +273,41 @@ def _solve(f, plan, weight, beta, smoothing, eps, max_iter, method, on_gpu, call
                                    isotropic=plan.isotropic, eps=eps, max_iter=max_iter,
                                    callback=callback, view=view)
         else:  # "mm"
-            if nd > V.KERNEL_NDIM:
-                raise NotImplementedError(
-                    "method='mm' supports up to 3 spatial axes; use method='lbfgs'")
             if smoothing == 0:
                 res_smoothing = _internal_smoothing(f, plan)
-            u5, res = S.irls_mm(np.ascontiguousarray(f5), weight, beta, res_smoothing, nd=nd,
-                                inv_spacing=plan.canonical_inv_spacing,
-                                isotropic=plan.isotropic, eps=eps, max_iter=max_iter,
+            if array_backend:
+                problem = S.MMArray(f5, weight, beta, res_smoothing, spatial_axes=axes,
+                                    inv_spacing=plan.inv_spacing, isotropic=plan.isotropic)
+            else:
+                problem = S.MMNumba(f5, weight, beta, res_smoothing, nd=nd,
+                                    inv_spacing=plan.canonical_inv_spacing,
+                                    isotropic=plan.isotropic)
+            u5, res = S.irls_mm(problem, ops=ops, eps=eps, max_iter=max_iter,
                                 callback=callback, view=view)
         u = view(u5).copy()
     res.smoothing = res_smoothing
     return u, res
+
+
+def _use_array_backend(on_gpu: bool, nd: int) -> bool:
+    """Whole-array (NumPy/CuPy) solvers instead of the Numba CPU kernels: GPU
+    arrays, and more spatial axes than the kernels are compiled for."""
+    return on_gpu or nd > V.KERNEL_NDIM
+
+
+def _tv_value_grad(f64, beta, tv_kw, array_backend):
+    """``(u, out) -> (TV_β(u), ∇TV_β(u))`` for arrays like ``f64``."""
+    from .tv import run_plan, tv_value_and_grad
+
+    if array_backend:  # the public entry dispatches CuPy arrays to the CUDA kernels
+        return lambda u, out: tv_value_and_grad(u, beta, out=out, **tv_kw)
+    plan64 = V.make_plan(f64, beta, **tv_kw)
+
+    def value_grad(u, out):
+        vals, grad = run_plan(u, plan64, True, out)
+        return float(np.sum(vals)), grad
+
+    return value_grad
 
 
 def _pick_method(method, beta, smoothing):
@@ -356,26 +388,22 @@ def _internal_smoothing(f, plan):
     return INTERNAL_SMOOTHING * max(ptp, 1e-12) * max(plan.inv_spacing)
 
 
-def _dct(f, plan, weight, on_gpu):
+def _dct(f, plan, weight):
     spatial = plan.perm[len(plan.perm) - len(plan.spatial_shape):]
     h = {ax: 1.0 / ih for ax, ih in zip(spatial, plan.inv_spacing)}
     axes = tuple(sorted(spatial))
     return S.tikhonov_dct(f, weight, spatial_axes=axes, spacing=tuple(h[a] for a in axes))
 
 
-def _smooth_certificate(u, f, plan, weight, channel_axis, spacing):
+def _smooth_certificate(u, f, weight, beta, ops, tv_kw):
     """F(u) and ½‖∇F‖² / (F − ½‖∇F‖²) with one fused TV pass (float64)."""
-    from .tv import finish_value, run_plan
+    from .tv import tv_value_and_grad
 
-    u64 = np.asarray(u, dtype=np.float64)
-    f64 = np.asarray(f, dtype=np.float64)
-    plan64 = V.make_plan(u64, plan.beta, channel_axis=channel_axis,
-                         spacing=spacing, isotropic=plan.isotropic,
-                         smoothing=plan.smoothing)
-    vals, g = run_plan(u64, plan64, True)
-    r = u64 - f64
-    F = 0.5 * float(np.vdot(r, r)) + weight * finish_value(vals, plan64)
-    g = r + weight * g
-    g2 = 0.5 * float(np.vdot(g, g))
-    gap = g2 / (F - g2) if F - g2 > 0 else (0.0 if g2 == 0 else math.inf)
-    return S.Result(1, F, gap, True, "dct")
+    xp = ops.xp
+    u64 = xp.ascontiguousarray(u, dtype=xp.float64)
+    f64 = xp.ascontiguousarray(f, dtype=xp.float64)
+    value, g = tv_value_and_grad(u64, beta, **tv_kw)
+    fid, gg = ops.smooth_objective_grad(u64.reshape(-1), f64.reshape(-1), g.reshape(-1),
+                                        weight, xp.empty(u64.size))
+    F = fid + weight * value
+    return S.Result(1, F, S._certificate(F, gg), True, "dct")
