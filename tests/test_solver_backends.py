@@ -1,7 +1,7 @@
 """The whole-array solver backend (the code GPU arrays run) against the Numba one.
 
 ``denoise_tv_beta`` runs CuPy arrays through ``tvnumba._vector.ArrayOps`` and
-``tvnumba._solvers.MMArray`` / ``rof_cp_xp`` / the public TV kernels; these tests run
+``tvnumba._solvers.CPArray`` / ``MMArray`` / the public TV kernels; these tests run
 that same code with NumPy as the array module (``_use_array_backend`` forced on), so
 every solver's GPU path is checked here without a GPU: each vector operation against
 the fused Numba kernel, each solver against the Numba solver and against optimality

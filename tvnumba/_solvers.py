@@ -4,12 +4,10 @@ Every driver minimises ``F(u) = ½‖u − f‖² + weight · TV_β(u)`` and wor
 arrays already validated and laid out by the restoration layer:
 
 * :func:`rof_cp` -- β = 1 without smoothing: Chambolle–Pock primal–dual with
-  the strong-convexity acceleration (CP 2011, Algorithm 2, γ = 1), two fused
-  Numba passes per iteration on the canonical ``(B, C, z, y, x)`` layout, and
-  a duality-gap stopping rule.
-* :func:`rof_cp_xp` -- the same iteration with whole-array operations of the
-  array's own module (NumPy or CuPy): for more than three spatial axes and for
-  GPU arrays.
+  the strong-convexity acceleration (CP 2011, Algorithm 2, γ = 1) and a
+  duality-gap stopping rule; the iterates live in :class:`CPNumba` (two fused
+  Numba passes per iteration on the canonical ``(B, C, z, y, x)`` layout) or
+  :class:`CPArray` (whole-array NumPy/CuPy: GPU arrays, > 3 spatial axes).
 * :func:`lbfgs` -- convex smooth cases (β > 1, or β = 1 with smoothing):
   L-BFGS on the fused ``tv_value_and_grad`` kernel, stopped by the
   strong-convexity certificate ``F(u) − F* ≤ ½‖∇F(u)‖²``.
@@ -65,53 +63,115 @@ def _cp_steps(inv_spacing, nd):
     return ratio / lip, 1.0 / (ratio * lip)
 
 
-def rof_cp(f, weight, *, nd, inv_spacing, isotropic, eps, max_iter, check_every=5,
-           callback=None, view=None):
-    """Accelerated Chambolle–Pock for ROF on a canonical (B, C, D, H, W) array.
+def rof_cp(problem, weight, *, eps, max_iter, check_every=5, callback=None, view=None):
+    """Accelerated Chambolle–Pock for ROF; ``problem`` is a :class:`CPNumba` or
+    :class:`CPArray` holding the iterates.
 
     Stops when the duality gap ``P(u) − D(p)`` is at most ``eps · D(p)``,
     which bounds ``(P(u) − P*) / P*`` by ``eps``.
     """
-    from . import _cpu_rof as K
-
-    T = f.dtype.type
-    f = np.ascontiguousarray(f)
-    u = f.copy()
-    ub = f.copy()
-    p = np.zeros((nd,) + f.shape, f.dtype)
-    ihz, ihy, ihx = (T(h) for h in inv_spacing)
-    rows, nunits = K.n_units(f.shape)
-    partial = np.zeros(nunits, np.float64)
-    fid = np.empty(nunits, np.float64)
-    tv1 = np.empty(nunits, np.float64)
-    f2 = _sumsq(f)
-    tau, sigma = _cp_steps(inv_spacing, nd)
-    w = T(weight)
+    f2 = _sumsq(problem.f)
+    tau, sigma = _cp_steps(problem.inv_spacing, problem.nd)
     it = 0
     primal = gap = math.inf
     converged = False
     if weight == 0:
-        return u, Result(0, 0.0, 0.0, True, "cp")
+        return problem.u, Result(0, 0.0, 0.0, True, "cp")
     while it < max_iter:
         it += 1
         theta = 1.0 / math.sqrt(1.0 + 2.0 * tau)
         check = it % check_every == 0 or it == max_iter
-        K.cp_dual_step(ub, p, T(sigma), w, ihz, ihy, ihx, nd, isotropic, rows, nunits)
-        K.cp_primal_step(u, ub, f, p, T(tau), T(theta), ihz, ihy, ihx, nd, rows, nunits,
-                         check, partial)
+        problem.dual_step(sigma)
+        residual = problem.primal_step(tau, theta, check)
         tau *= theta
         sigma /= theta
         if check:
-            dual = 0.5 * f2 - 0.5 * float(partial.sum())
-            K.rof_primal(u, f, float(ihz), float(ihy), float(ihx), nd, isotropic, rows,
-                         nunits, fid, tv1)
-            primal = float(fid.sum()) + weight * float(tv1.sum())
+            dual = 0.5 * f2 - 0.5 * residual
+            primal = problem.primal_objective()
             gap = (primal - dual) / dual if dual > 0 else (0.0 if primal <= 0 else math.inf)
-            if gap <= eps:
-                converged = True
-            if _call_back(callback, it, u, primal, view) or converged:
+            converged = gap <= eps
+            if _call_back(callback, it, problem.u, primal, view) or converged:
                 break
-    return u, Result(it, primal, max(gap, 0.0), converged, "cp")
+    return problem.u, Result(it, primal, max(gap, 0.0), converged, "cp")
+
+
+class CPNumba:
+    """ROF primal–dual iterates on a canonical ``(B, C, z, y, x)`` NumPy array (one
+    to three spatial axes): two fused Numba passes per iteration (``_cpu_rof``).
+
+    ``dual_step``: ``p ← proj_{|p| ≤ w}(p + σ D ū)``; ``primal_step``:
+    ``u' = (u − τ Dᵀp + τ f)/(1 + τ)``, ``ū = u' + θ(u' − u)``, returning
+    ``‖f − Dᵀp‖²`` (the dual objective's term) when asked.
+    """
+
+    def __init__(self, f, weight, *, nd, inv_spacing, isotropic):
+        from . import _cpu_rof as K
+
+        self.K = K
+        T = f.dtype.type
+        self.f = np.ascontiguousarray(f)
+        self.u = self.f.copy()
+        self.ub = self.f.copy()
+        self.p = np.zeros((nd,) + f.shape, f.dtype)
+        self.nd, self.iso, self.weight, self.T = nd, isotropic, weight, T
+        self.inv_spacing = tuple(inv_spacing)
+        self.ih = tuple(T(h) for h in inv_spacing)  # (z, y, x)
+        self.rows, self.nunits = K.n_units(f.shape)
+        self.partial = np.zeros(self.nunits, np.float64)
+        self.partial2 = np.empty(self.nunits, np.float64)
+
+    def dual_step(self, sigma):
+        self.K.cp_dual_step(self.ub, self.p, self.T(sigma), self.T(self.weight), *self.ih,
+                            self.nd, self.iso, self.rows, self.nunits)
+
+    def primal_step(self, tau, theta, want_residual) -> float:
+        self.K.cp_primal_step(self.u, self.ub, self.f, self.p, self.T(tau), self.T(theta),
+                              *self.ih, self.nd, self.rows, self.nunits, want_residual,
+                              self.partial)
+        return float(self.partial.sum()) if want_residual else 0.0
+
+    def primal_objective(self) -> float:
+        fid, tv1 = self.partial, self.partial2
+        self.K.rof_primal(self.u, self.f, *(float(h) for h in self.ih), self.nd, self.iso,
+                          self.rows, self.nunits, fid, tv1)
+        return float(fid.sum()) + self.weight * float(tv1.sum())
+
+
+class CPArray:
+    """:class:`CPNumba` in whole-array operations (NumPy or CuPy, any number of
+    spatial axes) on a ``(B, C, n0, ..., nk)`` array whose trailing axes
+    ``spatial_axes`` carry the differences (one 1/h each in ``inv_spacing``)."""
+
+    def __init__(self, f, weight, *, spatial_axes, inv_spacing, isotropic):
+        xp = V._xp(f)
+        T = f.dtype.type
+        self.xp, self.f, self.T = xp, f, T
+        self.u = f.copy()
+        self.ub = f.copy()
+        self.axes = tuple(spatial_axes)
+        self.nd = len(self.axes)
+        self.inv_spacing = tuple(inv_spacing)
+        self.ih = tuple(T(h) for h in inv_spacing)
+        self.p = [xp.zeros_like(f) for _ in self.axes]
+        self.iso, self.weight = isotropic, weight
+
+    def dual_step(self, sigma):
+        xp, T = self.xp, self.T
+        for q, ax, ih in zip(self.p, self.axes, self.ih):
+            q += T(sigma) * _fwd(xp, self.ub, ax, ih)
+        self.p = _project(xp, self.p, T(self.weight), self.iso)
+
+    def primal_step(self, tau, theta, want_residual) -> float:
+        xp, T = self.xp, self.T
+        dt = sum(_adj(xp, q, ax, ih) for q, ax, ih in zip(self.p, self.axes, self.ih))
+        un = (self.u + T(tau) * (self.f - dt)) * T(1.0 / (1.0 + tau))
+        self.ub = un + T(theta) * (un - self.u)
+        self.u = un
+        return _sumsq(self.f - dt) if want_residual else 0.0
+
+    def primal_objective(self) -> float:
+        return 0.5 * _sumsq(self.u - self.f) + self.weight * _tv1_xp(
+            self.xp, self.u, self.axes, self.inv_spacing, self.iso)
 
 
 def _sumsq(a) -> float:
@@ -136,51 +196,6 @@ def _adj(xp, v, axis, ih):
     from ._generic import _adjoint_diff
 
     return _adjoint_diff(xp, v, axis, ih)
-
-
-def rof_cp_xp(f, weight, *, spatial_axes, inv_spacing, isotropic, eps, max_iter,
-              check_every=5, callback=None, view=None):
-    """:func:`rof_cp` with whole-array operations (NumPy or CuPy, any n-D).
-
-    ``f`` is ``(B, C, n0, ..., nk)`` with ``spatial_axes`` the trailing axes;
-    ``inv_spacing`` holds one 1/h per spatial axis.
-    """
-    xp = V._xp(f)
-    T = f.dtype.type
-    nd = len(spatial_axes)
-    u = f.copy()
-    ub = f.copy()
-    p = [xp.zeros_like(f) for _ in range(nd)]
-    f2 = _sumsq(f)
-    tau, sigma = _cp_steps(tuple(inv_spacing), nd)
-    w = T(weight)
-    it = 0
-    primal = gap = math.inf
-    converged = False
-    if weight == 0:
-        return u, Result(0, 0.0, 0.0, True, "cp")
-    while it < max_iter:
-        it += 1
-        theta = 1.0 / math.sqrt(1.0 + 2.0 * tau)
-        for d, (ax, ih) in enumerate(zip(spatial_axes, inv_spacing)):
-            p[d] += T(sigma) * _fwd(xp, ub, ax, T(ih))
-        p = _project(xp, p, w, isotropic)
-        dt = sum(_adj(xp, p[d], ax, T(ih)) for d, (ax, ih) in
-                 enumerate(zip(spatial_axes, inv_spacing)))
-        un = (u + T(tau) * (f - dt)) * T(1.0 / (1.0 + tau))
-        ub = un + T(theta) * (un - u)
-        u = un
-        tau *= theta
-        sigma /= theta
-        if it % check_every == 0 or it == max_iter:
-            dual = 0.5 * f2 - 0.5 * _sumsq(f - dt)
-            primal = 0.5 * _sumsq(u - f) + weight * _tv1_xp(xp, u, spatial_axes,
-                                                             inv_spacing, isotropic)
-            gap = (primal - dual) / dual if dual > 0 else (0.0 if primal <= 0 else math.inf)
-            converged = gap <= eps
-            if _call_back(callback, it, u, primal, view) or converged:
-                break
-    return u, Result(it, primal, max(gap, 0.0), converged, "cp")
 
 
 def _project(xp, p, w, isotropic):

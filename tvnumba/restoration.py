@@ -265,13 +265,13 @@ def _solve(f, plan, weight, beta, smoothing, eps, max_iter, method, on_gpu, call
         axes = tuple(range(f5.ndim - nd, f5.ndim))  # the real spatial axes
         if method == "cp":
             if array_backend:
-                u5, res = S.rof_cp_xp(f5, weight, spatial_axes=axes,
-                                      inv_spacing=plan.inv_spacing, isotropic=plan.isotropic,
-                                      eps=eps, max_iter=max_iter, callback=callback, view=view)
+                problem = S.CPArray(f5, weight, spatial_axes=axes, inv_spacing=plan.inv_spacing,
+                                    isotropic=plan.isotropic)
             else:
-                u5, res = S.rof_cp(f5, weight, nd=nd, inv_spacing=plan.canonical_inv_spacing,
-                                   isotropic=plan.isotropic, eps=eps, max_iter=max_iter,
-                                   callback=callback, view=view)
+                problem = S.CPNumba(f5, weight, nd=nd, inv_spacing=plan.canonical_inv_spacing,
+                                    isotropic=plan.isotropic)
+            u5, res = S.rof_cp(problem, weight, eps=eps, max_iter=max_iter, callback=callback,
+                               view=view)
         else:  # "mm"
             if smoothing == 0:
                 res_smoothing = _internal_smoothing(f, plan)
