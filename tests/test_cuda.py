@@ -459,3 +459,63 @@ def test_denoise_cupy_end_to_end(method, beta, smoothing, rng):  # pragma: no co
     # device="cuda" on a NumPy image: solved there, NumPy back
     u_host = denoise_tv_beta(f, 0.1, beta, device="cuda", **kw)[0]
     assert isinstance(u_host, np.ndarray) and u_host.shape == f.shape
+
+
+def test_denoise_device_array_rules(monkeypatch, rng):
+    """A Numba device array is a GPU image: device='cpu' refuses it, and without CuPy the
+    error names the extra to install."""
+    import sys
+
+    from tvnumba.restoration import denoise_tv_beta
+
+    d = cuda.to_device(data(rng, (9, 8), "float32"))
+    with pytest.raises(ValueError, match="device='cpu'"):
+        denoise_tv_beta(d, 0.1, device="cpu")
+    monkeypatch.setitem(sys.modules, "cupy", None)
+    with pytest.raises(RuntimeError, match=r"CuPy.*tvnumba\[cuda\]"):
+        denoise_tv_beta(d, 0.1)
+
+
+# --------------------------------------------------------------------------- ROF solver kernels
+@pytest.mark.parametrize("shape,nd,kw", [
+    ((1, 1, 1, 1, 19), 1, {}),
+    ((2, 1, 1, 6, 7), 2, {}),
+    ((1, 3, 1, 5, 6), 2, dict(isotropic=False)),
+    ((1, 2, 4, 5, 3), 3, dict(inv_spacing=(0.5, 1.0, 2.0))),
+])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_cp_cuda_matches_cpu_iterates(shape, nd, kw, dtype, rng):
+    """The CUDA Chambolle-Pock passes give the Numba CPU passes' iterates, gaps and
+    objectives (same driver, a fixed number of iterations)."""
+    from tvnumba import _solvers as S
+    from tvnumba._cuda_rof import CPCuda
+
+    f = data(rng, shape, dtype)
+    ih = kw.get("inv_spacing", (1.0, 1.0, 1.0))
+    iso = kw.get("isotropic", True)
+    args = dict(nd=nd, inv_spacing=ih, isotropic=iso)
+    seen = {"cpu": [], "gpu": []}
+    results = {}
+    for name, problem in (("cpu", S.CPNumba(f, 0.2, **args)),
+                          ("gpu", CPCuda(cuda.to_device(f), 0.2, **args))):
+        u, res = S.rof_cp(problem, 0.2, eps=1e-12, max_iter=12, check_every=4,
+                          callback=lambda k, u, F, name=name: seen[name].append(F),
+                          view=lambda u: u)
+        results[name] = (u if isinstance(u, np.ndarray) else u.copy_to_host(), res)
+    (u_c, r_c), (u_g, r_g) = results["cpu"], results["gpu"]
+    tol = RTOL[np.dtype(dtype)] * 100
+    assert_allclose(u_g, u_c, rtol=tol, atol=tol)
+    assert r_g.iterations == r_c.iterations == 12
+    assert_allclose(seen["gpu"], seen["cpu"], rtol=tol)
+    assert_allclose(r_g.gap, r_c.gap, rtol=1e-3, atol=tol)
+
+
+def test_cp_cuda_weight_zero_and_constant(rng):
+    from tvnumba import _solvers as S
+    from tvnumba._cuda_rof import CPCuda
+
+    f = np.full((1, 1, 1, 4, 5), 0.3)
+    problem = CPCuda(cuda.to_device(f), 0.5, nd=2, inv_spacing=(1.0,) * 3, isotropic=True)
+    u, res = S.rof_cp(problem, 0.5, eps=1e-3, max_iter=20)
+    assert res.converged and res.iterations == 5 and res.gap <= 1e-12
+    assert_allclose(u.copy_to_host(), f)

@@ -362,3 +362,11 @@ def test_bad_images():
         denoise_tv_beta(np.zeros((0, 4)))
     with pytest.raises(ValueError, match="channel_axis"):
         denoise_tv_beta(np.zeros(5), channel_axis=0)
+
+
+def test_gpu_without_cupy_says_what_to_install(monkeypatch, camera):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "cupy", None)  # import cupy -> ImportError
+    with pytest.raises(RuntimeError, match=r"CuPy.*tvnumba\[cuda\]"):
+        denoise_tv_beta(camera, 0.1, device="cuda")

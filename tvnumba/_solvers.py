@@ -6,8 +6,9 @@ arrays already validated and laid out by the restoration layer:
 * :func:`rof_cp` -- β = 1 without smoothing: Chambolle–Pock primal–dual with
   the strong-convexity acceleration (CP 2011, Algorithm 2, γ = 1) and a
   duality-gap stopping rule; the iterates live in :class:`CPNumba` (two fused
-  Numba passes per iteration on the canonical ``(B, C, z, y, x)`` layout) or
-  :class:`CPArray` (whole-array NumPy/CuPy: GPU arrays, > 3 spatial axes).
+  Numba passes per iteration on the canonical ``(B, C, z, y, x)`` layout),
+  :class:`tvnumba._cuda_rof.CPCuda` (the same two passes as CUDA kernels, GPU
+  arrays) or :class:`CPArray` (whole-array NumPy/CuPy, > 3 spatial axes).
 * :func:`lbfgs` -- convex smooth cases (β > 1, or β = 1 with smoothing):
   L-BFGS on the fused ``tv_value_and_grad`` kernel, stopped by the
   strong-convexity certificate ``F(u) − F* ≤ ½‖∇F(u)‖²``.
@@ -70,7 +71,8 @@ def rof_cp(problem, weight, *, eps, max_iter, check_every=5, callback=None, view
     Stops when the duality gap ``P(u) − D(p)`` is at most ``eps · D(p)``,
     which bounds ``(P(u) − P*) / P*`` by ``eps``.
     """
-    f2 = _sumsq(problem.f)
+    f2 = problem.sumsq_f()
+    floor = 0.5 * f2 * float(np.finfo(problem.T).eps)
     tau, sigma = _cp_steps(problem.inv_spacing, problem.nd)
     it = 0
     primal = gap = math.inf
@@ -88,7 +90,9 @@ def rof_cp(problem, weight, *, eps, max_iter, check_every=5, callback=None, view
         if check:
             dual = 0.5 * f2 - 0.5 * residual
             primal = problem.primal_objective()
-            gap = (primal - dual) / dual if dual > 0 else (0.0 if primal <= 0 else math.inf)
+            # P* >= 0 can be 0 (a constant image): the gap is relative to the dual,
+            # floored at the rounding level of the data term.
+            gap = max(primal - dual, 0.0) / max(dual, floor, np.finfo(np.float64).tiny)
             converged = gap <= eps
             if _call_back(callback, it, problem.u, primal, view) or converged:
                 break
@@ -119,6 +123,9 @@ class CPNumba:
         self.rows, self.nunits = K.n_units(f.shape)
         self.partial = np.zeros(self.nunits, np.float64)
         self.partial2 = np.empty(self.nunits, np.float64)
+
+    def sumsq_f(self) -> float:
+        return _sumsq(self.f)
 
     def dual_step(self, sigma):
         self.K.cp_dual_step(self.ub, self.p, self.T(sigma), self.T(self.weight), *self.ih,
@@ -154,6 +161,9 @@ class CPArray:
         self.ih = tuple(T(h) for h in inv_spacing)
         self.p = [xp.zeros_like(f) for _ in self.axes]
         self.iso, self.weight = isotropic, weight
+
+    def sumsq_f(self) -> float:
+        return _sumsq(self.f)
 
     def dual_step(self, sigma):
         xp, T = self.xp, self.T

@@ -118,10 +118,10 @@ def denoise_tv_beta(image, weight: float = 0.1, beta: float = 1.0, *, eps: float
         ``"mm"`` for β < 1.  See Notes.
     device : {None, "cpu", "cuda"}, optional
         ``None`` runs where the image lives: a CuPy array is solved on the GPU
-        by every method, end to end (whole-array CuPy operations and the
-        CUDA TV kernels; only scalars come back to the host), and the result
-        is a CuPy array.  ``"cuda"`` moves a NumPy image to the GPU and the
-        result back.
+        by every method, end to end (``"cp"``: two fused CUDA kernels per
+        iteration; the others: CuPy operations and the CUDA TV kernels; only
+        scalars come back to the host), and the result is a CuPy array (a Numba device array in gives one out).  ``"cuda"``
+        moves a NumPy image to the GPU and the result back.  Needs CuPy.
     return_info : bool, optional
         Also return a :class:`DenoiseInfo`.
     callback : callable, optional
@@ -211,14 +211,14 @@ def denoise_tv_beta(image, weight: float = 0.1, beta: float = 1.0, *, eps: float
         image = np.asarray(image)
 
     on_gpu = _is_gpu_array(image)
-    to_host = False
-    if device == "cuda" and not on_gpu:
-        import cupy  # noqa: PLC0415 - optional dependency
-
-        image, on_gpu, to_host = cupy.asarray(image), True, True
-    elif device == "cpu" and on_gpu:
+    to_host = from_numba = False
+    if device == "cpu" and on_gpu:
         raise ValueError("device='cpu' was given a GPU array; copy it to the host first "
                          "or use device=None")
+    if device == "cuda" and not on_gpu:
+        image, on_gpu, to_host = _cupy().asarray(image), True, True
+    elif on_gpu and V._xp(image) is np:  # a Numba device array: solve on a CuPy view of it
+        image, from_numba = _cupy().asarray(image), True
 
     f = _as_float_image(image)
     plan = V.make_plan(f, beta, channel_axis=channel_axis, spacing=spacing,
@@ -236,6 +236,10 @@ def denoise_tv_beta(image, weight: float = 0.1, beta: float = 1.0, *, eps: float
                     callback, cax, spacing)
     if to_host:
         u = u.get()
+    elif from_numba:
+        from numba import cuda  # noqa: PLC0415 - optional dependency
+
+        u = cuda.as_cuda_array(u)
     if return_info:
         return u, DenoiseInfo(res.iterations, float(res.objective), float(res.gap),
                               bool(res.converged), res.method, float(res.smoothing))
@@ -264,7 +268,14 @@ def _solve(f, plan, weight, beta, smoothing, eps, max_iter, method, on_gpu, call
         view = _make_view(plan)
         axes = tuple(range(f5.ndim - nd, f5.ndim))  # the real spatial axes
         if method == "cp":
-            if array_backend:
+            if on_gpu and nd <= V.KERNEL_NDIM:
+                from ._cuda_rof import CPCuda
+
+                problem = CPCuda(xp.ascontiguousarray(f5), weight, nd=nd,
+                                 inv_spacing=plan.canonical_inv_spacing,
+                                 isotropic=plan.isotropic)
+                view = _on_module(xp, view)
+            elif array_backend:
                 problem = S.CPArray(f5, weight, spatial_axes=axes, inv_spacing=plan.inv_spacing,
                                     isotropic=plan.isotropic)
             else:
@@ -287,6 +298,12 @@ def _solve(f, plan, weight, beta, smoothing, eps, max_iter, method, on_gpu, call
         u = view(u5).copy()
     res.smoothing = res_smoothing
     return u, res
+
+
+def _on_module(xp, view):
+    """``view`` for device arrays of another kind (the CUDA solver's Numba arrays):
+    wrapped as arrays of ``xp`` (CuPy) first, without a copy."""
+    return lambda u5: view(xp.asarray(u5))
 
 
 def _use_array_backend(on_gpu: bool, nd: int) -> bool:
@@ -346,7 +363,19 @@ def _check_max_iter(max_num_iter):
 
 
 def _is_gpu_array(a) -> bool:
-    return hasattr(a, "__cuda_array_interface__") and not isinstance(a, np.ndarray)
+    from .tv import _is_gpu_array as is_gpu
+
+    return is_gpu(a)
+
+
+def _cupy():
+    try:
+        import cupy  # noqa: PLC0415 - optional dependency
+    except ImportError as exc:
+        raise RuntimeError(
+            "denoise_tv_beta on the GPU needs CuPy (its solvers run in CuPy and the CUDA TV "
+            "kernels); install the `cuda` extra: pip install 'tvnumba[cuda]'") from exc
+    return cupy
 
 
 def _as_float_image(image):
