@@ -18,14 +18,14 @@ arrays already validated and laid out by the restoration layer:
   the current iterate (or a safeguarded extrapolation), so ``F`` never
   increases.  Its operators come from :class:`MMNumba` (Numba kernels) or
   :class:`MMArray` (whole-array NumPy/CuPy).
-
-L-BFGS and CG do their vector work through :mod:`tvnumba._vector`: fused
-Numba kernels for NumPy arrays, whole-array operations of the array's module
-for CuPy (and > 3 spatial axes), so GPU arrays stay on the GPU.
 * :func:`tikhonov_dct` -- β = 2: the problem is quadratic,
   ``(I + 2·weight·DᵀD) u = f``, and DᵀD with Neumann boundaries is diagonal in
   the DCT-II basis: one forward and one inverse transform give the exact
   minimiser.
+
+L-BFGS and CG do their vector work through :mod:`tvnumba._vector`: fused
+Numba kernels for NumPy arrays, whole-array operations of the array's module
+for CuPy (and > 3 spatial axes), so GPU arrays stay on the GPU.
 
 Each driver returns ``(u, Result)``; ``Result.gap`` is the stopping quantity
 (see :class:`tvnumba.restoration.DenoiseInfo`).
@@ -65,8 +65,8 @@ def _cp_steps(inv_spacing, nd):
 
 
 def rof_cp(problem, weight, *, eps, max_iter, check_every=5, callback=None, view=None):
-    """Accelerated Chambolle–Pock for ROF; ``problem`` is a :class:`CPNumba` or
-    :class:`CPArray` holding the iterates.
+    """Accelerated Chambolle–Pock for ROF; ``problem`` holds the iterates
+    (:class:`CPNumba`, :class:`CPArray` or :class:`tvnumba._cuda_rof.CPCuda`).
 
     Stops when the duality gap ``P(u) − D(p)`` is at most ``eps · D(p)``,
     which bounds ``(P(u) − P*) / P*`` by ``eps``.

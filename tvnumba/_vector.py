@@ -3,7 +3,7 @@
 The conjugate-gradient and L-BFGS loops in :mod:`tvnumba._solvers` are
 written once against this small interface on flat (1-D, contiguous) arrays:
 
-* :data:`NUMBA` -- the fused parallel Numba kernels of :mod:`tvnumba._cpu_rof`
+* ``ops_for(np, use_numba=True)`` -- the fused parallel Numba kernels of :mod:`tvnumba._cpu_rof`
   for NumPy arrays (one pass per fused step, float64 sums, no BLAS).
 * :class:`ArrayOps` -- whole-array operations of the array's own module
   (CuPy on the GPU, so a solve never copies an array to the host; NumPy for

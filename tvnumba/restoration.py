@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import operator
 from dataclasses import dataclass
 
@@ -120,8 +119,9 @@ def denoise_tv_beta(image, weight: float = 0.1, beta: float = 1.0, *, eps: float
         ``None`` runs where the image lives: a CuPy array is solved on the GPU
         by every method, end to end (``"cp"``: two fused CUDA kernels per
         iteration; the others: CuPy operations and the CUDA TV kernels; only
-        scalars come back to the host), and the result is a CuPy array (a Numba device array in gives one out).  ``"cuda"``
-        moves a NumPy image to the GPU and the result back.  Needs CuPy.
+        scalars come back to the host), and the result is a CuPy array (a
+        Numba device array in gives one out).  ``"cuda"`` moves a NumPy
+        image to the GPU and the result back.  Needs CuPy.
     return_info : bool, optional
         Also return a :class:`DenoiseInfo`.
     callback : callable, optional
