@@ -448,6 +448,7 @@ LARGE = [
     ((3, 300, 257), dict(channel_axis=0), "C"),
     ((300, 257, 3), dict(channel_axis=-1), "F"),
     ((20, 31, 17), {}, "C"),
+    ((6, 40, 9, 2), dict(channel_axis=-1), "C"),  # colour volume, two row blocks
     ((20, 31, 17), dict(spacing=(1.0, 0.5, 2.0)), "negative"),
     ((4, 65, 130), dict(axes=(1, 2)), "C"),
     ((10007,), {}, "C"),

@@ -359,35 +359,45 @@ def _aniso_kernel(u, g, with_grad, nd, mode, single, s2, ihz, ihy, ihx, p, beta,
     cy = scale * ihy
     cx = scale * ihx
     nt = W if mode == MODE_POW else 1
+    nib = (H + rows - 1) // rows
     for unit in prange(partial.shape[0]):
-        b, k, i0, i1 = _unit_bounds(unit, D, H, rows)
+        # Like the isotropic kernel, a unit is a block of rows swept plane by
+        # plane, so the z fluxes of the plane behind are carried (fzs), not
+        # recomputed.
+        b = unit // nib
+        i0 = (unit % nib) * rows
+        i1 = min(H, i0 + rows)
         fx = np.empty(W, u.dtype)
         fy = np.zeros((2, C, W), u.dtype)  # y fluxes of this row and the row above
-        fz = np.zeros(W, u.dtype)
-        fzb = np.zeros(W, u.dtype)  # z flux of the plane behind (0 on the first plane)
+        fz = np.empty(W, u.dtype)
+        fzs = np.zeros((i1 - i0 if nd >= 3 else 1, C, W), u.dtype)  # 0 before the first plane
         m = np.empty(W, u.dtype)
         t = np.empty(nt, np.float64)
         ib = np.empty(nt, np.int64)
         acc = 0.0
-        if with_grad and nd >= 2 and i0 > 0:
-            for c in range(C):
-                _flux_row(u, b, c, k, i0 - 1, 1, ihy, s2, p, beta, mode, single,
-                          fy[(i0 - 1) & 1, c], m, t, ib)
-        for i in range(i0, i1):
-            for c in range(C):
-                acc += _flux_row(u, b, c, k, i, 2, ihx, s2, p, beta, mode, single, fx, m, t, ib)
-                if nd >= 2:
-                    acc += _flux_row(u, b, c, k, i, 1, ihy, s2, p, beta, mode, single,
-                                     fy[i & 1, c], m, t, ib)
-                if nd >= 3:
-                    acc += _flux_row(u, b, c, k, i, 0, ihz, s2, p, beta, mode, single,
-                                     fz, m, t, ib)
-                if with_grad:
-                    if nd >= 3 and k > 0:
-                        _flux_row(u, b, c, k - 1, i, 0, ihz, s2, p, beta, mode, single,
-                                  fzb, m, t, ib)
-                    _aniso_grad_row(g, b, c, k, i, cz, cy, cx, nd, fx, fy[i & 1, c],
-                                    fy[(i - 1) & 1, c], fz, fzb)
+        for k in range(D):
+            if with_grad and nd >= 2:
+                for c in range(C):
+                    if i0 > 0:
+                        _flux_row(u, b, c, k, i0 - 1, 1, ihy, s2, p, beta, mode, single,
+                                  fy[(i0 - 1) & 1, c], m, t, ib)
+                    else:  # no row above the first
+                        fy[1, c, :] = 0
+            for i in range(i0, i1):
+                for c in range(C):
+                    acc += _flux_row(u, b, c, k, i, 2, ihx, s2, p, beta, mode, single, fx, m,
+                                     t, ib)
+                    if nd >= 2:
+                        acc += _flux_row(u, b, c, k, i, 1, ihy, s2, p, beta, mode, single,
+                                         fy[i & 1, c], m, t, ib)
+                    if nd >= 3:
+                        acc += _flux_row(u, b, c, k, i, 0, ihz, s2, p, beta, mode, single,
+                                         fz, m, t, ib)
+                    if with_grad:
+                        _aniso_grad_row(g, b, c, k, i, cz, cy, cx, nd, fx, fy[i & 1, c],
+                                        fy[(i - 1) & 1, c], fz, fzs[i - i0 if nd >= 3 else 0, c])
+                    if nd >= 3:
+                        fzs[i - i0, c, :] = fz
         partial[unit] = acc
 
 
@@ -405,11 +415,10 @@ def tv_canonical(u, g, *, nd, inv_spacing, smoothing, beta, isotropic, scale=1.0
     None.  Returns a float64 array of length B."""
     B, C, D, H, W = u.shape
     T = u.dtype.type
-    # Isotropic units span all planes (weights of the plane behind are
-    # carried); anisotropic units are one plane each.
-    planes = 1 if isotropic else D
-    rows = _rows_per_unit(B, planes, H, W)
-    partial = np.empty(B * planes * (-(-H // rows)), np.float64)
+    # Units span all planes: the weights (isotropic) or z fluxes (anisotropic)
+    # of the plane behind are carried.
+    rows = _rows_per_unit(B, 1, H, W)
+    partial = np.empty(B * (-(-H // rows)), np.float64)
     ihz, ihy, ihx = (T(h) for h in inv_spacing)
     with_grad = g is not None
     if not with_grad:
