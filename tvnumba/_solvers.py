@@ -308,7 +308,7 @@ def _certificate(F, gg):
 
 # --------------------------------------------------------------------- β < 1: IRLS / MM
 def irls_mm(problem, *, ops, eps, max_iter, cg_iter=10, cg_tol=1e-2, extrapolate=True,
-            callback=None, view=None, history=None):
+            callback=None, view=None):
     """Majorize–minimize for ``F(u) = ½‖u − f‖² + weight Σ (m + s²)^(β/2)`` (β ≤ 2).
 
     ``problem`` is an :class:`MMNumba` or :class:`MMArray`.  ``t ↦ (t + s²)^(β/2)``
@@ -336,16 +336,14 @@ def irls_mm(problem, *, ops, eps, max_iter, cg_iter=10, cg_tol=1e-2, extrapolate
     r = xp.empty_like(f)
     ff, rf, apf = f.reshape(-1), r.reshape(-1), ap.reshape(-1)
 
-    def stationarity(x):
-        """Certificate at x (weights at x must be current)."""
+    def stationarity(x, Fx):
+        """Certificate at x, whose weights must be current (A_x x − f = ∇F(x))."""
         problem.apply(x, ap)
         xp.subtract(ff, apf, out=rf)
-        return _certificate(F, ops.dot(rf, rf))
+        return _certificate(Fx, ops.dot(rf, rf))
 
     F = problem.weights_and_value(u)
-    if history is not None:
-        history.append(F)
-    gap = stationarity(u)
+    gap = stationarity(u, F)
     it = 0
     while gap > eps and it < max_iter:
         it += 1
@@ -359,9 +357,7 @@ def irls_mm(problem, *, ops, eps, max_iter, cg_iter=10, cg_tol=1e-2, extrapolate
         u_prev = u
         u = _pcg(problem.apply, f, base, 1.0 / problem.diag(), cg_iter, cg_tol, ops)
         F = problem.weights_and_value(u)
-        if history is not None:
-            history.append(F)
-        gap = stationarity(u)
+        gap = stationarity(u, F)
         if _call_back(callback, it, u, F, view):
             break
     return u, Result(it, F, gap, gap <= eps, "mm")
