@@ -37,6 +37,11 @@ def _kernels(nd: int, isotropic: bool, tpb: int):
     f64 = G.numba.float64
 
     @cuda.jit(**G._DEVICE_JIT)
+    def pixel(t, H, W):
+        """(k, i, j) of the flat pixel index t (x fastest)."""
+        return t // (W * H), (t // W) % H, t % W
+
+    @cuda.jit(**G._DEVICE_JIT)
     def diff(a, b, c, k, i, j, d, D, H, W, ihz, ihy, ihx):
         """Forward difference d of a at (k, i, j); 0 on the last slice."""
         v = a[b, c, k, i, j]
@@ -56,9 +61,7 @@ def _kernels(nd: int, isotropic: bool, tpb: int):
         while b < B:
             t = start
             while t < n:
-                j = t % W
-                i = (t // W) % H
-                k = t // (W * H)
+                k, i, j = pixel(t, H, W)
                 if isotropic:
                     m = sigma - sigma
                     for c in range(C):
@@ -98,9 +101,7 @@ def _kernels(nd: int, isotropic: bool, tpb: int):
             fid = 0.0
             t = start
             while t < n:
-                j = t % W
-                i = (t // W) % H
-                k = t // (W * H)
+                k, i, j = pixel(t, H, W)
                 for c in range(C):
                     # Dᵀp = Σ_d ih_d (p_d[prev] − p_d[here]); p is 0 on every last slice
                     dt = -p[0, b, c, k, i, j]
@@ -147,9 +148,7 @@ def _kernels(nd: int, isotropic: bool, tpb: int):
             acc = 0.0
             t = start
             while t < n:
-                j = t % W
-                i = (t // W) % H
-                k = t // (W * H)
+                k, i, j = pixel(t, H, W)
                 for c in range(C):
                     v = f64(a[b, c, k, i, j])
                     acc += v * v
