@@ -307,6 +307,11 @@ def _certificate(F, gg):
 
 
 # --------------------------------------------------------------------- β < 1: IRLS / MM
+#: Consecutive majorize-minimize steps without a decrease beyond rounding
+#: after which :func:`irls_mm` gives up (not converged).
+MM_STALL = 10
+
+
 def irls_mm(problem, *, ops, eps, max_iter, cg_iter=10, cg_tol=1e-2, extrapolate=True,
             callback=None, view=None):
     """Majorize–minimize for ``F(u) = ½‖u − f‖² + weight Σ (m + s²)^(β/2)`` (β ≤ 2).
@@ -326,7 +331,8 @@ def irls_mm(problem, *, ops, eps, max_iter, cg_iter=10, cg_tol=1e-2, extrapolate
     Stops when ``½‖∇F(u)‖² ≤ eps · (F(u) − ½‖∇F(u)‖²)`` (``∇F(u) = A_u u − f``
     with the weights at u): a bound on the relative objective error when F
     is 1-strongly convex (β ≥ 1), a relative stationarity measure for β < 1,
-    where the limit is a local minimiser.
+    where the limit is a local minimiser.  Gives up (``converged=False``)
+    after :data:`MM_STALL` steps that lower F by no more than rounding.
     """
     f = problem.f
     u = f.copy()
@@ -345,7 +351,11 @@ def irls_mm(problem, *, ops, eps, max_iter, cg_iter=10, cg_tol=1e-2, extrapolate
     F = problem.weights_and_value(u)
     gap = stationarity(u, F)
     it = 0
-    while gap > eps and it < max_iter:
+    # A stiff problem (tiny smoothing) in float32 can stall above eps: stop when
+    # F has not decreased beyond rounding for STALL consecutive steps.
+    rounding = 8 * float(np.finfo(f.dtype).eps)
+    stalled = 0
+    while gap > eps and it < max_iter and stalled < MM_STALL:
         it += 1
         base = u
         if extrapolate and u_prev is not None:
@@ -356,7 +366,9 @@ def irls_mm(problem, *, ops, eps, max_iter, cg_iter=10, cg_tol=1e-2, extrapolate
                 problem.weights_and_value(u)
         u_prev = u
         u = _pcg(problem.apply, f, base, 1.0 / problem.diag(), cg_iter, cg_tol, ops)
-        F = problem.weights_and_value(u)
+        F_new = problem.weights_and_value(u)
+        stalled = stalled + 1 if F - F_new <= rounding * abs(F_new) else 0
+        F = F_new
         gap = stationarity(u, F)
         if _call_back(callback, it, u, F, view):
             break

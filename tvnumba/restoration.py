@@ -42,7 +42,9 @@ class DenoiseInfo:
         ``(F(u) − F*) / F*`` from above for convex problems (β ≥ 1); for
         β < 1 the second is a relative stationarity measure.
     converged : bool
-        ``gap <= eps`` was reached within ``max_num_iter``.
+        ``gap <= eps`` was reached within ``max_num_iter``.  (``"mm"`` also
+        stops early, not converged, when the objective no longer decreases
+        beyond rounding: float32 data with a very small smoothing.)
     method : str
         The solver used: ``"cp"``, ``"lbfgs"``, ``"mm"`` or ``"dct"``.
     smoothing : float
