@@ -454,3 +454,15 @@ def test_mm_stops_when_stalled():
     u64, info64 = denoise_tv_beta(f.astype(np.float64), 0.05, 0.5, eps=1e-4,
                                   isotropic=False, max_num_iter=2000, return_info=True)
     assert info.objective <= info64.objective * (1 + 1e-3)
+
+
+def test_cp_stops_when_float32_rounding_stalls_the_gap(camera):
+    """eps below float32's reach: Chambolle-Pock gives up once the best gap stops
+    improving (CP_STALL_CHECKS checks), long before max_num_iter, not converged."""
+    f32 = camera.astype(np.float32)
+    u, info = denoise_tv_beta(f32, 0.1, eps=1e-10, max_num_iter=20000, return_info=True)
+    assert not info.converged and info.iterations < 10000
+    assert info.gap < 1e-5  # it got as far as float32 allows
+    u64, info64 = denoise_tv_beta(camera, 0.1, eps=1e-8, max_num_iter=20000,
+                                  return_info=True)
+    assert info64.converged  # float64 keeps improving: no false stall
