@@ -53,7 +53,8 @@ from numpy.testing import assert_allclose, assert_array_equal  # noqa: E402
 
 import tvnumba  # noqa: E402
 from reference import ref_grad_scale, ref_tv, ref_tv_grad  # noqa: E402
-from tvnumba import _cuda  # noqa: E402
+from tvnumba.backends.cuda import _launch, tv_kernels  # noqa: E402
+from tvnumba.backends.cpu.tv_kernels import beta_mode  # noqa: E402
 
 REAL_GPU = not SIM
 pytestmark = [pytest.mark.cuda]
@@ -65,8 +66,8 @@ RTOL = {np.dtype(np.float64): 1e-9, np.dtype(np.float32): 1e-5}
 @pytest.fixture(autouse=True)
 def small_blocks(monkeypatch):
     """32 threads per block: tiny inputs span several blocks."""
-    monkeypatch.setattr(_cuda, "THREADS_PER_BLOCK", 32)
-    monkeypatch.setattr(_cuda, "MAX_BLOCKS", None)
+    monkeypatch.setattr(_launch, "THREADS_PER_BLOCK", 32)
+    monkeypatch.setattr(_launch, "MAX_BLOCKS", None)
 
 
 def grad_dtype(dtype):
@@ -221,7 +222,7 @@ def test_layouts_device(layout, rng):
         d = cuda.to_device(np.ascontiguousarray(u[::-1, :, ::-1]))[::-1, :, ::-1]
     else:
         d = cuda.to_device(np.ascontiguousarray(u.transpose(2, 0, 1)))
-        d = _cuda._view(d, (4, 7, 6), (d.strides[1], d.strides[2], d.strides[0]))
+        d = _launch.view(d, (4, 7, 6), (d.strides[1], d.strides[2], d.strides[0]))
     kw = dict(axes=(1, 2), beta=0.6, isotropic=False, smoothing=0.1, reduction="none")
     value, grad = tvnumba.tv_value_and_grad(d, **kw)
     check(u, value, grad, **kw)
@@ -233,7 +234,7 @@ def test_non_mergeable_batch_axes_device(rng):
     u = data(rng, (3, 10, 4), "float32")
     kw = dict(axes=(1,), beta=1.7, reduction="none")
     d = cuda.to_device(u)
-    assert _cuda._canonical(d, tvnumba._validate.make_plan(d, 1.7, axes=(1,))) is None
+    assert _launch.canonical(d, tvnumba._validate.make_plan(d, 1.7, axes=(1,))) is None
     value, grad = tvnumba.tv_value_and_grad(d, **kw)
     check(u, value, grad, **kw)
 
@@ -264,18 +265,18 @@ def test_out_argument(rng):
 def test_grid_stride_loops(monkeypatch, rng):
     """One block for all pixels and fewer blocks than batch items: every thread walks
     several pixels (incremental index carry) and every block several batch items."""
-    monkeypatch.setattr(_cuda, "MAX_BLOCKS", 2)
+    monkeypatch.setattr(_launch, "MAX_BLOCKS", 2)
     u = data(rng, (3, 5, 7, 4), "float64")  # 140 pixels per item > 32 threads
     for kw in (dict(axes=(1, 2, 3), beta=1.7, reduction="none"),
                dict(axes=(1, 2, 3), beta=1.0, isotropic=False, reduction="none")):
         value, grad = tvnumba.tv_value_and_grad(u, device="cuda", **kw)
         check(u, value, grad, **kw)
-    assert _cuda._grid(3, 140, 32) == (1, 2)
+    assert _launch.grid(3, 140, 32) == (1, 2)
 
 
 def test_grid_shape():
-    assert _cuda._grid(1, 120, 32) == (4, 1)  # several blocks for a tiny input
-    assert _cuda._grid(5, 1, 32) == (1, 5)
+    assert _launch.grid(1, 120, 32) == (4, 1)  # several blocks for a tiny input
+    assert _launch.grid(5, 1, 32) == (1, 5)
 
 
 def test_flat_and_single_pixel(rng):
@@ -345,13 +346,13 @@ def test_more_than_three_spatial_axes(rng):
 
 
 def test_no_gpu_message(monkeypatch):
-    monkeypatch.setattr(_cuda, "_available", lambda: False)
+    monkeypatch.setattr(_launch, "available", lambda: False)
     with pytest.raises(RuntimeError, match=r"no CUDA GPU.*cuda.*extra.*numba-cuda.*cupy"):
         tvnumba.tv(np.ones(4), device="cuda")
 
 
 def test_threads_per_block_must_be_power_of_two(monkeypatch):
-    monkeypatch.setattr(_cuda, "THREADS_PER_BLOCK", 48)
+    monkeypatch.setattr(_launch, "THREADS_PER_BLOCK", 48)
     with pytest.raises(ValueError, match="THREADS_PER_BLOCK"):
         tvnumba.tv(np.ones(4), device="cuda")
 
@@ -389,11 +390,11 @@ def test_no_host_round_trip(monkeypatch, rng):
 def test_one_kernel_per_specialisation_not_per_shape(rng):
     """The factory is keyed by the specialisation; a new shape reuses the dispatcher
     (and, on a GPU, its compiled overload)."""
-    _cuda._make_kernel.cache_clear()
+    tv_kernels.make_kernel.cache_clear()
     for shape in ((12, 10), (7, 9)):
         tvnumba.tv_value_and_grad(data(rng, shape, "float32"), beta=1.7, device="cuda")
-    assert _cuda._make_kernel.cache_info().currsize == 1
-    kernel = _cuda._make_kernel(2, _cuda.beta_mode(1.7), True, True, 32, True)
+    assert tv_kernels.make_kernel.cache_info().currsize == 1
+    kernel = tv_kernels.make_kernel(2, beta_mode(1.7), True, True, 32, True)
     if REAL_GPU:  # pragma: no cover - the simulator keeps no overloads
         assert len(kernel.overloads) == 1
 
@@ -424,7 +425,7 @@ def test_cupy_in_cupy_out(rng):  # pragma: no cover - needs a GPU
     ((8, 256, 300), dict(axes=(1, 2), beta=2.0, reduction="none")),
 ])
 def test_large_shapes(shape, kw, rng, monkeypatch):  # pragma: no cover - needs a GPU
-    monkeypatch.setattr(_cuda, "THREADS_PER_BLOCK", 256)
+    monkeypatch.setattr(_launch, "THREADS_PER_BLOCK", 256)
     for dtype in ("float64", "float32"):
         u = data(rng, shape, dtype)
         value, grad = tvnumba.tv_value_and_grad(cuda.to_device(u), **kw)
@@ -435,7 +436,7 @@ def test_large_shapes(shape, kw, rng, monkeypatch):  # pragma: no cover - needs 
 def test_float32_device_reduction_accuracy(rng, monkeypatch):  # pragma: no cover - needs a GPU
     """4096² float32 terms summed on the device in float64: relative error ~1e-7 (the
     per-term float32 rounding), far below what a float32 accumulation would give."""
-    monkeypatch.setattr(_cuda, "THREADS_PER_BLOCK", 256)
+    monkeypatch.setattr(_launch, "THREADS_PER_BLOCK", 256)
     u = (rng.random((4096, 4096)) + 1e3).astype(np.float32)  # large offset, small diffs
     value = tvnumba.tv(cuda.to_device(u), beta=1.0)
     assert_allclose(value, ref_tv(u, beta=1.0), rtol=2e-6)
@@ -487,20 +488,17 @@ def test_denoise_device_array_rules(monkeypatch, rng):
 def test_cp_cuda_matches_cpu_iterates(shape, nd, kw, dtype, rng):
     """The CUDA Chambolle-Pock passes give the Numba CPU passes' iterates, gaps and
     objectives (same driver, a fixed number of iterations)."""
-    from tvnumba import _solvers as S
-    from tvnumba._cuda_rof import CPCuda
+    from tvnumba.backends.cpu import CPNumba
+    from tvnumba.backends.cuda.solver_kernels import CPCuda
 
     f = data(rng, shape, dtype)
-    ih = kw.get("inv_spacing", (1.0, 1.0, 1.0))
-    iso = kw.get("isotropic", True)
-    args = dict(nd=nd, inv_spacing=ih, isotropic=iso)
+    plan = canonical_plan(f, nd, **kw)
     seen = {"cpu": [], "gpu": []}
     results = {}
-    for name, problem in (("cpu", S.CPNumba(f, 0.2, **args)),
-                          ("gpu", CPCuda(cuda.to_device(f), 0.2, **args))):
-        u, res = S.rof_cp(problem, 0.2, eps=1e-12, max_iter=12, check_every=4,
-                          callback=lambda k, u, F, name=name: seen[name].append(F),
-                          view=lambda u: u)
+    for name, state in (("cpu", CPNumba(f, 0.2, plan, identity=True)),
+                        ("gpu", CPCuda(cuda.to_device(f), 0.2, plan))):
+        u, res = run_cp(state, plan, 0.2, eps=1e-12, max_iter=12, check_every=4,
+                        callback=lambda k, u, F, name=name: seen[name].append(F))
         results[name] = (u if isinstance(u, np.ndarray) else u.copy_to_host(), res)
     (u_c, r_c), (u_g, r_g) = results["cpu"], results["gpu"]
     tol = RTOL[np.dtype(dtype)] * 100
@@ -510,12 +508,36 @@ def test_cp_cuda_matches_cpu_iterates(shape, nd, kw, dtype, rng):
     assert_allclose(r_g.gap, r_c.gap, rtol=1e-3, atol=tol)
 
 
+def canonical_plan(f5, nd, inv_spacing=(1.0, 1.0, 1.0), isotropic=True):
+    """The plan of a canonical ``(B, C, z, y, x)`` array with ``nd`` spatial axes."""
+    from tvnumba._validate import make_plan
+
+    return make_plan(f5, 1.0, axes=tuple(range(5 - nd, 5)), channel_axis=1,
+                     spacing=tuple(1 / h for h in inv_spacing[3 - nd:]), isotropic=isotropic)
+
+
+def run_cp(state, plan, weight, *, eps, max_iter, check_every=5, callback=None):
+    """The primal-dual driver on a given state object (CPU or CUDA)."""
+    from tvnumba.backends.cpu import CpuBackend
+    from tvnumba.solvers._common import Problem
+    from tvnumba.solvers.data_terms import Identity
+    from tvnumba.solvers.primal_dual import _rof
+
+    class Fixed(CpuBackend):
+        def cp_state(self, f5, weight, plan, *, identity):
+            return state
+
+    problem = Problem(backend=Fixed(), plan=plan, data=Identity(state.f), weight=weight,
+                      beta=1.0, smoothing=0.0, eps=eps, max_iter=max_iter, callback=callback)
+    return _rof(problem, check_every)
+
+
 def test_cp_cuda_weight_zero_and_constant(rng):
-    from tvnumba import _solvers as S
-    from tvnumba._cuda_rof import CPCuda
+    from tvnumba.backends.cuda.solver_kernels import CPCuda
 
     f = np.full((1, 1, 1, 4, 5), 0.3)
-    problem = CPCuda(cuda.to_device(f), 0.5, nd=2, inv_spacing=(1.0,) * 3, isotropic=True)
-    u, res = S.rof_cp(problem, 0.5, eps=1e-3, max_iter=20)
+    plan = canonical_plan(f, 2)
+    state = CPCuda(cuda.to_device(f), 0.5, plan)
+    u, res = run_cp(state, plan, 0.5, eps=1e-3, max_iter=20)
     assert res.converged and res.iterations == 5 and res.gap <= 1e-12
     assert_allclose(u.copy_to_host(), f)

@@ -5,7 +5,7 @@ import importlib
 
 import pytest
 
-MODULES = ["tvnumba.tv", "tvnumba.compat", "tvnumba.distance", "tvnumba.restoration"]
+MODULES = ["tvnumba.tv", "tvnumba.compat", "tvnumba.distance", "tvnumba.restoration.denoise"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -444,7 +444,7 @@ def test_mm_stops_when_stalled():
     """Two float32 pixels, β = 0.5, tiny internal smoothing: float32 cannot bring the
     gradient below eps; MM stops after MM_STALL steps without progress, not converged,
     instead of running to max_num_iter."""
-    from tvnumba._solvers import MM_STALL
+    from tvnumba.solvers.mm import MM_STALL
 
     f = np.random.default_rng(2).random(2).astype(np.float32)
     u, info = denoise_tv_beta(f, 0.05, 0.5, eps=1e-4, isotropic=False, max_num_iter=2000,

@@ -1,10 +1,10 @@
-"""The whole-array solver backend (the code GPU arrays run) against the Numba one.
+"""Every solver on every backend that runs without a GPU, by parametrisation.
 
-``denoise_tv_beta`` runs CuPy arrays through ``tvnumba._vector.ArrayOps`` and
-``tvnumba._solvers.CPArray`` / ``MMArray`` / the public TV kernels; these tests run
-that same code with NumPy as the array module (``_use_array_backend`` forced on), so
-every solver's GPU path is checked here without a GPU: each vector operation against
-the fused Numba kernel, each solver against the Numba solver and against optimality
+The whole-array backend (``tvnumba.backends.array``) is the code CuPy arrays run
+(with CuPy as the array module), and the path for more than three spatial axes;
+these tests run it with NumPy beside the Numba CPU backend, through the solver entry
+``tvnumba.solvers.solve`` with an explicit backend: each vector operation against the
+fused Numba kernel, each solver against the other backend and against optimality
 conditions recomputed from ``tvnumba.tv_grad``.
 """
 
@@ -16,8 +16,13 @@ from numpy.testing import assert_allclose
 from skimage import data, img_as_float
 
 import tvnumba
-from tvnumba import _vector, restoration
-from tvnumba.restoration import denoise_tv_beta
+from tvnumba._validate import make_plan
+from tvnumba.backends.array import ArrayBackend, ArrayOps, MMArray
+from tvnumba.backends.cpu import CpuBackend, MMNumba
+from tvnumba.backends.cpu import vector_kernels
+from tvnumba.solvers import Identity, solve
+
+BACKENDS = {"cpu": CpuBackend, "array": lambda: ArrayBackend(np)}
 
 
 @pytest.fixture(scope="module")
@@ -27,9 +32,16 @@ def camera():
     return f + 0.1 * rng.standard_normal(f.shape)
 
 
-@pytest.fixture
-def array_backend(monkeypatch):
-    monkeypatch.setattr(restoration, "_use_array_backend", lambda on_gpu, nd: True)
+def denoise_on(backend, f, weight, beta, *, channel_axis=None, spacing=1.0, isotropic=True,
+               smoothing=0.0, **solve_kw):
+    """``denoise_tv_beta`` through the solver entry on a given backend."""
+    plan = make_plan(f, beta, channel_axis=channel_axis, spacing=spacing, isotropic=isotropic,
+                     smoothing=smoothing)
+    if backend.name == "cpu":
+        backend = backend.for_plan(plan)
+    u5, info = solve(Identity(backend.canonical(f, plan)), weight, backend=backend, plan=plan,
+                     **solve_kw)
+    return plan.from_canonical(u5).copy(), info
 
 
 def objective(u, f, weight, beta, **kw):
@@ -51,8 +63,7 @@ def certificate(u, f, weight, beta, **kw):
 def test_array_ops_match_numba_kernels(dtype):
     rng = np.random.default_rng(1)
     n = 1001
-    A, N = _vector.ArrayOps(np), _vector.ops_for(np, use_numba=True)
-    assert N.name == "numba" and _vector.ops_for(np, use_numba=False).name == "array"
+    A, N = ArrayOps(np), vector_kernels
     vec = [rng.standard_normal(n).astype(dtype) for _ in range(6)]
     rtol = 1e-5 if dtype == np.float32 else 1e-12
 
@@ -77,6 +88,8 @@ def test_array_ops_match_numba_kernels(dtype):
     both("pcg_step", a, b, c, d, np.abs(m), t, outs=(0, 1))
     both("pcg_direction", a, b, np.abs(m), t, outs=(0,))
     both("axpy_to", a, b, t, c, outs=(0,))
+    both("axpy_norm", a, t, b, outs=(0,))
+    both("extrapolate", a, b, c, t, outs=(0, 2))
     f64 = [x.astype(np.float64) for x in vec]
     both("smooth_objective_grad", *f64[:3], 0.3, f64[3], outs=(4,))
     both("lbfgs_pair", *f64, outs=(0, 1))
@@ -99,14 +112,13 @@ CASES = [
 @pytest.mark.parametrize("kw", CASES)
 @pytest.mark.parametrize("beta,method", [(1.0, "cp"), (1.5, "lbfgs"), (2.0, "dct"),
                                          (0.6, "mm"), (1.3, "mm")])
-def test_array_backend_matches_numba(camera, array_backend, monkeypatch, kw, beta, method):
+def test_array_backend_matches_numba(camera, kw, beta, method):
     w = 0.1
     smoothing = 0.02 if method == "mm" else 0.0
-    u_a, info_a = denoise_tv_beta(camera, w, beta, method=method, smoothing=smoothing,
-                                  eps=1e-6, return_info=True, **kw)
-    monkeypatch.undo()
-    u_n, info_n = denoise_tv_beta(camera, w, beta, method=method, smoothing=smoothing,
-                                  eps=1e-6, return_info=True, **kw)
+    u_a, info_a = denoise_on(BACKENDS["array"](), camera, w, beta, method=method,
+                             smoothing=smoothing, eps=1e-6, **kw)
+    u_n, info_n = denoise_on(BACKENDS["cpu"](), camera, w, beta, method=method,
+                             smoothing=smoothing, eps=1e-6, **kw)
     assert info_a.method == info_n.method == method and info_a.converged
     tv_kw = dict(smoothing=smoothing, **kw)
     F_a = objective(u_a, camera, w, beta, **tv_kw)
@@ -124,15 +136,16 @@ def test_array_backend_matches_numba(camera, array_backend, monkeypatch, kw, bet
                                          ("dct", 2.0)])
 @pytest.mark.parametrize("shape,channel_axis", [((40,), None), ((12, 13, 3), -1),
                                                 ((3, 10, 11, 9), 0)])
-def test_array_backend_shapes(array_backend, method, beta, shape, channel_axis):
+@pytest.mark.parametrize("backend", sorted(BACKENDS))
+def test_backend_shapes(backend, method, beta, shape, channel_axis):
     rng = np.random.default_rng(3)
     f = rng.random(shape).astype(np.float32)
-    u, info = denoise_tv_beta(f, 0.1, beta, method=method, channel_axis=channel_axis,
-                              smoothing=0.02 if method == "mm" else 0.0, eps=1e-5,
-                              return_info=True)
+    u, info = denoise_on(BACKENDS[backend](), f, 0.1, beta, method=method,
+                         channel_axis=channel_axis, smoothing=0.02 if method == "mm" else 0.0,
+                         eps=1e-5)
     assert u.shape == f.shape and u.dtype == np.float32 and info.converged
-    ref = denoise_tv_beta(f.astype(np.float64), 0.1, beta, method=method,
-                          channel_axis=channel_axis, smoothing=info.smoothing, eps=1e-7)
+    ref = tvnumba.denoise_tv_beta(f.astype(np.float64), 0.1, beta, method=method,
+                                  channel_axis=channel_axis, smoothing=info.smoothing, eps=1e-7)
     if method == "mm":  # non-convex: float32 and float64 may settle in different minima
         kw = dict(channel_axis=channel_axis, smoothing=info.smoothing)
         assert_allclose(objective(u, f, 0.1, beta, **kw), objective(ref, f, 0.1, beta, **kw),
@@ -141,14 +154,15 @@ def test_array_backend_shapes(array_backend, method, beta, shape, channel_axis):
         assert_allclose(u, ref, atol=5e-3)
 
 
-def test_mm_certificate_and_4d(array_backend):
+@pytest.mark.parametrize("backend", sorted(BACKENDS))
+def test_mm_certificate_and_4d(backend):
     """MM stops on ½‖∇F‖² ≤ eps (F − ½‖∇F‖²), recomputed here; 4-D data (which the Numba
-    MM kernels do not cover) run through the array backend."""
+    MM kernels do not cover) run through the array backend on either."""
     rng = np.random.default_rng(4)
     f = rng.random((6, 7, 5, 8))
     for beta in (0.5, 1.5):
-        u, info = denoise_tv_beta(f, 0.05, beta, method="mm", smoothing=0.05, eps=1e-4,
-                                  return_info=True)
+        u, info = denoise_on(BACKENDS[backend](), f, 0.05, beta, method="mm", smoothing=0.05,
+                             eps=1e-4)
         assert info.converged and info.gap <= 1e-4
         assert certificate(u, f, 0.05, beta, smoothing=0.05) <= 1e-4 * (1 + 1e-6)
 
@@ -161,18 +175,17 @@ def test_mm_certificate_and_4d(array_backend):
 def test_mm_operators_numba_vs_array(dtype, shape, nd, isotropic, beta):
     """The MM operators (weights and F, A x and x·Ax, diag A) of both backends agree, and
     diag A matches A applied to unit vectors."""
-    from tvnumba import _solvers as S
-
     rng = np.random.default_rng(8)
     f = rng.random(shape).astype(dtype)
     x = rng.random(shape).astype(dtype)
     ih = (0.7, 1.3, 0.9)[3 - nd:]
-    kw = dict(isotropic=isotropic)
-    N = S.MMNumba(f, 0.3, beta, 0.05, nd=nd, inv_spacing=(1.0,) * (3 - nd) + ih, **kw)
-    A = S.MMArray(f, 0.3, beta, 0.05, spatial_axes=tuple(range(5 - nd, 5)), inv_spacing=ih,
-                  **kw)
+    plan = make_plan(f, beta, axes=tuple(range(5 - nd, 5)), channel_axis=1,
+                     spacing=tuple(1 / h for h in ih), isotropic=isotropic, smoothing=0.05)
+    assert plan.canonical_shape == shape
+    N = MMNumba(f, 0.3, beta, 0.05, plan, c0=1.0)
+    A = MMArray(np, f, 0.3, beta, 0.05, plan, c0=1.0)
     rtol = 1e-5 if dtype == np.float32 else 1e-12
-    assert_allclose(N.weights_and_value(x), A.weights_and_value(x), rtol=rtol)
+    assert_allclose(N.weights_and_tv(x), A.weights_and_tv(x), rtol=rtol)
     yn, ya = np.empty_like(x), np.empty_like(x)
     assert_allclose(N.apply(x, yn), A.apply(x, ya), rtol=rtol)
     assert_allclose(yn, ya, rtol=rtol, atol=rtol)

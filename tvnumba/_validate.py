@@ -1,8 +1,13 @@
 """Input checks, dtype rules and axis roles for every public entry point.
 
-All validation lives here so that the kernels (CPU and CUDA) can assume clean
-inputs: a float32/float64 array in native byte order, moved into the canonical
-``(batch, channel, n0, n1, n2)`` layout by :func:`to_canonical`.
+All validation lives here so that the backends and solvers can assume clean
+inputs.  :func:`make_plan` checks the arguments of a TV computation once and
+returns a :class:`Plan`, which owns the only moves between the caller's
+layout and the kernels' canonical ``(batch, channel, n0, n1, n2)`` layout
+(:meth:`Plan.to_canonical`, :meth:`Plan.from_canonical`).  Nothing here asks
+what kind of array it holds: the moves are transposes and reshapes, which
+NumPy and CuPy arrays share, and whether they can be views is worked out from
+shapes and strides alone.
 """
 
 from __future__ import annotations
@@ -96,22 +101,6 @@ def normalize_axis(axis, ndim: int, name: str) -> int:
     return axis % ndim
 
 
-def check_finite(u, name: str = "u") -> None:
-    """Raise if ``u`` holds NaN or Inf (array-module agnostic: NumPy or CuPy)."""
-    if u.dtype.kind == "f" and not bool(_xp(u).isfinite(u).all()):
-        raise ValueError(f"{name} contains NaN or Inf values; TV is only defined for finite input")
-
-
-def _xp(u):
-    """The array module of ``u`` (CuPy for CuPy arrays, else NumPy)."""
-    mod = type(u).__module__.split(".")[0]
-    if mod == "cupy":
-        import cupy
-
-        return cupy
-    return np
-
-
 @dataclass(frozen=True)
 class Plan:
     """Where every axis of ``u`` goes, and the parameters the kernels need.
@@ -121,6 +110,10 @@ class Plan:
     runs over the most contiguous spatial axis.  Differences along different
     axes are independent, so any order of the spatial axes gives the same
     result once the spacings follow them.
+
+    The canonical layout is ``(B, C, n0, ..., nk)`` with at least
+    :data:`KERNEL_NDIM` spatial axes (length-1 axes in front of 1-D and 2-D
+    data: their differences vanish).
     """
 
     shape: tuple[int, ...]
@@ -140,6 +133,11 @@ class Plan:
         return math.prod(self.batch_shape)
 
     @property
+    def n_spatial(self) -> int:
+        """Number of real spatial axes."""
+        return len(self.spatial_shape)
+
+    @property
     def n_terms(self) -> int:
         """Divisor of ``reduction="mean"``: pixels times batch items."""
         return self.n_batch * math.prod(self.spatial_shape)
@@ -147,17 +145,64 @@ class Plan:
     @property
     def canonical_shape(self) -> tuple[int, ...]:
         """``(B, C, n0, ..., nk)`` with at least ``KERNEL_NDIM`` spatial axes."""
-        pad = max(0, KERNEL_NDIM - len(self.spatial_shape))
-        return (self.n_batch, self.n_channels) + (1,) * pad + self.spatial_shape
+        return (self.n_batch, self.n_channels) + (1,) * self._pad + self.spatial_shape
 
     @property
     def canonical_inv_spacing(self) -> tuple[float, ...]:
-        pad = max(0, KERNEL_NDIM - len(self.spatial_shape))
-        return (1.0,) * pad + self.inv_spacing
+        """1/h of every spatial axis of the canonical layout (1 on the padding)."""
+        return (1.0,) * self._pad + self.inv_spacing
+
+    @property
+    def canonical_spatial_axes(self) -> tuple[int, ...]:
+        """Axes of the canonical layout that carry differences (padding included)."""
+        return tuple(range(2, 2 + self._pad + self.n_spatial))
+
+    @property
+    def _pad(self) -> int:
+        return max(0, KERNEL_NDIM - self.n_spatial)
 
     def scale(self) -> float:
         """Factor applied to the summed value (and gradient) by the reduction."""
         return 1.0 / self.n_terms if self.reduction == "mean" else 1.0
+
+    def reduce(self, values):
+        """Per-batch float64 sums (host) -> the reduced result."""
+        if self.reduction == "none":
+            return np.asarray(values, dtype=np.float64).reshape(self.batch_shape)
+        return float(np.sum(values)) * self.scale()
+
+    # --- the layout moves: the only place that knows the canonical order ----------
+    def canonical_strides(self, shape, strides):
+        """Strides of the canonical view of an array with ``shape``/``strides``
+        (any units), or ``None`` when the memory order needs a copy.
+
+        NumPy's own stride arithmetic on a zero-size-buffer probe (no data is
+        read), so the answer holds for any strided array kind.
+        """
+        probe = np.lib.stride_tricks.as_strided(
+            np.zeros(1, np.uint8), tuple(shape), tuple(strides))
+        try:
+            return probe.transpose(self.perm).reshape(self.canonical_shape, copy=False).strides
+        except ValueError:
+            return None
+
+    def to_canonical(self, a, *, writable: bool = False):
+        """``a`` (the caller's layout) in the canonical layout: a view whenever
+        the memory order allows, else a copy -- or, with ``writable=True``,
+        ``None`` (the caller writes to a temporary and uses :meth:`scatter`)."""
+        if self.canonical_strides(a.shape, a.strides) is None:
+            if writable:
+                return None
+            return a.transpose(self.perm).reshape(self.canonical_shape)
+        return a.transpose(self.perm).reshape(self.canonical_shape)
+
+    def from_canonical(self, a5):
+        """A canonical array back in the caller's layout (a view)."""
+        return a5.reshape([self.shape[a] for a in self.perm]).transpose(np.argsort(self.perm))
+
+    def scatter(self, a5, out) -> None:
+        """``out[...] = from_canonical(a5)`` (for an ``out`` with no canonical view)."""
+        out.transpose(self.perm)[...] = a5.reshape([self.shape[a] for a in self.perm])
 
 
 def make_plan(
@@ -170,21 +215,25 @@ def make_plan(
     isotropic=True,
     smoothing=0.0,
     reduction="sum",
+    name: str = "u",
 ) -> Plan:
-    """Check every argument of the TV functions and work out the axis roles."""
+    """Check every argument of a TV computation and work out the axis roles.
+
+    ``u`` is any array with ``shape``, ``dtype`` and ``strides`` (NumPy, CuPy,
+    a Numba device array); ``name`` is what error messages call it.
+    """
     if not hasattr(u, "shape") or not hasattr(u, "dtype"):
-        raise TypeError(f"u must be an array, got {type(u).__name__}")
-    dtype = float_dtype(u.dtype)
+        raise TypeError(f"{name} must be an array, got {type(u).__name__}")
+    dtype = float_dtype(u.dtype, name)
     beta = check_beta(beta)
     smoothing = check_nonneg("smoothing", smoothing)
     reduction = check_reduction(reduction)
-    if not isinstance(isotropic, (bool, np.bool_)):
-        raise TypeError(f"isotropic must be True or False, got isotropic={_describe(isotropic)}")
+    check_bool("isotropic", isotropic)
     ndim = u.ndim
     if ndim == 0:
-        raise ValueError("u must have at least one dimension, got a 0-d array")
-    if u.size == 0:
-        raise ValueError(f"u must not be empty, got an array of shape {tuple(u.shape)}")
+        raise ValueError(f"{name} must have at least one dimension, got a 0-d array")
+    if math.prod(u.shape) == 0:
+        raise ValueError(f"{name} must not be empty, got an array of shape {tuple(u.shape)}")
 
     if channel_axis is not None:
         channel_axis = normalize_axis(channel_axis, ndim, "channel_axis")
@@ -192,7 +241,7 @@ def make_plan(
         spatial = tuple(a for a in range(ndim) if a != channel_axis)
         if not spatial:
             raise ValueError(
-                "u has no spatial axis: a 1-D array cannot also have a channel_axis "
+                f"{name} has no spatial axis: a 1-D array cannot also have a channel_axis "
                 f"(got channel_axis={channel_axis})"
             )
     else:
@@ -255,60 +304,54 @@ def _check_spacing(spacing, n: int) -> tuple[float, ...]:
     return tuple(out)
 
 
-def as_kernel_input(u, dtype: np.dtype):
-    """``u`` as ``dtype`` in native byte order, copying only when needed."""
-    xp = _xp(u)
-    if xp is np:
-        u = np.asarray(u)
-        if u.dtype == dtype and u.dtype.isnative:
-            return u
-        return u.astype(dtype.newbyteorder("="))
-    return u if u.dtype == dtype else u.astype(dtype)
+
+def check_bool(name: str, value) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {name}={_describe(value)}")
+    return bool(value)
 
 
-def to_canonical(a, plan: Plan, *, writable: bool = False):
-    """View ``a`` (original layout) in the kernels' ``(B, C, n0, ...)`` layout.
+def check_out(out, plan: Plan, *, host: bool):
+    """Validate an ``out=`` array for the gradient described by ``plan``.
 
-    Returns a view whenever the memory order allows; otherwise a copy
-    (``writable=True`` returns ``None`` instead, and the caller writes to a
-    temporary and copies back).
+    ``host``: the gradient is returned on the host (NumPy), so ``out`` must be
+    a NumPy array; otherwise it must be a device array (checked by the backend).
     """
-    t = a.transpose(plan.perm)
-    shape = plan.canonical_shape
-    try:
-        return t.reshape(shape, copy=False) if _xp(a) is np else _reshape_view(t, shape)
-    except (ValueError, AttributeError):
-        if writable:
-            return None
-        return t.reshape(shape)
-
-
-def _reshape_view(t, shape):
-    v = t.reshape(shape)
-    if not _shares_memory(v, t):
-        raise ValueError("reshape copied")
-    return v
-
-
-def _shares_memory(a, b) -> bool:
-    try:
-        return a.data.ptr == b.data.ptr or a.base is b or a.base is b.base
-    except AttributeError:  # pragma: no cover - unknown device array kind
-        return False
-
-
-def check_out(out, shape: tuple[int, ...], dtype: np.dtype, xp=np):
-    """Validate an ``out=`` array for a gradient of ``shape`` and ``dtype``."""
     if out is None:
         return None
     if not hasattr(out, "shape") or not hasattr(out, "dtype"):
         raise TypeError(f"out must be an array, got {type(out).__name__}")
-    if tuple(out.shape) != tuple(shape):
-        raise ValueError(f"out must have shape {tuple(shape)}, got out.shape={tuple(out.shape)}")
-    if np.dtype(out.dtype) != dtype:
-        raise ValueError(f"out must have dtype {dtype}, got out.dtype={out.dtype}")
-    if xp is np and not isinstance(out, np.ndarray):
+    if tuple(out.shape) != plan.shape:
+        raise ValueError(f"out must have shape {plan.shape}, got out.shape={tuple(out.shape)}")
+    if np.dtype(out.dtype) != plan.dtype:
+        raise ValueError(f"out must have dtype {plan.dtype}, got out.dtype={out.dtype}")
+    if host and not isinstance(out, np.ndarray):
         raise TypeError(f"out must be a NumPy array for NumPy input, got {type(out).__name__}")
     if isinstance(out, np.ndarray) and not out.flags.writeable:
         raise ValueError("out must be writeable, got a read-only array")
     return out
+
+
+def check_max_iter(max_num_iter) -> int:
+    if isinstance(max_num_iter, (bool, np.bool_)):
+        raise TypeError(f"max_num_iter must be an integer >= 1, got {max_num_iter!r}")
+    try:
+        n = operator.index(max_num_iter)
+    except TypeError:
+        raise TypeError(
+            f"max_num_iter must be an integer >= 1, got {_describe(max_num_iter)}") from None
+    if n < 1:
+        raise ValueError(f"max_num_iter must be >= 1, got max_num_iter={n}")
+    return n
+
+
+def check_callback(callback):
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable or None, got {_describe(callback)}")
+    return callback
+
+
+def check_choice(name: str, value, choices) -> str:
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {tuple(choices)}, got {name}={_describe(value)}")
+    return value

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _validate as V
-from ._cpu import tv_canonical
+from ._validate import make_plan
+from .backends import select
 
 __all__ = ["tv", "tv_grad", "tv_value_and_grad"]
 
@@ -62,69 +62,16 @@ def _docstring(func):
 
 def _run(u, beta, want_grad, out, axes, channel_axis, spacing, isotropic, smoothing,
          reduction, device):
-    device = V.check_device(device)
-    on_gpu = device == "cuda" or (device is None and _is_gpu_array(u))
-    if on_gpu:
-        from . import _cuda
-
-        return _cuda.run(u, beta, want_grad, out, dict(
-            axes=axes, channel_axis=channel_axis, spacing=spacing, isotropic=isotropic,
-            smoothing=smoothing, reduction=reduction))
-    if _is_gpu_array(u):
-        raise ValueError(
-            "device='cpu' was given a GPU array; copy it to the host first "
-            "(e.g. cupy.asnumpy(u)) or use device=None"
-        )
-    u = np.asarray(u)
-    plan = V.make_plan(u, beta, axes=axes, channel_axis=channel_axis, spacing=spacing,
-                       isotropic=isotropic, smoothing=smoothing, reduction=reduction)
-    out = V.check_out(out, plan.shape, plan.dtype) if want_grad else None
-    uk = V.as_kernel_input(u, plan.dtype)
-    V.check_finite(uk)
-    values, grad = run_plan(uk, plan, want_grad, out)
-    return finish_value(values, plan), grad
-
-
-def run_plan(u, plan: V.Plan, want_grad: bool, out=None):
-    """Kernel call on a validated NumPy array: (per-batch sums, gradient or None)."""
-    if len(plan.spatial_shape) > V.KERNEL_NDIM:
-        from ._generic import tv_nd
-
-        return tv_nd(u, plan, want_grad, out)
-    # The kernels take C-contiguous canonical arrays (one compiled layout): a
-    # view where the memory order allows, else one copy.
-    u5 = np.ascontiguousarray(V.to_canonical(u, plan))
-    grad = g5 = None
-    if want_grad:
-        # Same memory order as u (like np.empty_like), so that the canonical
-        # view of the gradient is contiguous whenever u's is.
-        grad = out if out is not None else np.empty_like(u, dtype=plan.dtype)
-        g5 = V.to_canonical(grad, plan, writable=True)
-        if g5 is None or not g5.flags.c_contiguous:
-            g5 = np.empty(plan.canonical_shape, plan.dtype)  # written back below
-    values = tv_canonical(
-        u5, g5, nd=min(len(plan.spatial_shape), V.KERNEL_NDIM),
-        inv_spacing=plan.canonical_inv_spacing, smoothing=plan.smoothing,
-        beta=plan.beta, isotropic=plan.isotropic, scale=plan.scale())
-    if want_grad and not np.shares_memory(g5, grad):
-        back = g5.reshape([plan.shape[a] for a in plan.perm])
-        grad.transpose(plan.perm)[...] = back
-    return values, grad
-
-
-def finish_value(values, plan: V.Plan):
-    """Per-batch float64 sums -> the reduced result."""
-    if plan.reduction == "none":
-        return np.asarray(values, dtype=np.float64).reshape(plan.batch_shape)
-    total = float(np.sum(values))
-    return total * plan.scale()
-
-
-def _is_gpu_array(u) -> bool:
-    # Numba device arrays carry ``__cuda_ndarray__``; the CUDA simulator's
-    # stand-ins have only that (no ``__cuda_array_interface__``).
-    return (hasattr(u, "__cuda_array_interface__") and not isinstance(u, np.ndarray)) or bool(
-        getattr(type(u), "__cuda_ndarray__", False))
+    """Validate once, choose the backend once, compute: ``(value, grad or None)``."""
+    if not hasattr(u, "shape") or not hasattr(u, "dtype"):
+        u = np.asarray(u)
+    backend = select(u, device)
+    plan = make_plan(u, beta, axes=axes, channel_axis=channel_axis, spacing=spacing,
+                     isotropic=isotropic, smoothing=smoothing, reduction=reduction)
+    backend = backend.for_plan(plan)
+    out = backend.check_out(out, plan) if want_grad else None
+    values, grad = backend.tv(u, plan, want_grad, out)
+    return plan.reduce(values), grad
 
 
 @_docstring

@@ -1,7 +1,7 @@
-"""Numba CPU kernels for the denoising solvers (``tvnumba._solvers``).
+"""Numba CPU kernels for the TV solvers (:mod:`tvnumba.solvers`).
 
 Every kernel works on the canonical layout ``u[b, c, z, y, x]`` of
-``_validate.to_canonical``; vector fields (dual variables, IRLS weights) carry
+:meth:`tvnumba._validate.Plan.to_canonical`; vector fields (dual variables, IRLS weights) carry
 one leading component axis ``p[d, b, c, z, y, x]`` with ``d = 0`` the x
 (innermost) difference, ``d = 1`` y and ``d = 2`` z, so a 2-D problem stores
 two components and a 1-D problem one.
@@ -9,10 +9,10 @@ two components and a 1-D problem one.
 The number of real spatial axes ``nd`` and the isotropic flag are runtime
 arguments tested once per row (never per pixel), so one compiled kernel per
 dtype serves 1-D, 2-D and 3-D, isotropic and anisotropic problems: compile
-time is a user-facing figure (DESIGN.md) and these kernels are not the ones
+time is a user-facing figure and these kernels are not the ones
 whose inner loops need branch-free specialisation.
 
-Work is split like ``_cpu``: units of ``(b, z, block of rows)``; a unit owns
+Work is split like :mod:`.tv_kernels`: units of ``(b, z, block of rows)``; a unit owns
 the rows it writes and one slot of the float64 partial sums, so there are no
 races.  Every kernel only *reads* neighbours of the array it does not write.
 
@@ -21,11 +21,15 @@ Chambolle-Pock for ROF (β = 1) runs as two passes per iteration:
 * :func:`cp_dual_step`:  ``p <- proj_{|p| <= w}(p + σ D ū)``   (reads ū, updates p)
 * :func:`cp_primal_step`: ``u' = (u - τ Dᵀp + τ f) / (1 + τ)``, ``ū = u' + θ(u' - u)``
   (reads p, updates u and ū; optionally accumulates ``Σ (f - Dᵀp)²`` for
-  the dual objective).
+  the dual objective).  That is the proximal step of the identity data term
+  ½‖u − f‖², fused; for any other data term it only forms ``u − τ Dᵀp``
+  (into ū), whose proximal step the data term takes.
 
 :func:`rof_primal` evaluates ``Σ ½(u - f)²`` and ``TV₁(u)`` for the duality gap.
 The IRLS kernels (:func:`irls_weights`, :func:`irls_diag`, :func:`irls_apply`) serve the
-majorize-minimize solver for β < 1.
+majorize-minimize solver; the operator ``c0·I + Dᵀ diag(a) D`` has the
+identity data term's normal operator fused in (``c0 = 1``) or left to the
+data term (``c0 = 0``).
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ._cpu import FASTMATH, MODE_POW, _rows_per_unit, _sqmag_row, _unit_bounds, _weights
+from .tv_kernels import FASTMATH, MODE_POW, _rows_per_unit, _sqmag_row, _unit_bounds, _weights
 
 JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy", parallel=True)
 
@@ -105,11 +109,13 @@ def cp_dual_step(ub, p, sigma, w, ihz, ihy, ihx, nd, iso, rows, nunits):
 
 @njit(**JIT)
 def cp_primal_step(u, ub, f, p, tau, theta, ihz, ihy, ihx, nd, rows, nunits, want_dual,
-                   partial):
+                   partial, identity):
     """u' = (u - τ Dᵀp + τ f)/(1 + τ); ū = u' + θ(u' - u); u = u' (in place).
 
     With ``want_dual``, ``partial[unit]`` receives Σ (f - Dᵀp)² over the unit
     (float64), from which the dual objective ½‖f‖² - ½‖f - Dᵀp‖² follows.
+    Without ``identity`` (another data term) only ``ū = u - τ Dᵀp`` is
+    written (``f`` is not read).
     """
     B, C, D, H, W = u.shape
     zero = tau - tau
@@ -141,6 +147,10 @@ def cp_primal_step(u, ub, f, p, tau, theta, ihz, ihy, ihx, nd, rows, nunits, wan
                     else:
                         for j in range(W):
                             dt[j] -= p[2, b, c, k, i, j] * ihz
+                if not identity:
+                    for j in range(W):
+                        ub[b, c, k, i, j] = u[b, c, k, i, j] - tau * dt[j]
+                    continue
                 if want_dual:
                     for j in range(W):
                         r = f[b, c, k, i, j] - dt[j]
@@ -205,7 +215,7 @@ def irls_weights(u, a, weight, s2, p, beta, mode, single, ihz, ihy, ihx, nd, iso
     difference otherwise), writes ``a[d, b, c, ...] = weight · β m^(β/2 - 1)``
     on every difference and ``tvp[unit] = Σ m^(β/2)`` (float64), through the
     TV kernels' own branch-free power rows (``mode``/``single``/``p`` as in
-    ``_cpu.tv_canonical``).  On the last slice of an axis (no difference)
+    ``tv_kernels.tv_canonical``).  On the last slice of an axis (no difference)
     the weight is 0.
     """
     B, C, D, H, W = u.shape
@@ -258,9 +268,9 @@ def irls_weights(u, a, weight, s2, p, beta, mode, single, ihz, ihy, ihx, nd, iso
 
 
 @njit(**JIT)
-def irls_diag(a, diag, ihz, ihy, ihx, nd, rows, nunits):
-    """diag = diagonal of ``I + Dᵀ diag(a) D``: each difference adds its weight
-    to both of its ends (a is 0 on every last slice)."""
+def irls_diag(a, diag, c0, ihz, ihy, ihx, nd, rows, nunits):
+    """diag = diagonal of ``c0·I + Dᵀ diag(a) D``: each difference adds its
+    weight to both of its ends (a is 0 on every last slice)."""
     _, B, C, D, H, W = a.shape
     cx = ihx * ihx
     cy = ihy * ihy
@@ -271,9 +281,9 @@ def irls_diag(a, diag, ihz, ihy, ihx, nd, rows, nunits):
             for c in range(C):
                 a0 = a[0, b, c, k, i]
                 out = diag[b, c, k, i]
-                out[0] = 1 + a0[0] * cx
+                out[0] = c0 + a0[0] * cx
                 for j in range(1, W):
-                    out[j] = 1 + (a0[j] + a0[j - 1]) * cx
+                    out[j] = c0 + (a0[j] + a0[j - 1]) * cx
                 if nd >= 2:
                     a1 = a[1, b, c, k, i]
                     if i > 0:
@@ -295,9 +305,9 @@ def irls_diag(a, diag, ihz, ihy, ihx, nd, rows, nunits):
 
 
 @njit(**JIT)
-def irls_apply(x, a, y, ihz, ihy, ihx, nd, rows, nunits, partial):
-    """y = x + Dᵀ(a ⊙ D x), the IRLS normal operator; returns x·y (float64,
-    which CG needs next, fused here to save a pass)."""
+def irls_apply(x, a, y, c0, ihz, ihy, ihx, nd, rows, nunits, partial):
+    """y = c0·x + Dᵀ(a ⊙ D x), the IRLS normal operator; returns x·y
+    (float64, which CG needs next, fused here to save a pass)."""
     B, C, D, H, W = x.shape
     ihx2 = ihx * ihx
     ihy2 = ihy * ihy
@@ -320,7 +330,7 @@ def irls_apply(x, a, y, ihz, ihy, ihx, nd, rows, nunits, partial):
                     fx[j + 1] = a[0, b, c, k, i, j] * (xr[j + 1] - xr[j])
                 fx[W] = zero
                 for j in range(W):
-                    yr[j] = xr[j] + (fx[j] - fx[j + 1]) * ihx2
+                    yr[j] = c0 * xr[j] + (fx[j] - fx[j + 1]) * ihx2
                 if nd >= 2:
                     # a vanishes on the last row, so clamped indices add nothing.
                     for j in range(W):
@@ -336,137 +346,3 @@ def irls_apply(x, a, y, ihz, ihy, ihx, nd, rows, nunits, partial):
                     acc += np.float64(xr[j]) * np.float64(yr[j])
         partial[unit] = acc
     return partial.sum()
-
-
-# ----------------------------------------------------------------------------
-# Vector kernels for CG and L-BFGS on flat contiguous arrays.  They replace
-# NumPy's BLAS-backed dot products: OpenBLAS's own thread pool spinning next to
-# Numba's made every solver step tens of times slower on a busy 2-core machine,
-# and these keep all parallel work in one thread pool (and float32 sums in
-# float64).
-
-
-@njit(**JIT)
-def dot(a, b):
-    """Σ a·b accumulated in float64."""
-    acc = 0.0
-    for t in prange(a.shape[0]):
-        acc += np.float64(a[t]) * np.float64(b[t])
-    return acc
-
-
-@njit(**JIT)
-def sumsq_diff(a, b):
-    """Σ (a - b)² accumulated in float64."""
-    acc = 0.0
-    for t in prange(a.shape[0]):
-        r = np.float64(a[t]) - np.float64(b[t])
-        acc += r * r
-    return acc
-
-
-@njit(**JIT)
-def pcg_step(x, r, p, ap, minv, alpha):
-    """x += α p; r -= α Ap.  Returns (r·r, r·M⁻¹r) in float64 (z = M⁻¹r is not
-    stored: pcg_direction recomputes it, one array less to write and read)."""
-    rr = 0.0
-    rz = 0.0
-    for t in prange(x.shape[0]):
-        x[t] += alpha * p[t]
-        rt = r[t] - alpha * ap[t]
-        r[t] = rt
-        rr += np.float64(rt) * np.float64(rt)
-        rz += np.float64(rt) * np.float64(minv[t] * rt)
-    return rr, rz
-
-
-@njit(**JIT)
-def pcg_direction(p, r, minv, beta):
-    """p = M⁻¹r + β p."""
-    for t in prange(p.shape[0]):
-        p[t] = minv[t] * r[t] + beta * p[t]
-
-
-@njit(**JIT)
-def residual_init(b, ax, minv, r):
-    """r = b - Ax.  Returns (r·r, r·M⁻¹r) in float64."""
-    rr = 0.0
-    rz = 0.0
-    for t in prange(b.shape[0]):
-        rt = b[t] - ax[t]
-        r[t] = rt
-        rr += np.float64(rt) * np.float64(rt)
-        rz += np.float64(rt) * np.float64(minv[t] * rt)
-    return rr, rz
-
-
-@njit(**JIT)
-def smooth_objective_grad(u, f, gtv, weight, g):
-    """g = (u - f) + weight·gtv.  Returns (½‖u - f‖², ‖g‖²) in float64."""
-    fid = 0.0
-    gg = 0.0
-    for t in prange(u.shape[0]):
-        r = u[t] - f[t]
-        gt = r + weight * gtv[t]
-        g[t] = gt
-        fid += 0.5 * r * r
-        gg += gt * gt
-    return fid, gg
-
-
-@njit(**JIT)
-def axpy_to(out, x, alpha, d):
-    """out = x + α d; returns Σ d² (float64)."""
-    acc = 0.0
-    for t in prange(out.shape[0]):
-        out[t] = x[t] + alpha * d[t]
-        acc += d[t] * d[t]
-    return acc
-
-
-@njit(**JIT)
-def lbfgs_pair(s, y, u_new, u, g_new, g):
-    """s = u_new - u, y = g_new - g.  Returns (s·y, y·y)."""
-    sy = 0.0
-    yy = 0.0
-    for t in prange(s.shape[0]):
-        st = u_new[t] - u[t]
-        yt = g_new[t] - g[t]
-        s[t] = st
-        y[t] = yt
-        sy += st * yt
-        yy += yt * yt
-    return sy, yy
-
-
-@njit(**JIT)
-def lbfgs_direction(g, S, Y, rho, order, gamma, q, alpha):
-    """q = -H g by the two-loop recursion over the pairs ``order`` (oldest
-    first); returns g·q (negative for a descent direction)."""
-    n = g.shape[0]
-    for t in prange(n):
-        q[t] = g[t]
-    for ii in range(order.shape[0] - 1, -1, -1):
-        i = order[ii]
-        a = 0.0
-        for t in prange(n):
-            a += S[i, t] * q[t]
-        a *= rho[i]
-        alpha[i] = a
-        for t in prange(n):
-            q[t] -= a * Y[i, t]
-    for t in prange(n):
-        q[t] *= gamma
-    for ii in range(order.shape[0]):
-        i = order[ii]
-        bt = 0.0
-        for t in prange(n):
-            bt += Y[i, t] * q[t]
-        c = alpha[i] - rho[i] * bt
-        for t in prange(n):
-            q[t] += c * S[i, t]
-    gq = 0.0
-    for t in prange(n):
-        q[t] = -q[t]
-        gq += g[t] * q[t]
-    return gq

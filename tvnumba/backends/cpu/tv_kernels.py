@@ -1,7 +1,7 @@
 """Numba CPU kernels for the β-TV value and its gradient.
 
 Every kernel works on the canonical layout ``u[b, c, z, y, x]`` (C-contiguous)
-made by ``tv.run_plan``: 1-D and 2-D data have length-1 leading spatial axes,
+made by :meth:`tvnumba._validate.Plan.to_canonical`: 1-D and 2-D data have length-1 leading spatial axes,
 and ``nd`` says how many trailing spatial axes are real.
 
 Structure (three layers, as in stumpy):
@@ -165,7 +165,7 @@ def _pow_row32(m, p, t, ib):
 @njit(**JIT)
 def _weights(w, p, beta, mode, t, ib, single):
     """In place: w[j] = m[j] -> β m^(β/2-1) (0 where m == 0); returns Σ m^(β/2)
-    in float64.  The zero weight at m == 0 is DESIGN.md's rule: a subgradient
+    in float64.  The weight is 0 where m == 0 (the documented rule): a subgradient
     for β ≥ 1 and no Inf for β < 1."""
     acc = 0.0
     if mode == MODE_ONE:

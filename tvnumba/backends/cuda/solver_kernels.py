@@ -1,10 +1,11 @@
-"""CUDA kernels (numba-cuda) for the β = 1 denoising solver on the GPU.
+"""CUDA kernels (numba-cuda) for the β = 1 primal-dual solver on the GPU.
 
-The device twins of :func:`tvnumba._cpu_rof.cp_dual_step` and
-:func:`~tvnumba._cpu_rof.cp_primal_step`: one Chambolle–Pock iteration is two
-fused launches over C-contiguous canonical device arrays ``u[b, c, z, y, x]``
-and ``p[d, b, c, z, y, x]`` (d = 0 the x difference, 1 y, 2 z), instead of the
-dozen whole-array CuPy operations of :class:`tvnumba._solvers.CPArray`.
+The device twins of :func:`tvnumba.backends.cpu.solver_kernels.cp_dual_step`
+and :func:`~tvnumba.backends.cpu.solver_kernels.cp_primal_step` (identity data
+term): one Chambolle–Pock iteration is two fused launches over C-contiguous
+canonical device arrays ``u[b, c, z, y, x]`` and ``p[d, b, c, z, y, x]``
+(d = 0 the x difference, 1 y, 2 z), instead of the dozen whole-array CuPy
+operations of :class:`tvnumba.backends.array.CPArray`.
 
 * dual:   ``p <- proj_{|p| <= w}(p + σ D ū)`` (reads ū's neighbours, writes p),
 * primal: ``u' = (u + τ (f − Dᵀp)) / (1 + τ)``, ``ū = u' + θ(u' − u)`` (reads
@@ -12,36 +13,32 @@ dozen whole-array CuPy operations of :class:`tvnumba._solvers.CPArray`.
   ``Σ (u' − f)²`` for the duality gap, reduced per block in float64 and added
   with one atomic per block (as the TV kernels do).
 
-One thread per pixel ``(z, y, x)`` in a grid-stride loop, ``blockIdx.y`` over
-the batch, specialised by ``nd`` and ``isotropic`` through a cached factory
-(:func:`_kernels`).  Imported only on the GPU path.
+One thread per pixel ``(z, y, x)`` in the grid-stride loop of
+:mod:`._launch`, ``blockIdx.y`` over the batch, specialised by ``nd`` and
+``isotropic`` through a cached factory (:func:`make_cp_kernels`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from functools import lru_cache
 
 import numpy as np
 
-from . import _cuda as G
-
-cuda = G.cuda
+from ..._validate import KERNEL_NDIM, Plan
+from . import _launch as L
+from ._launch import _DEVICE_JIT, _KERNEL_JIT, cuda
 
 
 @lru_cache(maxsize=None)
-def _kernels(nd: int, isotropic: bool, tpb: int):
+def make_cp_kernels(nd: int, isotropic: bool, tpb: int):
     """``(dual, primal, sumsq)`` kernels for ``nd`` spatial axes."""
     has_y = nd >= 2
     has_z = nd >= 3
-    f64 = G.numba.float64
+    f64 = L.numba.float64
 
-    @cuda.jit(**G._DEVICE_JIT)
-    def pixel(t, H, W):
-        """(k, i, j) of the flat pixel index t (x fastest)."""
-        return t // (W * H), (t // W) % H, t % W
-
-    @cuda.jit(**G._DEVICE_JIT)
+    @cuda.jit(**_DEVICE_JIT)
     def diff(a, b, c, k, i, j, d, D, H, W, ihz, ihy, ihx):
         """Forward difference d of a at (k, i, j); 0 on the last slice."""
         v = a[b, c, k, i, j]
@@ -51,17 +48,14 @@ def _kernels(nd: int, isotropic: bool, tpb: int):
             return (a[b, c, k, i + 1, j] - v) * ihy if i + 1 < H else v - v
         return (a[b, c, k + 1, i, j] - v) * ihz if k + 1 < D else v - v
 
-    @cuda.jit(**G._KERNEL_JIT)
+    @cuda.jit(**_KERNEL_JIT)
     def dual(ub, p, sigma, w, ihz, ihy, ihx):
         B, C, D, H, W = ub.shape
-        n = D * H * W
-        start = np.int64(cuda.blockIdx.x) * tpb + cuda.threadIdx.x
-        step = np.int64(cuda.gridDim.x) * tpb
+        start, sk, si, sj = L.grid_stride(tpb, H, W)
         b = np.int64(cuda.blockIdx.y)
         while b < B:
-            t = start
-            while t < n:
-                k, i, j = pixel(t, H, W)
+            k, i, j = L.pixel(start, H, W)
+            while k < D:
                 if isotropic:
                     m = sigma - sigma
                     for c in range(C):
@@ -82,26 +76,23 @@ def _kernels(nd: int, isotropic: bool, tpb: int):
                             q = p[d, b, c, k, i, j] + sigma * diff(ub, b, c, k, i, j, d, D, H,
                                                                     W, ihz, ihy, ihx)
                             p[d, b, c, k, i, j] = min(max(q, -w), w)
-                t += step
+                k, i, j = L.advance(k, i, j, sk, si, sj, H, W)
             b += cuda.gridDim.y
 
-    @cuda.jit(**G._KERNEL_JIT)
+    @cuda.jit(**_KERNEL_JIT)
     def primal(u, ub, f, p, tau, theta, ihz, ihy, ihx, want, sums):
         B, C, D, H, W = u.shape
-        n = D * H * W
         sh = cuda.shared.array(tpb, f64)
         sh2 = cuda.shared.array(tpb, f64)
         tid = cuda.threadIdx.x
-        start = np.int64(cuda.blockIdx.x) * tpb + tid
-        step = np.int64(cuda.gridDim.x) * tpb
+        start, sk, si, sj = L.grid_stride(tpb, H, W)
         inv = 1 / (1 + tau)
         b = np.int64(cuda.blockIdx.y)
         while b < B:
             res = 0.0
             fid = 0.0
-            t = start
-            while t < n:
-                k, i, j = pixel(t, H, W)
+            k, i, j = L.pixel(start, H, W)
+            while k < D:
                 for c in range(C):
                     # Dᵀp = Σ_d ih_d (p_d[prev] − p_d[here]); p is 0 on every last slice
                     dt = -p[0, b, c, k, i, j]
@@ -128,68 +119,67 @@ def _kernels(nd: int, isotropic: bool, tpb: int):
                         res += r * r
                         e = f64(un - fv)
                         fid += e * e
-                t += step
+                k, i, j = L.advance(k, i, j, sk, si, sj, H, W)
             if want:
-                G._block_add(sh, tid, tpb, res, sums, 0)
-                G._block_add(sh2, tid, tpb, fid, sums, 1)
+                L.block_add(sh, tid, tpb, res, sums, 0)
+                L.block_add(sh2, tid, tpb, fid, sums, 1)
             b += cuda.gridDim.y
 
-    @cuda.jit(**G._KERNEL_JIT)
+    @cuda.jit(**_KERNEL_JIT)
     def sumsq(a, sums):
         """sums[0] += Σ a² (float64) over a C-contiguous 5-D array."""
         B, C, D, H, W = a.shape
-        n = D * H * W
         sh = cuda.shared.array(tpb, f64)
-        tid = cuda.threadIdx.x
-        start = np.int64(cuda.blockIdx.x) * tpb + tid
-        step = np.int64(cuda.gridDim.x) * tpb
+        start, sk, si, sj = L.grid_stride(tpb, H, W)
         b = np.int64(cuda.blockIdx.y)
         while b < B:
             acc = 0.0
-            t = start
-            while t < n:
-                k, i, j = pixel(t, H, W)
+            k, i, j = L.pixel(start, H, W)
+            while k < D:
                 for c in range(C):
                     v = f64(a[b, c, k, i, j])
                     acc += v * v
-                t += step
-            G._block_add(sh, tid, tpb, acc, sums, 0)
+                k, i, j = L.advance(k, i, j, sk, si, sj, H, W)
+            L.block_add(sh, cuda.threadIdx.x, tpb, acc, sums, 0)
             b += cuda.gridDim.y
 
     return dual, primal, sumsq
 
 
 class CPCuda:
-    """ROF primal–dual iterates on the GPU, for :func:`tvnumba._solvers.rof_cp`:
-    the interface of :class:`~tvnumba._solvers.CPNumba` on device arrays.
+    """β = 1 primal–dual iterates on the GPU with the identity data term: the
+    interface of :class:`tvnumba.backends.cpu.CPNumba` on device arrays.
 
-    ``f`` is a C-contiguous canonical ``(B, C, z, y, x)`` device array (Numba or
-    anything with ``__cuda_array_interface__``); ``u`` is a Numba device array.
+    ``f5`` is a canonical ``(B, C, z, y, x)`` device array (Numba or anything
+    with ``__cuda_array_interface__``); ``u`` is a Numba device array.
     """
 
-    def __init__(self, f, weight, *, nd, inv_spacing, isotropic):
-        G._require_cuda()
-        self.f = G._as_numba(f)
+    identity = True
+
+    def __init__(self, f5, weight, plan: Plan):
+        self.f = L.as_numba(f5)
         shape, dtype = tuple(self.f.shape), self.f.dtype
         T = dtype.type
-        self.u = G._device_empty(shape, dtype)
-        self.ub = G._device_empty(shape, dtype)
-        G._copy(self.f, self.u)
-        G._copy(self.f, self.ub)
+        nd = min(plan.n_spatial, KERNEL_NDIM)
+        self.u = L.device_empty(shape, dtype)
+        self.ub = L.device_empty(shape, dtype)
+        L.copy(self.f, self.u)
+        L.copy(self.f, self.ub)
         self.p = cuda.to_device(np.zeros((nd,) + shape, dtype))
         self.nd, self.weight, self.T = nd, weight, T
-        self.iso = isotropic
-        self.inv_spacing = tuple(inv_spacing)
-        self.ih = tuple(T(h) for h in inv_spacing)  # (z, y, x)
-        tpb = G._threads_per_block()
+        self.iso = plan.isotropic
+        self.inv_spacing = plan.canonical_inv_spacing
+        self.ih = tuple(T(h) for h in self.inv_spacing)  # (z, y, x)
+        self.tv1_plan = dataclasses.replace(plan, beta=1.0, smoothing=0.0, reduction="sum")
+        tpb = L.threads_per_block()
         self.tpb = tpb
-        self.grid = G._grid(shape[0], shape[2] * shape[3] * shape[4], tpb)
-        self.dual_k, self.primal_k, self.sumsq_k = _kernels(nd, isotropic, tpb)
+        self.grid = L.grid(shape[0], shape[2] * shape[3] * shape[4], tpb)
+        self.dual_k, self.primal_k, self.sumsq_k = make_cp_kernels(nd, plan.isotropic, tpb)
         self.sums = cuda.to_device(np.zeros(2, np.float64))
         self.fid = 0.0
 
     def _run(self, kernel, *args):
-        G._launch(kernel, self.grid, self.tpb, 0, *args)
+        L.launch(kernel, self.grid, self.tpb, 0, *args)
 
     def _reset_sums(self):
         self.sums.copy_to_device(np.zeros(2, np.float64))
@@ -212,12 +202,9 @@ class CPCuda:
         res, self.fid = (float(v) for v in self.sums.copy_to_host())
         return res
 
-    def primal_objective(self) -> float:
-        """½‖u − f‖² (from the last primal step with residual) + weight·TV₁(u)."""
-        from .tv import tv
+    def primal_terms(self):
+        """(½‖u − f‖² from the last primal step with residual, TV₁(u))."""
+        from .tv_kernels import compute
 
-        nd = self.nd
-        h = tuple(1.0 / ih for ih in self.inv_spacing[3 - nd:])
-        tv1 = tv(self.u, 1.0, axes=tuple(range(5 - nd, 5)), channel_axis=1, spacing=h,
-                 isotropic=self.iso)
-        return 0.5 * self.fid + self.weight * tv1
+        tv1 = float(np.sum(compute(self.u, None, self.tv1_plan)))
+        return 0.5 * self.fid, tv1

@@ -1,0 +1,335 @@
+"""The whole-array backend: NumPy or CuPy operations, any number of spatial axes.
+
+The Numba kernels are compiled for one to three spatial axes; data with more
+(e.g. 3-D + time treated as spatial) and every solver step on the GPU that has
+no CUDA kernel of its own run here, as whole-array operations of the array's
+own module.  It is also the plain path the tests check the kernels against:
+the same quantities, written as differences, sums and powers of arrays.
+
+Everything works on the canonical layout ``(B, C, n0, ..., nk)`` of
+:class:`tvnumba._validate.Plan`, whose spatial axes are ``2 ... 2 + k``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._validate import Plan
+from .base import Backend
+
+
+# --------------------------------------------------------------------------- differences
+def forward_diff(xp, u, axis, ih):
+    """``D_d u`` along ``axis`` (0 on the last slice)."""
+    d = xp.zeros_like(u)
+    d[_part(u.ndim, axis, 0)] = (u[_part(u.ndim, axis, 1)] - u[_part(u.ndim, axis, 0)]) * ih
+    return d
+
+
+def adjoint_diff(xp, v, axis, ih):
+    """``D_dᵀ v`` for ``v`` whose last slice along ``axis`` is zero."""
+    out = -v
+    out[_part(v.ndim, axis, 1)] += v[_part(v.ndim, axis, 0)]
+    return out * ih
+
+
+def _part(ndim, axis, part):
+    """Index of the slices ``[:-1]`` (part 0) or ``[1:]`` (part 1) along ``axis``."""
+    idx = [slice(None)] * ndim
+    idx[axis] = slice(0, -1) if part == 0 else slice(1, None)
+    return tuple(idx)
+
+
+def _value_weight(xp, m, beta):
+    """(m^(β/2), β m^(β/2-1)) with both 0 where m == 0."""
+    pos = m > 0
+    safe = xp.where(pos, m, 1)
+    t = xp.where(pos, safe ** (beta / 2 - 1), 0).astype(m.dtype)
+    return m * t, beta * t
+
+
+def _axes_spacing(plan: Plan, dtype):
+    """The canonical axes of the real spatial axes and their 1/h.  Not the
+    padding: anisotropic TV counts a term (``s^β`` with smoothing) for every
+    difference, the zero ones on a last slice included."""
+    T = np.dtype(dtype).type
+    axes = plan.canonical_spatial_axes[-plan.n_spatial:]
+    return axes, [T(h) for h in plan.inv_spacing]
+
+
+def tv_array(xp, u5, g5, plan: Plan):
+    """Per-batch sums of β-TV of the canonical ``u5``; ``g5 = scale·∇TV`` if given."""
+    axes, ih = _axes_spacing(plan, u5.dtype)
+    T = u5.dtype.type
+    s2 = T(plan.smoothing**2)
+    diffs = [forward_diff(xp, u5, a, h) for a, h in zip(axes, ih)]
+    sum_axes = tuple(range(1, u5.ndim))
+    if plan.isotropic:
+        m = sum(d * d for d in diffs).sum(axis=1, keepdims=True) + s2
+        val, w = _value_weight(xp, m, plan.beta)
+        values = val.astype(np.float64).sum(axis=sum_axes)
+        fluxes = [w * d for d in diffs]
+    else:
+        values = xp.zeros(u5.shape[0], np.float64)
+        fluxes = []
+        for d in diffs:
+            val, w = _value_weight(xp, d * d + s2, plan.beta)
+            values += val.astype(np.float64).sum(axis=sum_axes)
+            fluxes.append(w * d)
+    if g5 is not None:
+        g5[...] = sum(adjoint_diff(xp, f, a, h) for f, a, h in zip(fluxes, axes, ih)) * T(
+            plan.scale())
+    return _to_host(xp, values)
+
+
+def _to_host(xp, a):
+    return a if xp is np else xp.asnumpy(a)
+
+
+# --------------------------------------------------------------------------- vector ops
+class ArrayOps:
+    """The solvers' vector operations, in whole-array operations of ``xp``.
+
+    The interface the Numba kernels of :mod:`tvnumba.backends.cpu.vector_kernels`
+    share: flat arrays, outputs updated in place, the scalars the caller needs
+    next returned as Python floats (sums in float64).
+    """
+
+    def __init__(self, xp):
+        self.xp = xp
+
+    def dot(self, a, b) -> float:
+        return float(self.xp.sum(a * b, dtype=self.xp.float64))
+
+    def sumsq_diff(self, a, b) -> float:
+        r = a - b
+        return self.dot(r, r)
+
+    def residual_init(self, b, ax, minv, r):
+        """r = b - Ax; returns (r·r, r·M⁻¹r)."""
+        self.xp.subtract(b, ax, out=r)
+        return self.dot(r, r), self.dot(r, minv * r)
+
+    def pcg_step(self, x, r, p, ap, minv, alpha):
+        """x += α p; r -= α Ap; returns (r·r, r·M⁻¹r)."""
+        x += alpha * p
+        r -= alpha * ap
+        return self.dot(r, r), self.dot(r, minv * r)
+
+    def pcg_direction(self, p, r, minv, beta):
+        """p = M⁻¹r + β p."""
+        p *= beta
+        p += minv * r
+
+    def smooth_objective_grad(self, u, f, gtv, weight, g):
+        """g = (u - f) + weight·gtv; returns (½‖u - f‖², ‖g‖²)."""
+        self.xp.subtract(u, f, out=g)
+        fid = 0.5 * self.dot(g, g)
+        g += weight * gtv
+        return fid, self.dot(g, g)
+
+    def axpy_to(self, out, x, alpha, d):
+        """out = x + α d."""
+        self.xp.multiply(d, alpha, out=out)
+        out += x
+
+    def axpy_norm(self, y, alpha, x) -> float:
+        """y += α x; returns ‖y‖²."""
+        y += alpha * x
+        return self.dot(y, y)
+
+    def extrapolate(self, u, un, ub, theta):
+        """ub = un + θ(un - u); u = un."""
+        self.xp.subtract(un, u, out=ub)
+        ub *= theta
+        ub += un
+        u[...] = un
+
+    def lbfgs_pair(self, s, y, u_new, u, g_new, g):
+        """s = u_new - u, y = g_new - g; returns (s·y, y·y)."""
+        self.xp.subtract(u_new, u, out=s)
+        self.xp.subtract(g_new, g, out=y)
+        return self.dot(s, y), self.dot(y, y)
+
+    def lbfgs_direction(self, g, S, Y, rho, order, gamma, q, alpha):
+        """q = -H g by the two-loop recursion (pairs ``order``, oldest first);
+        returns g·q."""
+        q[...] = g
+        for i in order[::-1]:
+            alpha[i] = rho[i] * self.dot(S[i], q)
+            q -= alpha[i] * Y[i]
+        q *= gamma
+        for i in order:
+            q += (alpha[i] - rho[i] * self.dot(Y[i], q)) * S[i]
+        q *= -1.0
+        return self.dot(g, q)
+
+
+# --------------------------------------------------------------------------- solver state
+class CPArray:
+    """β = 1 primal–dual iterates in whole-array operations (see
+    :class:`tvnumba.backends.cpu.CPNumba` for the interface) on a canonical
+    array of any number of spatial axes."""
+
+    def __init__(self, xp, f5, weight, plan: Plan, *, identity: bool):
+        T = f5.dtype.type
+        self.xp, self.f, self.T = xp, f5, T
+        self.u = f5.copy()
+        self.ub = f5.copy()
+        self.axes, self.ih = _axes_spacing(plan, f5.dtype)
+        self.inv_spacing = plan.canonical_inv_spacing
+        self.nd = len(self.axes)
+        self.p = [xp.zeros_like(f5) for _ in self.axes]
+        self.iso, self.weight, self.identity = plan.isotropic, weight, identity
+
+    def sumsq_f(self) -> float:
+        return _sumsq(self.xp, self.f)
+
+    def dual_step(self, sigma):
+        xp, T = self.xp, self.T
+        for q, ax, ih in zip(self.p, self.axes, self.ih):
+            q += T(sigma) * forward_diff(xp, self.ub, ax, ih)
+        self.p = _project(xp, self.p, T(self.weight), self.iso)
+
+    def primal_step(self, tau, theta, want_residual) -> float:
+        xp, T = self.xp, self.T
+        dt = sum(adjoint_diff(xp, q, ax, ih) for q, ax, ih in zip(self.p, self.axes, self.ih))
+        if not self.identity:
+            self.ub = self.u - T(tau) * dt
+            return 0.0
+        un = (self.u + T(tau) * (self.f - dt)) * T(1.0 / (1.0 + tau))
+        self.ub = un + T(theta) * (un - self.u)
+        self.u = un
+        return _sumsq(xp, self.f - dt) if want_residual else 0.0
+
+    def primal_terms(self):
+        """(½‖u − f‖², TV₁(u)) in float64."""
+        xp = self.xp
+        diffs = [forward_diff(xp, self.u, ax, h).astype(xp.float64)
+                 for ax, h in zip(self.axes, self.ih)]
+        if self.iso:
+            tv1 = float(xp.sqrt(sum((d * d).sum(axis=1) for d in diffs)).sum())
+        else:
+            tv1 = float(sum(xp.abs(d).sum() for d in diffs))
+        fid = 0.5 * _sumsq(xp, self.u - self.f) if self.identity else 0.0
+        return fid, tv1
+
+
+def _sumsq(xp, a) -> float:
+    flat = a.reshape(-1).astype(xp.float64)
+    return float(xp.dot(flat, flat))
+
+
+def _project(xp, p, w, isotropic):
+    if not isotropic:
+        return [xp.clip(q, -w, w) for q in p]
+    m = sum((q * q).sum(axis=1, keepdims=True) for q in p)  # couple channels (axis 1)
+    scale = w / xp.maximum(xp.sqrt(m), w)
+    return [q * scale for q in p]
+
+
+class MMArray:
+    """Majorize–minimize operators in whole-array operations (see
+    :class:`tvnumba.backends.cpu.MMNumba` for the interface)."""
+
+    def __init__(self, xp, f5, weight, beta, smoothing, plan: Plan, *, c0: float):
+        T = f5.dtype.type
+        self.xp, self.f = xp, xp.ascontiguousarray(f5)
+        self.axes, self.ih = _axes_spacing(plan, f5.dtype)
+        self.iso = plan.isotropic
+        self.scale, self.s2, self.p = T(weight * beta), T(smoothing * smoothing), T(beta / 2 - 1)
+        self.c0 = T(c0)
+        self.weight = weight
+        self.a = []
+
+    def weights_and_tv(self, x) -> float:
+        """Weights at x (kept for apply/diag); returns TV_β(x) (float64 sum).
+
+        Isotropic weights are one array per pixel, shared by every channel
+        and difference; no weight needs zeroing on the last slices because
+        the forward differences vanish there.
+        """
+        xp = self.xp
+        diffs = [forward_diff(xp, x, ax, h) for ax, h in zip(self.axes, self.ih)]
+        if self.iso:
+            m = sum(d * d for d in diffs).sum(axis=1, keepdims=True) + self.s2
+            q = m ** self.p
+            tv = float(xp.sum(m * q, dtype=xp.float64))
+            self.a = [self.scale * q] * len(diffs)
+        else:
+            tv = 0.0
+            self.a = []
+            for d in diffs:
+                m = d * d + self.s2
+                q = m ** self.p
+                tv += float(xp.sum(m * q, dtype=xp.float64))
+                self.a.append(self.scale * q)
+        return tv
+
+    def apply(self, x, out) -> float:
+        """out = c0·x + Dᵀ(a ⊙ D x); returns x·out."""
+        out[...] = self.c0 * x
+        for a, ax, h in zip(self.a, self.axes, self.ih):
+            out += adjoint_diff(self.xp, a * forward_diff(self.xp, x, ax, h), ax, h)
+        return float(self.xp.sum(x * out, dtype=self.xp.float64))
+
+    def diag(self):
+        """Diagonal of ``c0·I + Dᵀ diag(a) D``: a difference on [i, i+1] adds
+        its weight to both ends."""
+        diag = self.xp.full_like(self.f, self.c0)
+        for a, ax, h in zip(self.a, self.axes, self.ih):
+            lo, hi = _part(diag.ndim, ax, 0), _part(diag.ndim, ax, 1)
+            ad = a[lo] * (h * h)
+            diag[lo] += ad
+            diag[hi] += ad
+        return diag
+
+
+# --------------------------------------------------------------------------- the backend
+class ArrayBackend(Backend):
+    """Whole-array operations of ``xp`` (NumPy or CuPy).
+
+    ``home`` is the backend the call started on (CPU or CUDA): it keeps the
+    moves in and out of the caller's kind of array.
+    """
+
+    name = "array"
+
+    def __init__(self, xp=np, home: Backend | None = None):
+        self.xp = xp
+        self.ops = ArrayOps(xp)
+        self.home = home
+        self.host = home.host if home is not None else xp is np
+
+    def bring(self, u):
+        return self.home.bring(u) if self.home is not None else self.xp.asarray(u)
+
+    def result(self, a):
+        return self.home.result(a) if self.home is not None else a
+
+    def as_float_image(self, image, dtype):
+        if self.home is not None:
+            return self.home.as_float_image(image, dtype)
+        return super().as_float_image(image, dtype)
+
+    def check_out(self, out, plan):
+        if self.home is not None:
+            return self.home.check_out(out, plan)
+        return super().check_out(out, plan)
+
+    def copy_into(self, out, a):
+        if self.home is not None:
+            return self.home.copy_into(out, a)
+        out[...] = a
+
+    def tv5(self, u5, g5, plan):
+        return tv_array(self.xp, u5, g5, plan)
+
+    def cp_state(self, f5, weight, plan, *, identity):
+        return CPArray(self.xp, f5, weight, plan, identity=identity)
+
+    def mm_state(self, f5, weight, beta, smoothing, plan, *, c0):
+        return MMArray(self.xp, f5, weight, beta, smoothing, plan, c0=c0)
+
+    def sumsq(self, a) -> float:
+        return _sumsq(self.xp, a)

@@ -1,0 +1,6 @@
+"""Restoration with a β-TV prior: denoising (and, built on the same solvers,
+inverse problems)."""
+
+from .denoise import DenoiseInfo, denoise_tv_beta
+
+__all__ = ["denoise_tv_beta", "DenoiseInfo"]

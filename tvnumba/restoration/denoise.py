@@ -1,0 +1,176 @@
+"""β-order total-variation denoising (scikit-image style)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._validate import check_bool, check_nonneg, float_dtype, make_plan
+from ..backends import select
+from ..solvers import Identity, SolveInfo, solve
+
+__all__ = ["denoise_tv_beta", "DenoiseInfo"]
+
+#: What :func:`denoise_tv_beta` did (the solvers' :class:`~tvnumba.solvers.SolveInfo`).
+DenoiseInfo = SolveInfo
+
+
+def denoise_tv_beta(image, weight: float = 0.1, beta: float = 1.0, *, eps: float = 1e-3,
+                    max_num_iter: int | None = None, channel_axis: int | None = None,
+                    isotropic: bool = True, smoothing: float = 0.0, spacing=1.0,
+                    method: str = "auto", device: str | None = None,
+                    return_info: bool = False, callback=None):
+    r"""β-order total-variation denoising, solved to a certified tolerance.
+
+    Finds
+
+    .. math::
+
+        u^* = \operatorname*{argmin}_u \; \tfrac12 \|u - f\|_2^2
+              + \text{weight} \cdot TV_\beta(u)
+
+    with :math:`TV_\beta` as in :func:`tvnumba.tv`.  For ``beta=1`` this is
+    the Rudin-Osher-Fatemi problem that
+    :func:`skimage.restoration.denoise_tv_chambolle` solves, on the same
+    ``weight`` scale, so both converge to the same image; this function gets
+    there with a duality-gap guarantee instead of stopping on a small change.
+
+    Parameters
+    ----------
+    image : ndarray
+        1-D signal, 2-D image, 3-D volume (or more axes), optionally with a
+        channel axis.  Integer and bool images are converted with
+        :func:`skimage.util.img_as_float`; float32 stays float32 (float16
+        becomes float32).  Never modified.
+    weight : float, optional
+        Denoising weight ``>= 0``: larger removes more.
+    beta : float, optional
+        Order β > 0 of the TV term.  1: classic TV (edges kept, staircasing);
+        2: quadratic (Tikhonov) smoothing; β < 1 non-convex, sparsity
+        promoting; in between a compromise.
+    eps : float, optional
+        Stopping tolerance ``> 0`` on ``DenoiseInfo.gap``.  For β ≥ 1 it is an
+        upper bound on the relative objective error ``(F(u) − F*) / F*``;
+        for β < 1 (non-convex) it bounds the same quantity built from the
+        gradient norm, a stationarity measure.
+    max_num_iter : int, optional
+        Iteration cap ``>= 1`` (outer iterations for ``"mm"``).  ``None``:
+        3000 for ``"cp"`` and ``"lbfgs"``, 200 for ``"mm"``.
+    channel_axis : int, optional
+        Axis of colour channels, coupled inside the norm (vectorial TV).
+        ``None`` (default) for grayscale data.
+    isotropic : bool, optional
+        Isotropic (default) or anisotropic TV, as in :func:`tvnumba.tv`.
+    smoothing : float, optional
+        ``s >= 0`` inside the power, ``(|∇u|² + s²)^(β/2)``.  With β < 1 and
+        ``smoothing=0`` a small internal value is used:
+        ``1e-3 · (max f − min f) / min(spacing)`` (reported in
+        ``DenoiseInfo.smoothing``), because the majorizer of
+        :math:`t^{β/2}` needs finite slopes.
+    spacing : float or sequence of float, optional
+        Grid spacing, one value or one per spatial axis.
+    method : {"auto", "cp", "lbfgs", "mm", "dct"}, optional
+        ``"auto"`` picks ``"cp"`` for β = 1 without smoothing, ``"dct"`` for
+        β = 2, ``"lbfgs"`` for other β > 1 (and β = 1 with smoothing) and
+        ``"mm"`` for β < 1.  See Notes.
+    device : {None, "cpu", "cuda"}, optional
+        ``None`` runs where the image lives: a CuPy array is solved on the GPU
+        by every method, end to end (``"cp"``: two fused CUDA kernels per
+        iteration; the others: CuPy operations and the CUDA TV kernels; only
+        scalars come back to the host), and the result is a CuPy array (a
+        Numba device array in gives one out).  ``"cuda"`` moves a NumPy
+        image to the GPU and the result back.  Needs CuPy.
+    return_info : bool, optional
+        Also return a :class:`DenoiseInfo`.
+    callback : callable, optional
+        ``callback(iteration, u, objective)`` called at every convergence
+        check (every 5 iterations for ``"cp"``, every iteration otherwise) with
+        the current iterate (do not modify it); returning ``True`` stops.
+
+    Returns
+    -------
+    u : ndarray
+        Denoised image, same shape as ``image``; float32 for float16/float32
+        input, float64 otherwise.
+    info : DenoiseInfo
+        Only with ``return_info=True``.
+
+    Notes
+    -----
+    Solvers:
+
+    ``"cp"``
+        Chambolle-Pock primal-dual algorithm with the acceleration for a
+        strongly convex data term [1]_ (``O(1/k²)``), two fused parallel Numba
+        passes per iteration.  Stops when the duality gap, divided by the
+        dual objective, is at most ``eps``; this bounds the relative error of
+        the objective, so the default ``eps=1e-3`` returns an image whose
+        objective is within 0.1 % of the optimum.
+    ``"lbfgs"``
+        L-BFGS (8 pairs, Armijo backtracking) on the fused
+        :func:`tvnumba.tv_value_and_grad` kernel, in float64, with its vector
+        work in parallel Numba kernels (NumPy) or CuPy (GPU) rather than
+        SciPy's L-BFGS-B, which would move GPU arrays to the host and run
+        BLAS threads next to Numba's.  ``F`` is 1-strongly convex for β ≥ 1, so
+        ``F(u) − F* ≤ ½‖∇F(u)‖²``; it stops when that bound, relative to
+        ``F(u) − ½‖∇F(u)‖² ≤ F*``, is at most ``eps``.
+    ``"mm"``
+        Majorize-minimize (iteratively reweighted least squares) for β ≤ 2,
+        starting from the input: each step replaces
+        :math:`(t + s^2)^{β/2}` by its tangent in :math:`t = |∇u|^2`
+        (concave for β ≤ 2, hence a majorizer) and decreases the resulting
+        quadratic with preconditioned conjugate gradients started at the
+        current iterate, so the objective never increases.  The next
+        majorizer is built at the extrapolated point ``2u_k − u_{k−1}`` when
+        its objective is already lower (a safeguarded momentum step that
+        about halves the iterations).  Stops on the gradient-norm bound
+        of ``"lbfgs"``.  For β < 1 the problem is non-convex and the result
+        is a local minimiser near the input.
+    ``"dct"``
+        β = 2: the minimiser solves ``(I + 2·weight·DᵀD) u = f``, which the
+        DCT-II diagonalises (Neumann boundaries): exact, in two transforms.
+
+    ``weight`` matches :func:`skimage.restoration.denoise_tv_chambolle`,
+    whose fixed point minimises ``½‖u − f‖² + weight · TV₁(u)`` (forward
+    differences, Neumann boundary).  scikit-image treats the channels of a
+    colour image independently; here they are coupled in the norm.
+
+    References
+    ----------
+    .. [1] A. Chambolle and T. Pock, "A first-order primal-dual algorithm for
+       convex problems with applications to imaging", J. Math. Imaging Vis.
+       40 (2011), 120-145.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tvnumba.restoration import denoise_tv_beta
+    >>> rng = np.random.default_rng(0)
+    >>> clean = np.zeros((64, 64)); clean[16:48, 16:48] = 1.0
+    >>> noisy = clean + 0.2 * rng.standard_normal(clean.shape)
+    >>> u, info = denoise_tv_beta(noisy, weight=0.2, return_info=True)
+    >>> info.method, info.converged, bool(info.gap <= 1e-3)
+    ('cp', True, True)
+    >>> bool(np.abs(u - clean).mean() < np.abs(noisy - clean).mean())
+    True
+
+    β < 1 keeps the square's edges sharper (a local minimiser, by
+    majorize-minimize):
+
+    >>> u_half, info = denoise_tv_beta(noisy, weight=0.05, beta=0.5, return_info=True)
+    >>> info.method, info.converged
+    ('mm', True)
+    """
+    weight = check_nonneg("weight", weight)
+    check_bool("return_info", return_info)
+    if not hasattr(image, "shape") or not hasattr(image, "dtype"):
+        image = np.asarray(image)
+    backend = select(image, device, solver=True)
+    f = backend.bring(backend.as_float_image(image, float_dtype(image.dtype, "image")))
+    plan = make_plan(f, beta, channel_axis=channel_axis, spacing=spacing, isotropic=isotropic,
+                     smoothing=smoothing, name="image")
+    backend = backend.for_plan(plan)
+    backend.check_finite(f, "image")
+    u5, info = solve(Identity(backend.canonical(f, plan)), weight, backend=backend, plan=plan,
+                     method=method, eps=eps, max_num_iter=max_num_iter, callback=callback)
+    u = backend.result(plan.from_canonical(backend.wrap(u5)).copy())
+    return (u, info) if return_info else u

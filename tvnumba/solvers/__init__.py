@@ -1,0 +1,67 @@
+"""Solvers of ``argmin_u ½‖A u − f‖² + weight · TV_β(u)``, generic over the data term.
+
+:func:`solve` is the one entry: it takes a data term
+(:mod:`tvnumba.solvers.data_terms`), a validated plan and a backend, picks the
+solver from the registry (:mod:`tvnumba.solvers.registry`) and returns the
+minimiser in the plan's canonical layout with a :class:`SolveInfo`.
+
+==========  ================================================================
+``cp``      primal-dual (Chambolle-Pock), β = 1 without smoothing
+``dct``     exact DCT-II solve, β = 2, data terms the DCT diagonalises
+``lbfgs``   L-BFGS, smooth cases (β > 1, or β = 1 with smoothing)
+``mm``      majorize-minimize with preconditioned CG, β ≤ 2 (β < 1 by default)
+==========  ================================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from .._validate import Plan, check_callback, check_choice, check_max_iter, check_positive
+from ._common import Problem, SolveInfo
+from .data_terms import DataTerm, Diagonal, Identity
+from .mm import internal_smoothing
+from .registry import METHODS, SOLVERS, pick
+
+__all__ = ["solve", "SolveInfo", "DataTerm", "Identity", "Diagonal", "METHODS", "SOLVERS"]
+
+
+def solve(data: DataTerm, weight: float, *, backend, plan: Plan, method: str = "auto",
+          eps: float = 1e-3, max_num_iter: int | None = None, callback=None):
+    """Minimise ``data(u) + weight · TV_β(u)`` with ``TV_β`` as ``plan`` defines it.
+
+    Parameters
+    ----------
+    data : DataTerm
+        The data term; its arrays in ``plan``'s canonical layout.
+    weight : float
+        Weight ``>= 0`` of the TV term (already validated).
+    backend : Backend
+        Where the arrays live and which kernels run (:func:`tvnumba.backends.select`).
+    plan : Plan
+        β, smoothing, isotropy, spacing and the layout (:func:`tvnumba._validate.make_plan`).
+    method : str
+        ``"auto"`` or a name in :data:`SOLVERS`.
+    eps, max_num_iter, callback
+        As in :func:`tvnumba.denoise_tv_beta`; ``callback`` sees the iterate in
+        the caller's layout.
+
+    Returns
+    -------
+    u5 : array
+        The minimiser, canonical layout, ``plan.dtype``.
+    info : SolveInfo
+    """
+    check_choice("method", method, METHODS)
+    eps = check_positive("eps", eps)
+    check_callback(callback)
+    data.bind(backend)
+    solver = pick(method, plan.beta, plan.smoothing, data)
+    max_iter = solver.max_iter if max_num_iter is None else check_max_iter(max_num_iter)
+    problem = Problem(backend=backend, plan=plan, data=data, weight=weight, beta=plan.beta,
+                      smoothing=plan.smoothing, eps=eps, max_iter=max_iter, callback=callback,
+                      view=lambda u5: plan.from_canonical(backend.wrap(u5)))
+    if solver.needs_smoothing and plan.smoothing == 0:
+        problem = replace(problem, smoothing=internal_smoothing(problem))
+    u5, info = solver.run(problem)
+    return u5, replace(info, smoothing=problem.smoothing)

@@ -1,0 +1,82 @@
+"""What every solver shares: the problem it is handed and the result it returns."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from .._validate import Plan
+
+
+@dataclass(frozen=True)
+class SolveInfo:
+    """What a TV solver did.
+
+    Attributes
+    ----------
+    iterations : int
+        Iterations of the solver (outer majorize-minimize steps for ``"mm"``;
+        0 when the input was already optimal, 1 for the direct ``"dct"``).
+    objective : float
+        ``½‖Au − f‖² + weight · TV_β(u)`` at the returned ``u`` (float64 sums),
+        with the smoothing actually used.
+    gap : float
+        The stopping quantity.  ``"cp"`` on denoising: duality gap divided by
+        the dual objective; ``"lbfgs"``, ``"mm"`` and ``"dct"``:
+        ``½‖∇F‖²/μ / (F − ½‖∇F‖²/μ)`` with ``μ`` the strong-convexity modulus
+        of the data term (1 for denoising).  Both bound the relative
+        objective error ``(F(u) − F*) / F*`` from above for convex problems
+        (β ≥ 1); for β < 1 the second is a relative stationarity measure.
+        ``"cp"`` with another data term: the relative primal step
+        ``‖u_k − u_{k−1}‖ / ‖u_k‖`` (a residual, not a bound).
+    converged : bool
+        ``gap <= eps`` was reached within ``max_num_iter``.  (``"mm"`` also
+        stops early, not converged, when the objective no longer decreases
+        beyond rounding: float32 data with a very small smoothing.)
+    method : str
+        The solver used: ``"cp"``, ``"lbfgs"``, ``"mm"`` or ``"dct"``.
+    smoothing : float
+        The smoothing ``s`` the objective was minimised with.
+    """
+
+    iterations: int
+    objective: float
+    gap: float
+    converged: bool
+    method: str
+    smoothing: float = 0.0
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A validated TV-regularised problem, as the solver entry hands it to a solver.
+
+    ``data`` is bound to ``backend``; arrays are in ``plan``'s canonical layout;
+    ``view`` turns a canonical iterate into the caller's layout for ``callback``.
+    """
+
+    backend: Any
+    plan: Plan
+    data: Any
+    weight: float
+    beta: float
+    smoothing: float
+    eps: float
+    max_iter: int
+    callback: Callable | None = None
+    view: Callable = lambda u: u
+
+    def call_back(self, it, u, objective) -> bool:
+        """Run the user's callback; True asks the solver to stop."""
+        if self.callback is None:
+            return False
+        return bool(self.callback(it, self.view(u), objective))
+
+
+def certificate(F, gg, mu=1.0):
+    """``½‖∇F‖²/μ / (F − ½‖∇F‖²/μ)``: bounds ``(F − F*)/F*`` when F is
+    μ-strongly convex (``μ = 0``: taken as 1, a stationarity measure)."""
+    half = 0.5 * gg / (mu if mu > 0 else 1.0)
+    lower = F - half
+    return half / lower if lower > 0 else (0.0 if gg == 0 else math.inf)

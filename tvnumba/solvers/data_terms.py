@@ -1,0 +1,221 @@
+"""Data terms ``G(u) = ½‖A u − f‖²`` of the TV-regularised problems.
+
+Every solver minimises ``G(u) + weight · TV_β(u)`` and touches the data term
+only through this interface, so that denoising (``A = I``), masks,
+convolutions or any linear operator are additions, not copies of a solver.
+All arrays are in the canonical layout of the problem's plan (``(B, C, n0,
+..., nk)``, the layout of the iterate); a data term whose operator acts on
+the caller's layout moves there and back with the plan.
+
+What a data term provides (:class:`DataTerm`):
+
+``value(u)``                  ``½‖Au − f‖²`` (float64 sum)
+``grad(u, out)``              ``out = Aᵀ(Au − f)``, returns the value
+``normal(x, out)``            ``out = AᵀA x`` (conjugate gradients, MM)
+``normal_diag()``             the diagonal of ``AᵀA`` (Jacobi preconditioner), or None
+``rhs()``                     ``Aᵀf``
+``start()``                   the first iterate
+``prox(v, tau, out)``         ``argmin_u G(u) + ‖u − v‖²/(2τ)`` where cheap
+                              (``has_prox``); else the primal-dual solver dualises A
+``forward(u)``, ``adjoint(r)`` ``Au`` and ``Aᵀr``
+``op_norm()``                 ``‖A‖`` (power iteration unless known)
+``mu``                        a lower bound on the smallest eigenvalue of ``AᵀA``
+                              (strong convexity; 0 when unknown)
+
+Capabilities the solver registry reads: ``identity`` (the fused kernels of
+the denoising problem serve it), ``has_prox``, ``dct_diagonal`` (``AᵀA`` is
+diagonal in the DCT-II basis, so β = 2 has a closed form).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+class DataTerm:
+    """``½‖A u − f‖²``; subclasses give ``forward``/``adjoint`` (and what is
+    cheaper than the defaults built from them)."""
+
+    identity = False
+    has_prox = False
+    dct_diagonal = False
+    mu = 0.0
+
+    def __init__(self, f):
+        self.f = f
+        self.xp = np
+        self.ops = None
+
+    # --- set-up -------------------------------------------------------------------
+    def bind(self, backend) -> "DataTerm":
+        """Use ``backend``'s array module and vector operations (called once by
+        the solver entry before the first evaluation)."""
+        self.xp = backend.xp
+        self.ops = backend.ops
+        self.f = backend.bring(self.f)
+        return self
+
+    def astype(self, dtype) -> "DataTerm":
+        """The same term with its arrays in ``dtype`` (L-BFGS runs in float64)."""
+        return self
+
+    # --- the operator -------------------------------------------------------------
+    def forward(self, u):
+        raise NotImplementedError
+
+    def adjoint(self, r):
+        raise NotImplementedError
+
+    # --- what the solvers call ----------------------------------------------------
+    def value(self, u) -> float:
+        r = self.forward(u) - self.f
+        return 0.5 * self._sumsq(r)
+
+    def grad(self, u, out) -> float:
+        r = self.forward(u) - self.f
+        out[...] = self.adjoint(r)
+        return 0.5 * self._sumsq(r)
+
+    def objective_grad(self, u, gtv, weight, g):
+        """``g = ∇G(u) + weight·gtv`` (flat arrays); returns ``(G(u), ‖g‖²)``."""
+        shape = self.f_shape()
+        fid = self.grad(u.reshape(shape), g.reshape(shape))
+        return fid, self.ops.axpy_norm(g, weight, gtv)
+
+    def normal(self, x, out) -> None:
+        out[...] = self.adjoint(self.forward(x))
+
+    def normal_diag(self):
+        return None
+
+    def rhs(self):
+        return self.adjoint(self.f)
+
+    def start(self):
+        return self.rhs()
+
+    def prox(self, v, tau, out) -> None:
+        raise NotImplementedError(f"{type(self).__name__} has no cheap proximal step")
+
+    def op_norm(self, iters: int = 30, seed: int = 0) -> float:
+        """‖A‖ by power iteration on ``AᵀA`` (a slight over-estimate: safe for
+        step sizes)."""
+        xp = self.xp
+        x = xp.asarray(np.random.default_rng(seed).standard_normal(self.f_shape()))
+        x = x.astype(self.start().dtype)
+        out = xp.empty_like(x)
+        lam = 0.0
+        for _ in range(iters):
+            nx = math.sqrt(self._sumsq(x))
+            if nx == 0:
+                return 0.0
+            x /= nx
+            self.normal(x, out)
+            lam = math.sqrt(self._sumsq(out))
+            x, out = out, x
+        return 1.01 * math.sqrt(lam)
+
+    def range_hint(self) -> float:
+        """``max f − min f``: the scale of the data, for an internal smoothing."""
+        return float(self.xp.max(self.f)) - float(self.xp.min(self.f))
+
+    def f_shape(self):
+        return self.start().shape
+
+    def _sumsq(self, a) -> float:
+        return float(self.xp.sum(self.xp.square(a, dtype=self.xp.float64)))
+
+
+class Identity(DataTerm):
+    """``½‖u − f‖²``: denoising.  The fused kernels of every backend serve it
+    (the primal-dual passes, the majorize-minimize operator, the L-BFGS
+    gradient), so it is the fast special case of each solver."""
+
+    identity = True
+    has_prox = True
+    dct_diagonal = True
+    mu = 1.0
+
+    def astype(self, dtype):
+        if self.f.dtype == dtype:
+            return self
+        other = Identity(self.xp.ascontiguousarray(self.f, dtype=dtype))
+        other.xp, other.ops = self.xp, self.ops
+        return other
+
+    def forward(self, u):
+        return u
+
+    def adjoint(self, r):
+        return r
+
+    def value(self, u) -> float:
+        return 0.5 * self.ops.sumsq_diff(u.reshape(-1), self.f.reshape(-1))
+
+    def objective_grad(self, u, gtv, weight, g):
+        return self.ops.smooth_objective_grad(u, self.f.reshape(-1), gtv, weight, g)
+
+    def normal(self, x, out):
+        out[...] = x
+
+    def normal_diag(self):
+        return self.xp.ones_like(self.f)
+
+    def rhs(self):
+        return self.f
+
+    def start(self):
+        return self.f
+
+    def prox(self, v, tau, out):
+        T = self.f.dtype.type
+        self.xp.multiply(self.f, T(tau), out=out)
+        out += v
+        out *= T(1.0 / (1.0 + tau))
+
+    def op_norm(self, iters=0, seed=0) -> float:
+        return 1.0
+
+
+class Diagonal(DataTerm):
+    """``½‖m ⊙ u − f‖²`` for a non-negative array ``m`` of the iterate's shape
+    (a mask, or per-pixel confidence): ``AᵀA = diag(m²)``, so its proximal
+    step is one division per pixel."""
+
+    has_prox = True
+
+    def __init__(self, m, f):
+        super().__init__(f)
+        self.m = m
+
+    def bind(self, backend):
+        super().bind(backend)
+        self.m = backend.bring(self.m)
+        self.mu = float(self.xp.min(self.xp.abs(self.m))) ** 2
+        return self
+
+    def astype(self, dtype):
+        other = Diagonal(self.m.astype(dtype), self.f.astype(dtype))
+        other.xp, other.ops, other.mu = self.xp, self.ops, self.mu
+        return other
+
+    def forward(self, u):
+        return self.m * u
+
+    def adjoint(self, r):
+        return self.m * r
+
+    def normal_diag(self):
+        return self.m * self.m
+
+    def start(self):
+        return (self.m * self.f).astype(self.f.dtype)
+
+    def prox(self, v, tau, out):
+        T = self.f.dtype.type
+        out[...] = (v + T(tau) * self.m * self.f) / (T(1) + T(tau) * self.m * self.m)
+
+    def op_norm(self, iters=0, seed=0) -> float:
+        return float(self.xp.max(self.xp.abs(self.m)))

@@ -1,0 +1,85 @@
+"""The solvers, what each one handles, and how ``method="auto"`` picks one.
+
+Adding a solver is one module and one :class:`Solver` entry in
+:data:`SOLVERS`: its ``run(problem)`` returns ``(u5, SolveInfo)``, ``refuses``
+says why it cannot take a problem (or None), and ``auto`` whether
+``method="auto"`` should pick it (the first entry that says yes wins).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from .dct import dct
+from .lbfgs import lbfgs
+from .mm import mm
+from .primal_dual import primal_dual
+
+
+@dataclass(frozen=True)
+class Solver:
+    name: str
+    run: Callable
+    #: ``refuses(beta, smoothing, data) -> str | None``: the reason it cannot solve it.
+    refuses: Callable
+    #: ``auto(beta, smoothing, data) -> bool``: ``method="auto"`` picks it.
+    auto: Callable
+    #: The iteration cap when ``max_num_iter=None``.
+    max_iter: int
+    summary: str
+    #: Needs a smoothing ``s > 0``: with ``smoothing=0`` the solver entry
+    #: passes an internal one (:func:`tvnumba.solvers.mm.internal_smoothing`).
+    needs_smoothing: bool = False
+
+
+def _cp_refuses(beta, smoothing, data):
+    if beta != 1.0 or smoothing != 0.0:
+        return (f"method='cp' solves beta=1 with smoothing=0 only, got beta={beta}, "
+                f"smoothing={smoothing}; use method='lbfgs' or 'auto'")
+    return None
+
+
+def _dct_refuses(beta, smoothing, data):
+    if beta != 2.0:
+        return f"method='dct' solves beta=2 only, got beta={beta}"
+    if not data.dct_diagonal:
+        return (f"method='dct' needs a data term diagonal in the DCT basis, got "
+                f"{type(data).__name__}; use method='lbfgs' or 'auto'")
+    return None
+
+
+def _mm_refuses(beta, smoothing, data):
+    if beta > 2.0:
+        return (f"method='mm' needs beta <= 2 (a concave power), got beta={beta}; "
+                "use method='lbfgs'")
+    return None
+
+
+SOLVERS: dict[str, Solver] = {s.name: s for s in (
+    Solver("cp", primal_dual, _cp_refuses,
+           lambda beta, s, data: beta == 1.0 and s == 0.0, 3000,
+           "primal-dual (Chambolle-Pock), beta = 1 without smoothing"),
+    Solver("dct", dct, _dct_refuses,
+           lambda beta, s, data: beta == 2.0 and data.dct_diagonal, 1,
+           "exact DCT-II solve, beta = 2"),
+    Solver("lbfgs", lbfgs, lambda beta, s, data: None,
+           lambda beta, s, data: beta >= 1.0, 3000,
+           "L-BFGS, smooth convex cases (beta > 1, or beta = 1 with smoothing)"),
+    Solver("mm", mm, _mm_refuses,
+           lambda beta, s, data: beta < 1.0, 200,
+           "majorize-minimize, beta <= 2 (the solver of beta < 1)", needs_smoothing=True),
+)}
+
+METHODS = ("auto",) + tuple(SOLVERS)
+
+
+def pick(method: str, beta: float, smoothing: float, data) -> Solver:
+    """The solver for ``method`` (checked) or, for ``"auto"``, the first that fits."""
+    if method == "auto":
+        return next(s for s in SOLVERS.values() if s.auto(beta, smoothing, data))
+    solver = SOLVERS[method]
+    reason = solver.refuses(beta, smoothing, data)
+    if reason is not None:
+        raise ValueError(reason)
+    return solver
