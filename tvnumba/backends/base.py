@@ -93,10 +93,11 @@ class Backend:
         ``u5``; writes ``plan.scale() · ∇TV`` into ``g5`` unless it is None."""
         raise NotImplementedError
 
-    def tv(self, u, plan: Plan, want_grad: bool, out=None):
+    def tv(self, u, plan: Plan, want_grad: bool, out=None, **kernel_kw):
         """``(per-batch sums, gradient or None)`` of the caller's array ``u``
         (validated by ``plan``); the gradient is of the caller's kind, written
-        into ``out`` when given (checked by :meth:`check_out`).
+        into ``out`` when given (checked by :meth:`check_out`).  ``kernel_kw``
+        goes to :meth:`tv5`.
 
         The kernels take C-contiguous canonical arrays: a view where the memory
         order allows, else one copy.  The gradient keeps ``u``'s memory order
@@ -108,14 +109,14 @@ class Backend:
         self.check_finite(x)
         u5 = self.canonical(x, plan)
         if not want_grad:
-            return self.tv5(u5, None, plan), None
+            return self.tv5(u5, None, plan, **kernel_kw), None
         mine = out is not None and self.owns(out)
         grad = out if mine else xp.empty_like(x, dtype=plan.dtype)
         g5 = plan.to_canonical(grad, writable=True)
         scatter = g5 is None or not g5.flags.c_contiguous
         if scatter:
             g5 = xp.empty(plan.canonical_shape, plan.dtype)
-        values = self.tv5(u5, g5, plan)
+        values = self.tv5(u5, g5, plan, **kernel_kw)
         if scatter:
             plan.scatter(g5, grad)
         if out is not None and not mine:

@@ -17,6 +17,9 @@ seconds instead of one whole kernel per case.
 
 from __future__ import annotations
 
+import dataclasses
+import math
+
 import numpy as np
 
 from ..._validate import KERNEL_NDIM, Plan
@@ -48,11 +51,27 @@ class CpuBackend(Backend):
     def canonical(self, a, plan: Plan):
         return np.ascontiguousarray(plan.to_canonical(a))
 
-    def tv5(self, u5, g5, plan: Plan):
+    def tv5(self, u5, g5, plan: Plan, strict: bool = False):
+        """As :meth:`Backend.tv5`; ``strict`` marks a batch item NaN where a
+        square or a power left the dtype's range (see :meth:`tv`)."""
         return tv_canonical(
             u5, g5, nd=min(plan.n_spatial, KERNEL_NDIM),
             inv_spacing=plan.canonical_inv_spacing, smoothing=plan.smoothing,
-            beta=plan.beta, isotropic=plan.isotropic, scale=plan.scale())
+            beta=plan.beta, isotropic=plan.isotropic, scale=plan.scale(), strict=strict)
+
+    def tv(self, u, plan: Plan, want_grad: bool, out=None, *, strict: bool = True):
+        """As :meth:`Backend.tv`, exact over the whole float range: where the
+        kernels' squares or powers leave the dtype's range (NaN/Inf sums of
+        finite input, ``s²`` or ``1/h`` beyond the dtype), recomputed by
+        :func:`_rescaled_tv`.  Normal input costs no extra pass."""
+        fmax = float(np.finfo(plan.dtype).max)
+        if strict and (plan.smoothing > math.sqrt(fmax) or max(plan.inv_spacing) > fmax):
+            return _rescaled_tv(self, u, plan, want_grad, out)
+        values, grad = super().tv(u, plan, want_grad, out, strict=strict)
+        if strict and not np.isfinite(values).all():
+            return _rescaled_tv(self, u, plan, want_grad, grad if want_grad else None)
+        return values, grad
+
 
     def cp_state(self, f5, weight, plan, *, identity):
         return CPNumba(f5, weight, plan, identity=identity)
@@ -146,3 +165,57 @@ class MMNumba:
         diag = np.empty_like(self.f)
         kernels.irls_diag(self.a, diag, self.c0, *self.ih, self.nd, self.rows, self.nunits)
         return diag
+
+
+def _rescaled_tv(backend: CpuBackend, u, plan: Plan, want_grad: bool, out=None):
+    """:meth:`CpuBackend.tv` where a square or power of the kernels left the
+    dtype's range although ``u`` is finite (rare: huge or tiny differences,
+    spacing or smoothing).  float32 is recomputed in float64 (whose range
+    holds every float32 square); float64 uses homogeneity with a power of two
+    c = 2**k (exact): TV_s(u) = c**β TV_{s/c}(u/c), ∇TV_s(u) = c**(β-1)
+    ∇TV_{s/c}(u/c), with k taken from max|u|/h and s.  Raises ValueError where
+    the value or the gradient is not representable."""
+    u = np.asarray(u)
+    if plan.dtype == np.float32:
+        values, g64 = _rescaled_tv(backend, u.astype(np.float64), dataclasses.replace(
+            plan, dtype=np.dtype(np.float64)), want_grad)
+        if not want_grad:
+            return values, None
+        if not np.all(np.abs(g64) <= np.finfo(np.float32).max):
+            raise ValueError(
+                f"the TV gradient overflows float32 (beta={plan.beta!r}, max|u|="
+                f"{float(np.max(np.abs(u)))!r}); pass float64 input")
+        grad = out if out is not None else np.empty_like(u, dtype=np.float32)
+        grad[...] = g64
+        return values, grad
+    amax = float(np.max(np.abs(u)))
+    kh = math.frexp(max(plan.inv_spacing))[1]  # 1 / (h 2**kh) < 1
+    k = math.frexp(amax)[1] + kh  # |D u| / 2**k < 2 and s / 2**k < 1
+    if plan.smoothing > 0:
+        k = max(k, math.frexp(plan.smoothing)[1])
+    ku = k - kh
+    v = np.ldexp(u, -ku)
+    scaled = dataclasses.replace(
+        plan, inv_spacing=tuple(math.ldexp(h, -kh) for h in plan.inv_spacing),
+        smoothing=math.ldexp(plan.smoothing, -k))
+    values, grad = backend.tv(v, scaled, want_grad, out, strict=False)
+
+    def times_pow2(x, e):  # x * 2**e without overflow of 2**e alone
+        n = math.floor(e)
+        with np.errstate(over="ignore"):
+            return np.ldexp(np.asarray(x, np.float64) * 2.0 ** (e - n), n)
+
+    values = times_pow2(values, k * plan.beta)
+    if not np.isfinite(values).all():
+        big = ("smoothing" if plan.smoothing >= amax * max(plan.inv_spacing)
+               else "spacing" if min(plan.inv_spacing) > 1 else "u")
+        raise ValueError(
+            f"the TV value overflows float64 (beta={plan.beta!r}, smoothing="
+            f"{plan.smoothing!r}, max|u|={amax!r}, 1/spacing={plan.inv_spacing!r}): "
+            f"reduce {big} or beta")
+    if want_grad:
+        grad[...] = times_pow2(grad, k * plan.beta - ku)
+        if not np.isfinite(grad).all():
+            raise ValueError(
+                f"the TV gradient overflows float64 (beta={plan.beta!r}, max|u|={amax!r})")
+    return values, grad

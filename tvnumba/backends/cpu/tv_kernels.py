@@ -54,8 +54,19 @@ def beta_mode(beta: float) -> int:
 # rest of the kernel.  m ** p is computed by splitting exponent and mantissa
 # with integer views of a scratch row, then a log and an exp polynomial, in
 # loops that LLVM vectorises.  Exactly 0 where m == 0; exponents are clamped
-# to the normal range of the dtype.
+# to the normal range of the dtype, and the helpers return True when a lane
+# was clamped (its result is then wrong): the TV kernels mark that unit's sum
+# NaN so that ``tv.run_plan`` recomputes out of the fast path (rare inputs).
 _MANT = np.int64(0x000FFFFFFFFFFFFF)
+_TINY64 = float(np.finfo(np.float64).tiny)  # smallest normal numbers
+_TINY32 = float(np.finfo(np.float32).tiny)
+
+
+@njit(**INLINE)
+def _tiny(x):
+    """Smallest normal number of x's float type (float32 rounds _TINY64 to 0)."""
+    T = type(x)
+    return T(_TINY32) if T(_TINY64) == 0 else T(_TINY64)
 _ONE_BITS = np.int64(0x3FF0000000000000)
 _LN2 = math.log(2.0)
 _INV_LN2 = 1.0 / math.log(2.0)
@@ -75,6 +86,7 @@ def _pow_row(m, p, t, ib):
     ti = t.view(np.int64)
     fb = ib.view(np.float64)
     pp = np.float64(p)
+    out = False
     for j in range(W):
         x = np.float64(m[j])
         t[j] = x * _PRESCALE if x < _TINY else x
@@ -95,7 +107,9 @@ def _pow_row(m, p, t, ib):
         z2 = z * z
         s = 1.0 + z2 * (1 / 3 + z2 * (1 / 5 + z2 * (1 / 7 + z2 * (1 / 9 + z2 * (
             1 / 11 + z2 * (1 / 13 + z2 * (1 / 15 + z2 * (1 / 17 + z2 * (1 / 19)))))))))
-        y = min(max(pp * (e + 2.0 * _INV_LN2 * z * s), -1022.0), 1023.0)
+        y = pp * (e + 2.0 * _INV_LN2 * z * s)
+        out |= (y < -1022.0) | (y > 1023.0)
+        y = min(max(y, -1022.0), 1023.0)
         n = np.floor(y + 0.5)
         r = (y - n) * _LN2
         t[j] = 1.0 + r * (1.0 + r * (1 / 2 + r * (1 / 6 + r * (1 / 24 + r * (
@@ -105,6 +119,7 @@ def _pow_row(m, p, t, ib):
         ib[j] = (np.int64(np.int32(n)) + 1023) << 52  # 2**n
     for j in range(W):
         t[j] = t[j] * fb[j] if m[j] > 0 else 0.0
+    return out
 
 
 # float32: the same scheme in 8 float32 lanes (twice AVX2's float64 width),
@@ -112,7 +127,7 @@ def _pow_row(m, p, t, ib):
 # (abs. error 6e-8) and 2**r on [-½, ½] (rel. error 1e-7).  Only y = p·log2(m)
 # is formed in float64, so that large exponents cost no precision; results are
 # within a few float32 ulp of powf.  Exponents are clamped to float32's normal
-# range (no Inf from finite input).
+# range (no Inf from finite input); True is returned when one was.
 _F32_MANT = np.int32(0x007FFFFF)
 _F32_ONE_BITS = np.int32(0x3F800000)
 _F32_TINY = np.float32(2.0**-126)
@@ -135,6 +150,7 @@ def _pow_row32(m, p, t, ib):
     pp = np.float64(p)
     one = np.float32(1)
     half = np.float32(0.5)
+    out = False
     for j in range(W):
         x = m[j]
         t[j] = x * _F32_PRESCALE if x < _F32_TINY else x
@@ -152,7 +168,9 @@ def _pow_row32(m, p, t, ib):
         x = f - one
         lg = x * (_L0 + x * (_L1 + x * (_L2 + x * (_L3 + x * (_L4 + x * (_L5 + x * (
             _L6 + x * (_L7 + x * _L8))))))))
-        y = min(max(pp * (np.float64(e) + np.float64(lg)), -126.0), 127.0)
+        y = pp * (np.float64(e) + np.float64(lg))
+        out |= (y < -126.0) | (y > 127.0)
+        y = min(max(y, -126.0), 127.0)
         n = np.floor(y + 0.5)
         r = np.float32(y - n)
         t[j] = _E0 + r * (_E1 + r * (_E2 + r * (_E3 + r * (_E4 + r * (_E5 + r * _E6)))))
@@ -160,6 +178,7 @@ def _pow_row32(m, p, t, ib):
     zero = np.float32(0)
     for j in range(W):
         t[j] = t[j] * fb[j] if m[j] > 0 else zero
+    return out
 
 
 @njit(**JIT)
@@ -167,7 +186,14 @@ def _weights(w, p, beta, mode, t, ib, single):
     """In place: w[j] = m[j] -> β m^(β/2-1) (0 where m == 0); returns Σ m^(β/2)
     in float64.  The weight is 0 where m == 0 (the documented rule): a subgradient
     for β ≥ 1 and no Inf for β < 1."""
+    return _weights_chk(w, p, beta, mode, t, ib, single)[0]
+
+
+@njit(**JIT)
+def _weights_chk(w, p, beta, mode, t, ib, single):
+    """:func:`_weights`, and whether the power clamped a lane (a wrong result)."""
     acc = 0.0
+    out = False
     if mode == MODE_ONE:
         T = type(beta)  # the compute dtype: keeps float32 arithmetic in float32
         one = T(1)
@@ -183,49 +209,64 @@ def _weights(w, p, beta, mode, t, ib, single):
             w[j] = beta
     elif single:
         t32 = t.view(np.float32)
-        _pow_row32(w, p, t32, ib.view(np.int32))
+        out = _pow_row32(w, p, t32, ib.view(np.int32))
         for j in range(w.shape[0]):
             acc += w[j] * t32[j]
             w[j] = beta * t32[j]
     else:
-        _pow_row(w, p, t, ib)
+        out = _pow_row(w, p, t, ib)
         for j in range(w.shape[0]):
             acc += w[j] * t[j]
             w[j] = beta * t[j]
-    return acc
+    return acc, out
 
 
 @njit(**JIT)
 def _sqmag_row(u, b, k, i, s2, ihz, ihy, ihx, nd, m):
     """m[j] = s² + Σ_c Σ_d (D_d u)² along row (k, i) (Neumann: last difference 0).
-    x and y are fused in one loop; z (3-D) adds a second."""
+    x and y are fused in one loop; z (3-D) adds a second.  Returns True when
+    a nonzero difference squared below the dtype's normal range (the square
+    lost precision or vanished) while s² did not hide it."""
     _, C, D, H, W = u.shape
     m[:] = s2
+    tiny = _tiny(s2)
+    lo = False
     for c in range(C):
         row = u[b, c, k, i]
         if nd == 1:
             for j in range(W - 1):
                 d = (row[j + 1] - row[j]) * ihx
-                m[j] += d * d
+                dd = d * d
+                m[j] += dd
+                lo |= (dd < tiny) & (d != 0)
             continue
         nxt = u[b, c, k, min(i + 1, H - 1)]
         for j in range(W - 1):
             dx = (row[j + 1] - row[j]) * ihx
             dy = (nxt[j] - row[j]) * ihy
-            m[j] += dx * dx + dy * dy
+            dxx = dx * dx
+            dyy = dy * dy
+            m[j] += dxx + dyy
+            lo |= ((dxx < tiny) & (dx != 0)) | ((dyy < tiny) & (dy != 0))
         dy = (nxt[W - 1] - row[W - 1]) * ihy
         m[W - 1] += dy * dy
+        lo |= (dy * dy < tiny) & (dy != 0)
         if nd >= 3:
             nxt = u[b, c, min(k + 1, D - 1), i]
             for j in range(W):
                 d = (nxt[j] - row[j]) * ihz
-                m[j] += d * d
+                dd = d * d
+                m[j] += dd
+                lo |= (dd < tiny) & (d != 0)
+    return lo and s2 < tiny
 
 
 @njit(**JIT)
 def _iso_weights_row(u, b, k, i, s2, ihz, ihy, ihx, nd, p, beta, mode, single, w, t, ib):
-    _sqmag_row(u, b, k, i, s2, ihz, ihy, ihx, nd, w)
-    return _weights(w, p, beta, mode, t, ib, single)
+    """Weights of row (k, i) into w; returns (Σ m^(β/2), out of range)."""
+    lo = _sqmag_row(u, b, k, i, s2, ihz, ihy, ihx, nd, w)
+    acc, out = _weights_chk(w, p, beta, mode, t, ib, single)
+    return acc, lo or out
 
 
 @njit(**INLINE)
@@ -269,8 +310,9 @@ def _iso_grad_row(u, g, b, k, i, cz, cy, cx, nd, w, wy, wz):
 @njit(**JIT)
 def _flux_row(u, b, c, k, i, axis, ih, s2, p, beta, mode, single, F, m, t, ib):
     """Anisotropic term of one axis on row (k, i) of channel c: F[j] = w·D u
-    (the flux), returns Σ_j ((D u)² + s²)^(β/2) in float64.  The last slice's
-    zero difference still counts: it contributes s^β."""
+    (the flux), returns Σ_j ((D u)² + s²)^(β/2) in float64 and whether a
+    lane left the dtype's range (as :func:`_sqmag_row`, :func:`_weights_chk`).
+    The last slice's zero difference still counts: it contributes s^β."""
     _, C, D, H, W = u.shape
     row = u[b, c, k, i]
     if axis == 2:
@@ -281,12 +323,16 @@ def _flux_row(u, b, c, k, i, axis, ih, s2, p, beta, mode, single, F, m, t, ib):
         nxt = u[b, c, k, min(i + 1, H - 1)] if axis == 1 else u[b, c, min(k + 1, D - 1), i]
         for j in range(W):
             F[j] = (nxt[j] - row[j]) * ih
+    tiny = _tiny(s2)
+    lo = False
     for j in range(W):
-        m[j] = F[j] * F[j] + s2
-    acc = _weights(m, p, beta, mode, t, ib, single)
+        ff = F[j] * F[j]
+        m[j] = ff + s2
+        lo |= (ff < tiny) & (F[j] != 0)
+    acc, out = _weights_chk(m, p, beta, mode, t, ib, single)
     for j in range(W):
         F[j] *= m[j]
-    return acc
+    return acc, (lo and s2 < tiny) or out
 
 
 @njit(**JIT)
@@ -329,7 +375,7 @@ def _unit_bounds(unit, D, H, rows):
 
 @njit(**JIT, parallel=True)
 def _iso_kernel(u, g, with_grad, nd, mode, single, s2, ihz, ihy, ihx, p, beta, scale, rows,
-                sweep, partial):
+                sweep, strict, partial):
     B, C, D, H, W = u.shape
     cz = scale * ihz * ihz
     cy = scale * ihy * ihy
@@ -345,25 +391,28 @@ def _iso_kernel(u, g, with_grad, nd, mode, single, s2, ihz, ihy, ihx, p, beta, s
         t = np.empty(nt, np.float64)
         ib = np.empty(nt, np.int64)
         acc = 0.0
+        bad = False
         for k in range(k0, k1):
             if with_grad and nd >= 2 and i0 > 0:
                 _iso_weights_row(u, b, k, i0 - 1, s2, ihz, ihy, ihx, nd, p, beta, mode, single,
                                  wrows[(i0 - 1) & 1], t, ib)
             for i in range(i0, i1):
                 w = wrows[i & 1]
-                acc += _iso_weights_row(u, b, k, i, s2, ihz, ihy, ihx, nd, p, beta, mode,
-                                        single, w, t, ib)
+                a, out = _iso_weights_row(u, b, k, i, s2, ihz, ihy, ihx, nd, p, beta, mode,
+                                          single, w, t, ib)
+                acc += a
+                bad |= out
                 if with_grad:
                     wz = wplane[i - i0 if nd >= 3 else 0]
                     _iso_grad_row(u, g, b, k, i, cz, cy, cx, nd, w, wrows[(i - 1) & 1], wz)
                     if nd >= 3:
                         wz[:] = w
-        partial[unit] = acc
+        partial[unit] = np.nan if strict and bad else acc
 
 
 @njit(**JIT, parallel=True)
 def _aniso_kernel(u, g, with_grad, nd, mode, single, s2, ihz, ihy, ihx, p, beta, scale, rows,
-                  sweep, partial):
+                  sweep, strict, partial):
     B, C, D, H, W = u.shape
     cz = scale * ihz
     cy = scale * ihy
@@ -381,6 +430,7 @@ def _aniso_kernel(u, g, with_grad, nd, mode, single, s2, ihz, ihy, ihx, p, beta,
         t = np.empty(nt, np.float64)
         ib = np.empty(nt, np.int64)
         acc = 0.0
+        bad = False
         for k in range(k0, k1):
             if with_grad and nd >= 2:
                 for c in range(C):
@@ -391,20 +441,26 @@ def _aniso_kernel(u, g, with_grad, nd, mode, single, s2, ihz, ihy, ihx, p, beta,
                         fy[1, c, :] = 0
             for i in range(i0, i1):
                 for c in range(C):
-                    acc += _flux_row(u, b, c, k, i, 2, ihx, s2, p, beta, mode, single, fx, m,
-                                     t, ib)
+                    a, out = _flux_row(u, b, c, k, i, 2, ihx, s2, p, beta, mode, single, fx,
+                                       m, t, ib)
+                    acc += a
+                    bad |= out
                     if nd >= 2:
-                        acc += _flux_row(u, b, c, k, i, 1, ihy, s2, p, beta, mode, single,
-                                         fy[i & 1, c], m, t, ib)
+                        a, out = _flux_row(u, b, c, k, i, 1, ihy, s2, p, beta, mode, single,
+                                           fy[i & 1, c], m, t, ib)
+                        acc += a
+                        bad |= out
                     if nd >= 3:
-                        acc += _flux_row(u, b, c, k, i, 0, ihz, s2, p, beta, mode, single,
-                                         fz, m, t, ib)
+                        a, out = _flux_row(u, b, c, k, i, 0, ihz, s2, p, beta, mode, single,
+                                           fz, m, t, ib)
+                        acc += a
+                        bad |= out
                     if with_grad:
                         _aniso_grad_row(g, b, c, k, i, cz, cy, cx, nd, fx, fy[i & 1, c],
                                         fy[(i - 1) & 1, c], fz, fzs[i - i0 if nd >= 3 else 0, c])
                     if nd >= 3:
                         fzs[i - i0, c, :] = fz
-        partial[unit] = acc
+        partial[unit] = np.nan if strict and bad else acc
 
 
 def _rows_per_unit(B: int, D: int, H: int, W: int) -> int:
@@ -415,10 +471,16 @@ def _rows_per_unit(B: int, D: int, H: int, W: int) -> int:
     return max(1, min(H, max(-(-H // per_plane), 16)))
 
 
-def tv_canonical(u, g, *, nd, inv_spacing, smoothing, beta, isotropic, scale=1.0):
+def tv_canonical(u, g, *, nd, inv_spacing, smoothing, beta, isotropic, scale=1.0,
+                 strict=True):
     """Per-batch β-TV sums of the C-contiguous ``u[b, c, z, y, x]``; writes
     ``scale * ∇TV`` into ``g`` (C-contiguous, same shape) unless ``g`` is
-    None.  Returns a float64 array of length B."""
+    None.  Returns a float64 array of length B.
+
+    With ``strict`` a batch item is NaN where a square or a power left the
+    dtype's range (its value or gradient would be wrong); the caller
+    recomputes it (``tv.run_plan``).  The caller keeps ``smoothing**2`` and
+    ``1/h`` within the dtype."""
     B, C, D, H, W = u.shape
     T = u.dtype.type
     # Units span all planes where the gradient needs what the plane behind
@@ -434,5 +496,5 @@ def tv_canonical(u, g, *, nd, inv_spacing, smoothing, beta, isotropic, scale=1.0
         g = np.empty((1, 1, 1, 1, 1), u.dtype)
     kernel = _iso_kernel if isotropic else _aniso_kernel
     kernel(u, g, with_grad, nd, beta_mode(beta), u.dtype == np.float32, T(smoothing**2),
-           ihz, ihy, ihx, T(beta / 2 - 1), T(beta), T(scale), rows, sweep, partial)
+           ihz, ihy, ihx, T(beta / 2 - 1), T(beta), T(scale), rows, sweep, strict, partial)
     return partial.reshape(B, -1).sum(axis=1)
