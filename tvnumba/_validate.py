@@ -26,6 +26,19 @@ DEVICES = (None, "cpu", "cuda")
 KERNEL_NDIM = 3
 
 
+def _numpy_max_ndim() -> int:
+    try:
+        np.empty((1,) * 64)
+    except ValueError:  # NumPy 1.x
+        return 32
+    return 64
+
+
+#: Most spatial axes: the computations add a batch and a channel axis, and NumPy
+#: arrays have at most 64 (NumPy 1.x: 32) dimensions.
+MAX_SPATIAL_NDIM = _numpy_max_ndim() - 2
+
+
 def _describe(value) -> str:
     r = repr(value)
     return r if len(r) <= 80 else r[:77] + "..."
@@ -90,6 +103,8 @@ def float_dtype(dtype, name: str = "u") -> np.dtype:
 
 
 def normalize_axis(axis, ndim: int, name: str) -> int:
+    if isinstance(axis, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an integer (not a bool), got {name}={_describe(axis)}")
     try:
         axis = operator.index(axis)
     except TypeError:
@@ -99,6 +114,15 @@ def normalize_axis(axis, ndim: int, name: str) -> int:
             f"{name}={axis} is out of range for an array with {ndim} dimension(s)"
         )
     return axis % ndim
+
+
+def check_array(u, name: str = "u") -> None:
+    """Reject what an array conversion would silently misread (masked arrays)."""
+    if isinstance(u, np.ma.MaskedArray):
+        raise TypeError(
+            f"{name} is a numpy.ma.MaskedArray: TV would ignore its mask. Fill the masked "
+            f"values first ({name}.filled(value)), or pass np.asarray({name}) to drop the mask"
+        )
 
 
 @dataclass(frozen=True)
@@ -222,6 +246,7 @@ def make_plan(
     ``u`` is any array with ``shape``, ``dtype`` and ``strides`` (NumPy, CuPy,
     a Numba device array); ``name`` is what error messages call it.
     """
+    check_array(u, name)
     if not hasattr(u, "shape") or not hasattr(u, "dtype"):
         raise TypeError(f"{name} must be an array, got {type(u).__name__}")
     dtype = float_dtype(u.dtype, name)
@@ -234,6 +259,9 @@ def make_plan(
         raise ValueError(f"{name} must have at least one dimension, got a 0-d array")
     if math.prod(u.shape) == 0:
         raise ValueError(f"{name} must not be empty, got an array of shape {tuple(u.shape)}")
+    for arg, value in (("axes", axes), ("channel_axis", channel_axis)):
+        if isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"{arg} must be an integer (not a bool), got {arg}={value!r}")
 
     if channel_axis is not None:
         channel_axis = normalize_axis(channel_axis, ndim, "channel_axis")
@@ -257,6 +285,11 @@ def make_plan(
                 f"the channel_axis; use channel_axis=None for grayscale data"
             )
 
+    if len(spatial) > MAX_SPATIAL_NDIM:
+        raise ValueError(
+            f"{name} has {len(spatial)} spatial axes; at most {MAX_SPATIAL_NDIM} are supported "
+            f"(got {name}.ndim={ndim}): reshape it or pass axes= with fewer axes"
+        )
     spacings = _check_spacing(spacing, len(spatial))
     batch = tuple(a for a in range(ndim) if a not in spatial and a != channel_axis)
 
