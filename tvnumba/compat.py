@@ -26,9 +26,11 @@ these functions (for ``|·|`` the subgradient 0 at a tie, as TensorFlow's
 from __future__ import annotations
 
 import math
+from numbers import Real
 
 import numpy as np
 
+from . import _validate as V
 from .tv import tv as _tv_value
 from .tv import tv_grad as _tv_grad
 
@@ -43,19 +45,25 @@ __all__ = [
 
 
 def _check_ndim(x, ndims: tuple[int, ...], layout: str):
-    if not hasattr(x, "shape"):
+    """``x`` checked here, so that every error names ``x`` (``tv`` would say
+    ``u``): not masked, real numeric, the layout's rank, not empty, finite."""
+    V.check_array(x, "x")
+    if not hasattr(x, "shape") or not hasattr(x, "dtype"):
         x = np.asarray(x)
+    V.float_dtype(x.dtype, "x")
     if x.ndim not in ndims:
         raise ValueError(f"x must be a {layout} array ({' or '.join(map(str, ndims))}-D), "
                          f"got x.shape={tuple(x.shape)}")
+    if x.size == 0:
+        raise ValueError(f"x must not be empty, got x.shape={tuple(x.shape)}")
+    V.check_finite(x, "x")
     return x
 
 
 def _check_weight(weight) -> float:
-    try:
-        weight = float(weight)
-    except (TypeError, ValueError):
-        raise TypeError(f"weight must be a real number, got weight={weight!r}") from None
+    if isinstance(weight, (bool, np.bool_)) or not isinstance(weight, Real):
+        raise TypeError(f"weight must be a real number, got weight={weight!r}")
+    weight = float(weight)
     if not math.isfinite(weight):
         raise ValueError(f"weight must be finite, got weight={weight!r}")
     return weight
