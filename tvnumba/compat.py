@@ -31,6 +31,7 @@ from numbers import Real
 import numpy as np
 
 from . import _validate as V
+from .backends import select
 from .tv import tv as _tv_value
 from .tv import tv_grad as _tv_grad
 
@@ -44,7 +45,7 @@ __all__ = [
 ]
 
 
-def _check_ndim(x, ndims: tuple[int, ...], layout: str):
+def _check_ndim(x, ndims: tuple[int, ...], layout: str, device=None):
     """``x`` checked here, so that every error names ``x`` (``tv`` would say
     ``u``): not masked, real numeric, the layout's rank, not empty, finite."""
     V.check_array(x, "x")
@@ -56,7 +57,7 @@ def _check_ndim(x, ndims: tuple[int, ...], layout: str):
                          f"got x.shape={tuple(x.shape)}")
     if x.size == 0:
         raise ValueError(f"x must not be empty, got x.shape={tuple(x.shape)}")
-    V.check_finite(x, "x")
+    select(x, device).check_finite(x, "x")
     return x
 
 
@@ -69,8 +70,8 @@ def _check_weight(weight) -> float:
     return weight
 
 
-def _torch_args(x, weight):
-    x = _check_ndim(x, (4,), "NCHW")
+def _torch_args(x, weight, device):
+    x = _check_ndim(x, (4,), "NCHW", device)
     weight = _check_weight(weight)
     n, c, h, w = x.shape
     if h < 2 or w < 2:
@@ -108,7 +109,7 @@ def torch_tv_loss(x, weight: float = 1.0, *, device: str | None = None) -> float
     >>> torch_tv_loss(np.stack([ch, ch])[None])
     4.0
     """
-    x, terms = _torch_args(x, weight)
+    x, terms = _torch_args(x, weight, device)
     return sum(f * _tv_value(x, 2.0, axes=a, device=device) for a, f in terms)
 
 
@@ -126,15 +127,15 @@ def torch_tv_loss_grad(x, weight: float = 1.0, *, device: str | None = None):
            [-1.,  0.,  1.],
            [ 0.,  1.,  2.]])
     """
-    x, ((a0, f0), (a1, f1)) = _torch_args(x, weight)
+    x, ((a0, f0), (a1, f1)) = _torch_args(x, weight, device)
     g = _tv_grad(x, 2.0, axes=a0, device=device)
     g *= g.dtype.type(f0)
     g += g.dtype.type(f1) * _tv_grad(x, 2.0, axes=a1, device=device)
     return g
 
 
-def _tf_args(x):
-    x = _check_ndim(x, (3, 4), "HWC or NHWC")
+def _tf_args(x, device):
+    x = _check_ndim(x, (3, 4), "HWC or NHWC", device)
     axes = (0, 1) if x.ndim == 3 else (1, 2)
     # Channels are neither coupled nor a batch: the anisotropic sum runs over them.
     return x, dict(beta=1.0, axes=axes, channel_axis=x.ndim - 1, isotropic=False)
@@ -163,13 +164,13 @@ def tf_total_variation(x, *, device: str | None = None):
     >>> tf_total_variation(x)  # |3-0| + |3-1| + |1-0| + |3-3|
     6.0
     """
-    x, kw = _tf_args(x)
+    x, kw = _tf_args(x, device)
     return _tv_value(x, reduction="none" if x.ndim == 4 else "sum", device=device, **kw)
 
 
 def tf_total_variation_grad(x, *, device: str | None = None):
     """Gradient of ``sum(tf_total_variation(x))`` with respect to ``x``."""
-    x, kw = _tf_args(x)
+    x, kw = _tf_args(x, device)
     return _tv_grad(x, device=device, **kw)
 
 
@@ -185,14 +186,14 @@ def tf_tv_loss(x, weight: float = 1.0, *, device: str | None = None) -> float:
     12.0
     """
     weight = _check_weight(weight)
-    x, kw = _tf_args(x)
+    x, kw = _tf_args(x, device)
     return weight * _tv_value(x, device=device, **kw)
 
 
 def tf_tv_loss_grad(x, weight: float = 1.0, *, device: str | None = None):
     """Gradient of :func:`tf_tv_loss` with respect to ``x``."""
     weight = _check_weight(weight)
-    x, kw = _tf_args(x)
+    x, kw = _tf_args(x, device)
     g = _tv_grad(x, device=device, **kw)
     g *= g.dtype.type(weight)
     return g

@@ -42,6 +42,9 @@ def _cupy(why: str):
     return cupy
 
 
+_HOST = Backend()  # NumPy's whole-array checks, for host input
+
+
 class CudaBackend(Backend):
     """Numba CUDA kernels; CuPy for the solvers' whole-array work."""
 
@@ -102,6 +105,15 @@ class CudaBackend(Backend):
         if np.dtype(image.dtype).kind != "f":
             raise TypeError("GPU images must be float32 or float64")
         return image if image.dtype == dtype else self.bring(image).astype(dtype)
+
+    def check_finite(self, a, name="u"):
+        """Host and CuPy arrays are checked here; the TV kernels flag NaN/Inf of
+        any device array in the same pass (no CuPy needed for those)."""
+        if isinstance(a, np.ndarray):
+            return Backend.check_finite(_HOST, a, name)
+        if a.dtype.kind == "f" and self.kind == "cupy" and not bool(self.xp.isfinite(a).all()):
+            raise ValueError(
+                f"{name} contains NaN or Inf values; TV is only defined for finite input")
 
     def copy_into(self, out, a):
         if isinstance(out, np.ndarray):
