@@ -29,6 +29,7 @@ diagonal in the DCT-II basis, so β = 2 has a closed form).
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -42,6 +43,8 @@ class DataTerm:
     has_prox = False
     dct_diagonal = False
     mu = 0.0
+    #: The attributes holding arrays (moved by :meth:`bind`, cast by :meth:`astype`).
+    arrays: tuple[str, ...] = ("f",)
 
     def __init__(self, f):
         self.f = f
@@ -54,12 +57,18 @@ class DataTerm:
         the solver entry before the first evaluation)."""
         self.xp = backend.xp
         self.ops = backend.ops
-        self.f = backend.bring(self.f)
+        for name in self.arrays:
+            setattr(self, name, backend.bring(getattr(self, name)))
         return self
 
     def astype(self, dtype) -> "DataTerm":
         """The same term with its arrays in ``dtype`` (L-BFGS runs in float64)."""
-        return self
+        if all(getattr(self, name).dtype == dtype for name in self.arrays):
+            return self
+        other = copy.copy(self)
+        for name in self.arrays:
+            setattr(other, name, self.xp.ascontiguousarray(getattr(self, name), dtype=dtype))
+        return other
 
     # --- the operator -------------------------------------------------------------
     def forward(self, u):
@@ -138,13 +147,6 @@ class Identity(DataTerm):
     dct_diagonal = True
     mu = 1.0
 
-    def astype(self, dtype):
-        if self.f.dtype == dtype:
-            return self
-        other = Identity(self.xp.ascontiguousarray(self.f, dtype=dtype))
-        other.xp, other.ops = self.xp, self.ops
-        return other
-
     def forward(self, u):
         return u
 
@@ -185,6 +187,7 @@ class Diagonal(DataTerm):
     step is one division per pixel."""
 
     has_prox = True
+    arrays = ("f", "m")
 
     def __init__(self, m, f):
         super().__init__(f)
@@ -192,14 +195,8 @@ class Diagonal(DataTerm):
 
     def bind(self, backend):
         super().bind(backend)
-        self.m = backend.bring(self.m)
         self.mu = float(self.xp.min(self.xp.abs(self.m))) ** 2
         return self
-
-    def astype(self, dtype):
-        other = Diagonal(self.m.astype(dtype), self.f.astype(dtype))
-        other.xp, other.ops, other.mu = self.xp, self.ops, self.mu
-        return other
 
     def forward(self, u):
         return self.m * u

@@ -131,6 +131,20 @@ if cuda is not None:
             cuda.atomic.add(values, b, sh[0])
 
 
+if cuda is not None:
+
+    @cuda.jit(**_DEVICE_JIT)
+    def _split4(r, na, nb, nc, nd):
+        """The last four indices of the flat index ``r`` (C order), and the rest."""
+        i_d = r % nd
+        r //= nd
+        i_c = r % nc
+        r //= nc
+        i_b = r % nb
+        r //= nb
+        return r // na, r % na, i_b, i_c, i_d
+
+
 @lru_cache(maxsize=None)
 def _copy_kernel():
     """``dst[...] = src[...]`` for 8-D arrays of any strides and dtypes (the
@@ -143,21 +157,8 @@ def _copy_kernel():
         idx = np.int64(cuda.blockIdx.x) * cuda.blockDim.x + cuda.threadIdx.x
         step = np.int64(cuda.gridDim.x) * cuda.blockDim.x
         while idx < total:
-            r = idx
-            i7 = r % n7
-            r //= n7
-            i6 = r % n6
-            r //= n6
-            i5 = r % n5
-            r //= n5
-            i4 = r % n4
-            r //= n4
-            i3 = r % n3
-            r //= n3
-            i2 = r % n2
-            r //= n2
-            i1 = r % n1
-            i0 = r // n1
+            r, i4, i5, i6, i7 = _split4(idx, n4, n5, n6, n7)
+            _, i0, i1, i2, i3 = _split4(r, n0, n1, n2, n3)
             dst[i0, i1, i2, i3, i4, i5, i6, i7] = src[i0, i1, i2, i3, i4, i5, i6, i7]
             idx += step
 

@@ -63,6 +63,34 @@ if cuda is not None:
         return val, wt * d
 
     @cuda.jit(**_DEVICE_JIT)
+    def _aniso_axis(u, oc, st, idx, n, ih, s2, p, beta, mode, with_grad):
+        """``(value, gradient part)`` of the anisotropic term along one axis at
+        offset ``oc`` (index ``idx`` of ``n`` along it, element stride ``st``):
+        the pixel's own difference, and the one of the pixel behind."""
+        uv = _at(u, oc)
+        d = uv - uv
+        if idx + 1 < n:
+            d = (_at(u, oc + st) - uv) * ih
+        val, f = _flux(d, s2, p, beta, mode)
+        gv = -f * ih
+        if with_grad and idx > 0:
+            _, f = _flux((uv - _at(u, oc - st)) * ih, s2, p, beta, mode)
+            gv += f * ih
+        return val, gv
+
+    @cuda.jit(**_DEVICE_JIT)
+    def _iso_axis(u, oc, st, idx, n, w_behind, w0):
+        """``Σ`` over the two differences of one axis touching the element at
+        ``oc``: ``w_behind (u − u_behind) − w0 (u_ahead − u)`` (0 past the ends)."""
+        uv = _at(u, oc)
+        t = uv - uv
+        if idx > 0:
+            t += w_behind * (uv - _at(u, oc - st))
+        if idx + 1 < n:
+            t -= w0 * (_at(u, oc + st) - uv)
+        return t
+
+    @cuda.jit(**_DEVICE_JIT)
     def _at(u, o):
         return u[np.uint64(o)]
 
@@ -101,143 +129,106 @@ def make_kernel(nd: int, mode: int, isotropic: bool, with_grad: bool, tpb: int,
     has_z = nd >= 3
     f64 = L.numba.float64
 
-    @cuda.jit(**_KERNEL_JIT)
-    def iso_kernel(u, ul, g, gl, shape, s2, ihz, ihy, ihx, p, beta, scale, values):
-        B, C, D, H, W = shape
-        if one_channel:
-            C = 1
+    @cuda.jit(**_DEVICE_JIT)
+    def sqmag(u, o, uc_, uz, uy, ux, C, k, i, j, D, H, W, s2, ihz, ihy, ihx):
+        return _sqmag(u, o, uc_, uz, uy, ux, C, k, i, j, D, H, W, s2, ihz, ihy, ihx,
+                      has_y, has_z)
+
+    @cuda.jit(**_DEVICE_JIT)
+    def iso_pixel(u, ul, g, gl, b, k, i, j, C, D, H, W, s2, ihz, ihy, ihx, p, beta, scale):
+        """The isotropic term of pixel ``(b, k, i, j)`` and (``with_grad``) its
+        gradient, written; returns ``(value, any input non-finite)``.  The
+        weights of the neighbours behind are recomputed, not stored."""
         u0, ub, uc_, uz, uy, ux = ul
         g0, gb, gc_, gz, gy, gx = gl
-        sh = cuda.shared.array(tpb, f64)
-        start, sk, si, sj = L.grid_stride(tpb, H, W)
         zero = s2 - s2
-        ihx2 = ihx * ihx
-        ihy2 = ihy * ihy
-        ihz2 = ihz * ihz
+        o = u0 + b * ub + k * uz + i * uy + j * ux
+        val, w0 = _pointwise(sqmag(u, o, uc_, uz, uy, ux, C, k, i, j, D, H, W, s2, ihz, ihy,
+                                   ihx), p, beta, mode)
+        wx = zero
+        wy = zero
+        wz = zero
+        if with_grad:
+            if j > 0:
+                _, wx = _pointwise(sqmag(u, o - ux, uc_, uz, uy, ux, C, k, i, j - 1, D, H, W,
+                                         s2, ihz, ihy, ihx), p, beta, mode)
+            if has_y and i > 0:
+                _, wy = _pointwise(sqmag(u, o - uy, uc_, uz, uy, ux, C, k, i - 1, j, D, H, W,
+                                         s2, ihz, ihy, ihx), p, beta, mode)
+            if has_z and k > 0:
+                _, wz = _pointwise(sqmag(u, o - uz, uc_, uz, uy, ux, C, k - 1, i, j, D, H, W,
+                                         s2, ihz, ihy, ihx), p, beta, mode)
+        og = g0 + b * gb + k * gz + i * gy + j * gx
         bad = False
-        b = np.int64(cuda.blockIdx.y)
-        while b < B:
-            acc = 0.0
-            k, i, j = L.pixel(start, H, W)
-            while k < D:
-                o = u0 + b * ub + k * uz + i * uy + j * ux
-                val, w0 = _pointwise(
-                    _sqmag(u, o, uc_, uz, uy, ux, C, k, i, j, D, H, W, s2, ihz, ihy, ihx,
-                           has_y, has_z), p, beta, mode)
+        for c in range(C):
+            oc = o + c * uc_
+            if not math.isfinite(_at(u, oc)):
+                bad = True
+            if with_grad:
+                gv = _iso_axis(u, oc, ux, j, W, wx, w0) * (ihx * ihx)
+                if has_y:
+                    gv += _iso_axis(u, oc, uy, i, H, wy, w0) * (ihy * ihy)
+                if has_z:
+                    gv += _iso_axis(u, oc, uz, k, D, wz, w0) * (ihz * ihz)
+                g[np.uint64(og + c * gc_)] = gv * scale
+        return val, bad
+
+    @cuda.jit(**_DEVICE_JIT)
+    def aniso_pixel(u, ul, g, gl, b, k, i, j, C, D, H, W, s2, ihz, ihy, ihx, p, beta, scale):
+        """The anisotropic terms of pixel ``(b, k, i, j)`` (float64 sum) and
+        its gradient; returns ``(value, any input non-finite)``.  Every
+        difference counts, the zero one on a last slice included: it
+        contributes s^β."""
+        u0, ub, uc_, uz, uy, ux = ul
+        g0, gb, gc_, gz, gy, gx = gl
+        o = u0 + b * ub + k * uz + i * uy + j * ux
+        og = g0 + b * gb + k * gz + i * gy + j * gx
+        acc = 0.0
+        bad = False
+        for c in range(C):
+            oc = o + c * uc_
+            if not math.isfinite(_at(u, oc)):
+                bad = True
+            val, gv = _aniso_axis(u, oc, ux, j, W, ihx, s2, p, beta, mode, with_grad)
+            acc += val
+            if has_y:
+                val, t = _aniso_axis(u, oc, uy, i, H, ihy, s2, p, beta, mode, with_grad)
                 acc += val
-                if with_grad:
-                    og = g0 + b * gb + k * gz + i * gy + j * gx
-                    wx = zero
-                    wy = zero
-                    wz = zero
-                    if j > 0:
-                        _, wx = _pointwise(
-                            _sqmag(u, o - ux, uc_, uz, uy, ux, C, k, i, j - 1, D, H, W, s2,
-                                   ihz, ihy, ihx, has_y, has_z), p, beta, mode)
-                    if has_y and i > 0:
-                        _, wy = _pointwise(
-                            _sqmag(u, o - uy, uc_, uz, uy, ux, C, k, i - 1, j, D, H, W, s2,
-                                   ihz, ihy, ihx, has_y, has_z), p, beta, mode)
-                    if has_z and k > 0:
-                        _, wz = _pointwise(
-                            _sqmag(u, o - uz, uc_, uz, uy, ux, C, k - 1, i, j, D, H, W, s2,
-                                   ihz, ihy, ihx, has_y, has_z), p, beta, mode)
-                for c in range(C):
-                    oc = o + c * uc_
-                    uv = _at(u, oc)
-                    if not math.isfinite(uv):
-                        bad = True
-                    if with_grad:
-                        t = zero
-                        if j > 0:
-                            t += wx * (uv - _at(u, oc - ux))
-                        if j + 1 < W:
-                            t -= w0 * (_at(u, oc + ux) - uv)
-                        gv = t * ihx2
-                        if has_y:
-                            t = zero
-                            if i > 0:
-                                t += wy * (uv - _at(u, oc - uy))
-                            if i + 1 < H:
-                                t -= w0 * (_at(u, oc + uy) - uv)
-                            gv += t * ihy2
-                        if has_z:
-                            t = zero
-                            if k > 0:
-                                t += wz * (uv - _at(u, oc - uz))
-                            if k + 1 < D:
-                                t -= w0 * (_at(u, oc + uz) - uv)
-                            gv += t * ihz2
-                        g[np.uint64(og + c * gc_)] = gv * scale
-                k, i, j = L.advance(k, i, j, sk, si, sj, H, W)
-            L.block_add(sh, cuda.threadIdx.x, tpb, acc, values, b)
-            b += cuda.gridDim.y
-        if bad:
-            values[B] = 1.0
+                gv += t
+            if has_z:
+                val, t = _aniso_axis(u, oc, uz, k, D, ihz, s2, p, beta, mode, with_grad)
+                acc += val
+                gv += t
+            if with_grad:
+                g[np.uint64(og + c * gc_)] = gv * scale
+        return acc, bad
+
+    pixel_terms = iso_pixel if isotropic else aniso_pixel
 
     @cuda.jit(**_KERNEL_JIT)
-    def aniso_kernel(u, ul, g, gl, shape, s2, ihz, ihy, ihx, p, beta, scale, values):
+    def kernel(u, ul, g, gl, shape, s2, ihz, ihy, ihx, p, beta, scale, values):
         B, C, D, H, W = shape
         if one_channel:
             C = 1
-        u0, ub, uc_, uz, uy, ux = ul
-        g0, gb, gc_, gz, gy, gx = gl
         sh = cuda.shared.array(tpb, f64)
         start, sk, si, sj = L.grid_stride(tpb, H, W)
-        zero = s2 - s2
         bad = False
         b = np.int64(cuda.blockIdx.y)
         while b < B:
             acc = 0.0
             k, i, j = L.pixel(start, H, W)
             while k < D:
-                o = u0 + b * ub + k * uz + i * uy + j * ux
-                og = g0 + b * gb + k * gz + i * gy + j * gx
-                for c in range(C):
-                    oc = o + c * uc_
-                    uv = _at(u, oc)
-                    if not math.isfinite(uv):
-                        bad = True
-                    # The value counts every difference, the zero one on the
-                    # last slice included: it contributes s^β.
-                    d = zero
-                    if j + 1 < W:
-                        d = (_at(u, oc + ux) - uv) * ihx
-                    val, f = _flux(d, s2, p, beta, mode)
-                    acc += val
-                    gv = -f * ihx
-                    if with_grad and j > 0:
-                        _, f = _flux((uv - _at(u, oc - ux)) * ihx, s2, p, beta, mode)
-                        gv += f * ihx
-                    if has_y:
-                        d = zero
-                        if i + 1 < H:
-                            d = (_at(u, oc + uy) - uv) * ihy
-                        val, f = _flux(d, s2, p, beta, mode)
-                        acc += val
-                        gv -= f * ihy
-                        if with_grad and i > 0:
-                            _, f = _flux((uv - _at(u, oc - uy)) * ihy, s2, p, beta, mode)
-                            gv += f * ihy
-                    if has_z:
-                        d = zero
-                        if k + 1 < D:
-                            d = (_at(u, oc + uz) - uv) * ihz
-                        val, f = _flux(d, s2, p, beta, mode)
-                        acc += val
-                        gv -= f * ihz
-                        if with_grad and k > 0:
-                            _, f = _flux((uv - _at(u, oc - uz)) * ihz, s2, p, beta, mode)
-                            gv += f * ihz
-                    if with_grad:
-                        g[np.uint64(og + c * gc_)] = gv * scale
+                val, nonfinite = pixel_terms(u, ul, g, gl, b, k, i, j, C, D, H, W, s2, ihz,
+                                             ihy, ihx, p, beta, scale)
+                acc += val
+                bad = bad or nonfinite
                 k, i, j = L.advance(k, i, j, sk, si, sj, H, W)
             L.block_add(sh, cuda.threadIdx.x, tpb, acc, values, b)
             b += cuda.gridDim.y
         if bad:
             values[B] = 1.0
 
-    return iso_kernel if isotropic else aniso_kernel
+    return kernel
 
 
 def compute(u5, g5, plan: Plan, stream=0):
