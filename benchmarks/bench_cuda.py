@@ -121,21 +121,23 @@ def peak_bandwidth(dev):
 # --------------------------------------------------------------------------- runs
 def kernel_launcher(ud, gd, beta, isotropic, want_grad, cuda):
     """A zero-argument callable that launches the TV kernel alone on ``ud``/``gd``."""
-    from tvnumba import _cuda
-    from tvnumba import _validate as V
+    from tvnumba._validate import make_plan
+    from tvnumba.backends.cpu.tv_kernels import beta_mode
+    from tvnumba.backends.cuda import _launch as L
+    from tvnumba.backends.cuda.tv_kernels import make_kernel
 
-    plan = V.make_plan(ud, beta, isotropic=isotropic)
-    u5 = _cuda._canonical(ud, plan)
+    plan = make_plan(ud, beta, isotropic=isotropic)
+    u5 = L.canonical(ud, plan)
     B, C, D, H, W = u5.shape
-    u, ul = _cuda._flat(u5)
+    u, ul = L.flat(u5)
     if want_grad:
-        g, gl = _cuda._flat(_cuda._canonical(gd, plan))
+        g, gl = L.flat(L.canonical(gd, plan))
     else:
-        g, gl = _cuda._dummy_grad(plan.dtype), (0,) * 6
-    tpb = _cuda._threads_per_block()
-    kernel = _cuda._make_kernel(min(len(plan.spatial_shape), 3), _cuda.beta_mode(beta),
-                                isotropic, want_grad, tpb, C == 1)
-    grid = _cuda._grid(B, D * H * W, tpb)
+        g, gl = L.device_empty((1,), plan.dtype), (0,) * 6
+    tpb = L.threads_per_block()
+    kernel = make_kernel(min(plan.n_spatial, 3), beta_mode(beta), isotropic, want_grad, tpb,
+                         C == 1)
+    grid = L.grid(B, D * H * W, tpb)
     T = plan.dtype.type
     values = cuda.device_array(B + 1, np.float64)
     args = (u, ul, g, gl, (B, C, D, H, W), T(0), T(1), T(1), T(1), T(beta / 2 - 1), T(beta),
@@ -320,10 +322,10 @@ def main(argv=None):
 
     if not cuda.is_available():
         sys.exit("bench_cuda.py needs a CUDA GPU (numba.cuda.is_available() is False)")
-    from tvnumba import _cuda
+    from tvnumba.backends.cuda import _launch
 
     if args.tpb:
-        _cuda.THREADS_PER_BLOCK = args.tpb
+        _launch.THREADS_PER_BLOCK = args.tpb
     if args.shape:
         shapes = [tuple(int(n) for n in s.split("x")) for s in args.shape]
         repeat, cpu_repeat = args.repeat or 50, 3
@@ -346,7 +348,7 @@ def main(argv=None):
         sizes = (1024,) if args.quick else (2048, 4096)
         print_denoise(bench_denoise(cupy, sizes, cpu_repeat, not args.no_cpu))
         return
-    print(f"Command: `{cmd}` (float32, threads per block {_cuda.THREADS_PER_BLOCK})\n")
+    print(f"Command: `{cmd}` (float32, threads per block {_launch.THREADS_PER_BLOCK})\n")
     rows = bench(shapes, (1.0, 1.7), args.aniso, repeat, cpu_repeat, not args.no_cpu, peak)
     print("| shape | β | norm | job | kernel ms | GB/s | % peak | call ms | copy ms "
           "| CuPy ms | × CuPy | CPU ms | × CPU | first call s |")

@@ -1,10 +1,10 @@
-"""Plain float64 NumPy reference for tvnumba, written from DESIGN.md section 1.
+"""Plain float64 NumPy reference for tvnumba, written from the definitions in ``tvnumba.tv``'s docstring.
 
 It never imports tvnumba: the tests compare the library against these functions, so
 they are kept as direct transcriptions of the formulas (``np.diff``, slicing, sums) with
 no attempt at speed.  Every input is converted to float64 first.
 
-Definitions (DESIGN.md)::
+Definitions::
 
     (D_d u)[p] = (u[p + e_d] - u[p]) / h_d    if p_d < n_d - 1, else 0
     isotropic:    TV = sum_p ( sum_c sum_d (D_d u)[p,c]^2 + s^2 )^(beta/2)

@@ -35,7 +35,7 @@ def no_ties(x, axes):
 def test_torch_seed_example():
     x = seed_example()
     # All differences are 1: sum dh^2 = 12 = C (H-1) W and sum dw^2 = 12 = C H (W-1), so
-    # 2 * 1 * (1 + 1) / N = 4 (DESIGN.md).
+    # 2 * 1 * (1 + 1) / N = 4.
     assert compat.torch_tv_loss(x) == pytest.approx(4.0, abs=1e-12)
     g = np.array([[-2.0, -1.0, 0.0], [-1.0, 0.0, 1.0], [0.0, 1.0, 2.0]]) / 3.0
     grad = compat.torch_tv_loss_grad(x)

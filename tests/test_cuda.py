@@ -541,3 +541,12 @@ def test_cp_cuda_weight_zero_and_constant(rng):
     u, res = run_cp(state, plan, 0.5, eps=1e-3, max_iter=20)
     assert res.converged and res.iterations == 5 and res.gap <= 1e-12
     assert_allclose(u.copy_to_host(), f)
+
+
+def test_out_overlapping_input_device(rng):
+    """``out`` the input itself (device): computed aside, then written (no read-after-write)."""
+    u = data(rng, (6, 7), "float64")
+    d = cuda.to_device(u)
+    grad = tvnumba.tv_grad(d, beta=1.3, out=d)
+    assert grad is d
+    assert_allclose(d.copy_to_host(), ref_tv_grad(u, beta=1.3), rtol=1e-9, atol=1e-12)

@@ -140,6 +140,7 @@ def test_primal_dual_any_data_term(problem, backend, term_cls):
     assert_allclose(u, ref, atol=2e-4)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", sorted(BACKENDS))
 @pytest.mark.parametrize("method,beta,smoothing", [("lbfgs", 1.5, 0.0), ("lbfgs", 1.0, 0.05),
                                                    ("mm", 1.5, 0.05), ("mm", 1.2, 0.05)])

@@ -95,6 +95,7 @@ def ref_rof_dual(f, weight, channel_axis=None, spacing=1.0, isotropic=True, n_it
 
 
 # ----------------------------------------------------------------------------- β = 1
+@pytest.mark.slow
 def test_same_optimum_as_skimage_2d(camera):
     w = 0.1
     ref = denoise_tv_chambolle(camera, weight=w, eps=1e-9, max_num_iter=20000)
@@ -119,6 +120,7 @@ def test_default_is_within_1e3_of_optimum(camera):
     assert (F_sk - F_star) / F_star > 1e-3
 
 
+@pytest.mark.slow
 def test_same_optimum_as_skimage_3d(blobs3d):
     w = 0.15
     ref = denoise_tv_chambolle(blobs3d, weight=w, eps=1e-9, max_num_iter=20000)
@@ -395,6 +397,7 @@ def denoise_cases(draw):
     return shape, cax, dtype, layout, beta, isotropic, spacing, weight, seed
 
 
+@pytest.mark.slow
 @given(denoise_cases())
 def test_denoise_properties(case):
     """Any small shape / layout / dtype / byte order / channel axis / β: the result keeps

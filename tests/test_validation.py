@@ -1,5 +1,5 @@
 """Every bad input listed in the API raises ValueError/TypeError naming the argument
-(DESIGN.md §3: "a ValueError/TypeError naming the argument and the value received")."""
+(the contract: "a ValueError/TypeError naming the argument and the value received")."""
 
 from __future__ import annotations
 

@@ -317,6 +317,14 @@ class ArrayBackend(Backend):
             return self.home.check_out(out, plan)
         return super().check_out(out, plan)
 
+    @property
+    def fft(self):
+        if self.xp is np:
+            return super().fft
+        from cupyx.scipy import fft  # pragma: no cover - needs a GPU and CuPy
+
+        return fft  # pragma: no cover
+
     def copy_into(self, out, a):
         if self.home is not None:
             return self.home.copy_into(out, a)

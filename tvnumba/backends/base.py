@@ -110,7 +110,9 @@ class Backend:
         u5 = self.canonical(x, plan)
         if not want_grad:
             return self.tv5(u5, None, plan, **kernel_kw), None
-        mine = out is not None and self.owns(out)
+        # An ``out`` that overlaps the input (``tv_grad(u, out=u)``) would be
+        # written while the kernel still reads u: compute aside, then copy.
+        mine = out is not None and self.owns(out) and not xp.may_share_memory(out, x)
         grad = out if mine else xp.empty_like(x, dtype=plan.dtype)
         g5 = plan.to_canonical(grad, writable=True)
         scatter = g5 is None or not g5.flags.c_contiguous
@@ -141,6 +143,13 @@ class Backend:
                  c0: float):
         """The majorize-minimize operators of β-TV on the canonical ``f5``."""
         raise NotImplementedError
+
+    @property
+    def fft(self):
+        """``scipy.fft`` or its twin for this backend's arrays."""
+        from scipy import fft
+
+        return fft
 
     def sumsq(self, a) -> float:
         """Σ a² accumulated in float64."""

@@ -12,21 +12,13 @@ import numpy as np
 from ._common import Problem, SolveInfo, certificate
 
 
-def _fft_module(xp):
-    if xp is np:
-        from scipy import fft
-    else:  # pragma: no cover - GPU only
-        from cupyx.scipy import fft
-    return fft
-
-
 def dct(problem: Problem):
     """Exact minimiser of ``½‖u − f‖² + weight Σ |Du|²``, and its certificate
     (one fused TV pass in float64): converged when rounding kept it within eps."""
     backend, plan, f = problem.backend, problem.plan, problem.data.f
     xp = backend.xp
     axes = plan.canonical_spatial_axes
-    fft = _fft_module(xp)
+    fft = backend.fft
     F = fft.dctn(f, type=2, norm="ortho", axes=axes)
     denom = None
     for ax, ih in zip(axes, plan.canonical_inv_spacing):

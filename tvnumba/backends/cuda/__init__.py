@@ -64,6 +64,12 @@ class CudaBackend(Backend):
                      "kernels)")
 
     @property
+    def fft(self):
+        from cupyx.scipy import fft  # pragma: no cover - needs a GPU and CuPy
+
+        return fft  # pragma: no cover
+
+    @property
     def ops(self):
         from ..array import ArrayOps
 
@@ -184,9 +190,11 @@ class CudaBackend(Backend):
                 grad, gd = L.empty_like_kind(u, plan.shape, plan.dtype, stream)
             else:
                 grad, gd = out, L.as_numba(out)
-            g5 = L.canonical(gd, plan)
+            # Written aside when the memory order forbids a view, or when out
+            # overlaps u (the kernel still reads u while it writes).
+            g5 = None if L.may_overlap(gd, ud) else L.canonical(gd, plan)
             scatter = g5 is None
-            if scatter:  # the memory order of the gradient forbids a view
+            if scatter:
                 g5 = L.device_empty(plan.canonical_shape, plan.dtype, stream)
         values = compute(u5, g5, plan, stream)
         if scatter:

@@ -273,6 +273,21 @@ def view(a, shape, strides, offset=0):
     return cuda.from_cuda_array_interface(desc, owner=a, sync=False)  # pragma: no cover
 
 
+def may_overlap(a, b) -> bool:
+    """The memory extents of two device arrays intersect."""
+    if _SIM:
+        return bool(np.may_share_memory(a._ary, b._ary))
+
+    def extent(x):  # pragma: no cover - needs a GPU
+        ptr = x.__cuda_array_interface__["data"][0]
+        lo = sum((n - 1) * s for n, s in zip(x.shape, x.strides) if s < 0)
+        hi = sum((n - 1) * s for n, s in zip(x.shape, x.strides) if s > 0)
+        return ptr + lo, ptr + hi + x.dtype.itemsize
+
+    (a0, a1), (b0, b1) = extent(a), extent(b)  # pragma: no cover
+    return a0 < b1 and b0 < a1  # pragma: no cover
+
+
 def transposed(a, plan: Plan):
     """``a.transpose(plan.perm)`` as a device view."""
     return view(a, [a.shape[p] for p in plan.perm], [a.strides[p] for p in plan.perm])

@@ -1,0 +1,44 @@
+"""Regression tests of the hardening issue: every reproducer becomes a test."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+
+import tvnumba
+from reference import ref_tv_grad
+
+
+# --------------------------------------------------------------------------- out= overlapping u
+def test_out_is_u():
+    """``tv_grad(u, out=u)`` used to give [-1, 1, 2, -1, 2]."""
+    u = np.array([0.0, 1, 3, 2, 5])
+    expected = ref_tv_grad(u.copy())
+    got = tvnumba.tv_grad(u, out=u)
+    assert got is u
+    assert_allclose(u, expected)
+    assert_allclose(expected, [-1, 0, 2, -2, 1])
+
+
+@pytest.mark.parametrize("shift", [-3, -1, 1, 2, 5])
+@pytest.mark.parametrize("beta", [0.7, 1.0, 2.0])
+def test_out_overlaps_u_partially(shift, beta):
+    """Shifted and partial overlaps of one buffer, in 2-D, against the reference on a copy."""
+    rng = np.random.default_rng(abs(shift))
+    buf = rng.standard_normal(12 * 9 + 40)
+    start = 20
+    u = buf[start:start + 108].reshape(12, 9)
+    out = buf[start + shift:start + shift + 108].reshape(12, 9)
+    expected = ref_tv_grad(u.copy(), beta=beta, smoothing=0.1)
+    value, grad = tvnumba.tv_value_and_grad(u, beta=beta, smoothing=0.1, out=out)
+    assert grad is out
+    assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_out_is_a_transposed_view_of_u():
+    rng = np.random.default_rng(1)
+    u = rng.standard_normal((7, 7))
+    expected = ref_tv_grad(u.copy(), beta=1.5)
+    tvnumba.tv_grad(u, 1.5, out=u.T)
+    assert_allclose(u.T, expected, rtol=1e-12, atol=1e-12)
