@@ -5,7 +5,8 @@ import importlib
 
 import pytest
 
-MODULES = ["tvnumba.tv", "tvnumba.compat", "tvnumba.distance", "tvnumba.restoration.denoise"]
+MODULES = ["tvnumba.tv", "tvnumba.compat", "tvnumba.distance", "tvnumba.restoration.denoise",
+           "tvnumba._threads"]
 
 
 @pytest.mark.parametrize("name", MODULES)

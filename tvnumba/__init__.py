@@ -3,6 +3,10 @@
 The public API, re-exported from its modules.
 """
 
+# First: it chooses Numba's threading layer, which must happen before any kernel starts
+# Numba's thread pool (see tvnumba/_threads.py).
+from ._threads import get_num_threads, set_num_threads, thread_limit  # isort: skip
+
 from .distance import total_variation_distance
 from .restoration import DenoiseInfo, denoise_tv_beta
 from .solvers import SolveInfo
@@ -18,5 +22,8 @@ __all__ = [
     "DenoiseInfo",
     "SolveInfo",
     "total_variation_distance",
+    "set_num_threads",
+    "get_num_threads",
+    "thread_limit",
     "__version__",
 ]

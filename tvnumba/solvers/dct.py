@@ -17,11 +17,11 @@ def dct(problem: Problem):
     (one fused TV pass in float64): converged when rounding kept it within eps."""
     backend, plan, f = problem.backend, problem.plan, problem.data.f
     xp = backend.xp
-    axes = plan.canonical_spatial_axes
+    axes = plan.canonical_spatial_axes[-plan.n_spatial:]  # not the length-1 padding
     fft = backend.fft
     F = fft.dctn(f, type=2, norm="ortho", axes=axes)
     denom = None
-    for ax, ih in zip(axes, plan.canonical_inv_spacing):
+    for ax, ih in zip(axes, plan.inv_spacing):
         n = f.shape[ax]
         k = xp.arange(n, dtype=xp.float64)
         lam = (4.0 * ih * ih) * xp.sin(np.pi * k / (2 * n)) ** 2

@@ -37,9 +37,16 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from ..._threads import serialised
 from .tv_kernels import FASTMATH, MODE_POW, _rows_per_unit, _sqmag_row, _unit_bounds, _weights
 
 JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy", parallel=True)
+
+
+def _kernel(func):
+    # Launched from Python only: the wrapper keeps two threads from launching at once
+    # under the workqueue layer (see tvnumba._threads).
+    return serialised(njit(**JIT)(func))
 
 
 def n_units(shape) -> tuple[int, int]:
@@ -49,7 +56,7 @@ def n_units(shape) -> tuple[int, int]:
     return rows, B * D * (-(-H // rows))
 
 
-@njit(**JIT)
+@_kernel
 def cp_dual_step(ub, p, sigma, w, ihz, ihy, ihx, nd, iso, rows, nunits):
     """p <- projection onto {|p| <= w} of p + σ D ū (in place)."""
     B, C, D, H, W = ub.shape
@@ -107,7 +114,7 @@ def cp_dual_step(ub, p, sigma, w, ihz, ihy, ihx, nd, iso, rows, nunits):
                             p[d, b, c, k, i, j] = min(max(p[d, b, c, k, i, j], -w), w)
 
 
-@njit(**JIT)
+@_kernel
 def cp_primal_step(u, ub, f, p, tau, theta, ihz, ihy, ihx, nd, rows, nunits, want_dual,
                    partial, identity):
     """u' = (u - τ Dᵀp + τ f)/(1 + τ); ū = u' + θ(u' - u); u = u' (in place).
@@ -163,7 +170,7 @@ def cp_primal_step(u, ub, f, p, tau, theta, ihz, ihy, ihx, nd, rows, nunits, wan
         partial[unit] = acc
 
 
-@njit(**JIT)
+@_kernel
 def rof_primal(u, f, ihz, ihy, ihx, nd, iso, rows, nunits, fid, tv1):
     """fid[unit] = Σ ½(u - f)², tv1[unit] = TV₁(u) (float64 partial sums)."""
     B, C, D, H, W = u.shape
@@ -206,7 +213,7 @@ def rof_primal(u, f, ihz, ihy, ihx, nd, iso, rows, nunits, fid, tv1):
         tv1[unit] = at
 
 
-@njit(**JIT)
+@_kernel
 def irls_weights(u, a, weight, s2, p, beta, mode, single, ihz, ihy, ihx, nd, iso, rows,
                  nunits, tvp):
     """IRLS weights of the β-TV majorizer at ``u``, and TV_β(u).
@@ -267,7 +274,7 @@ def irls_weights(u, a, weight, s2, p, beta, mode, single, ihz, ihy, ihx, nd, iso
         tvp[unit] = acc
 
 
-@njit(**JIT)
+@_kernel
 def irls_diag(a, diag, c0, ihz, ihy, ihx, nd, rows, nunits):
     """diag = diagonal of ``c0·I + Dᵀ diag(a) D``: each difference adds its
     weight to both of its ends (a is 0 on every last slice)."""
@@ -304,7 +311,7 @@ def irls_diag(a, diag, c0, ihz, ihy, ihx, nd, rows, nunits):
                             out[j] += a2[j] * cz
 
 
-@njit(**JIT)
+@_kernel
 def irls_apply(x, a, y, c0, ihz, ihy, ihx, nd, rows, nunits, partial):
     """y = c0·x + Dᵀ(a ⊙ D x), the IRLS normal operator; returns x·y
     (float64, which CG needs next, fused here to save a pass)."""

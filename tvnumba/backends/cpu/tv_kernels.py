@@ -31,6 +31,8 @@ import math
 import numpy as np
 from numba import get_num_threads, njit, prange
 
+from ..._threads import serialised
+
 # No nnan/ninf: NaN/Inf handling stays IEEE.  reassoc lets the float64 row sums
 # vectorise; contract allows FMAs; arcp lets 1/sqrt(m) use a reciprocal.
 FASTMATH = {"nsz", "arcp", "contract", "reassoc"}
@@ -373,6 +375,7 @@ def _unit_bounds(unit, D, H, rows):
     return b, k, i0, min(H, i0 + rows)
 
 
+@serialised  # see _threads: launches must not overlap under workqueue
 @njit(**JIT, parallel=True)
 def _iso_kernel(u, g, with_grad, nd, mode, single, s2, ihz, ihy, ihx, p, beta, scale, rows,
                 sweep, strict, partial):
@@ -410,6 +413,7 @@ def _iso_kernel(u, g, with_grad, nd, mode, single, s2, ihz, ihy, ihx, p, beta, s
         partial[unit] = np.nan if strict and bad else acc
 
 
+@serialised  # see _threads: launches must not overlap under workqueue
 @njit(**JIT, parallel=True)
 def _aniso_kernel(u, g, with_grad, nd, mode, single, s2, ihz, ihy, ihx, p, beta, scale, rows,
                   sweep, strict, partial):

@@ -14,13 +14,20 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from ..._threads import serialised
 from .tv_kernels import FASTMATH
 
 JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy", parallel=True)
 
 
+def _kernel(func):
+    # Launched from Python only: the wrapper keeps two threads from launching at once
+    # under the workqueue layer (see tvnumba._threads).
+    return serialised(njit(**JIT)(func))
 
-@njit(**JIT)
+
+
+@_kernel
 def dot(a, b):
     """Σ a·b accumulated in float64."""
     acc = 0.0
@@ -29,7 +36,7 @@ def dot(a, b):
     return acc
 
 
-@njit(**JIT)
+@_kernel
 def sumsq_diff(a, b):
     """Σ (a - b)² accumulated in float64."""
     acc = 0.0
@@ -39,7 +46,7 @@ def sumsq_diff(a, b):
     return acc
 
 
-@njit(**JIT)
+@_kernel
 def pcg_step(x, r, p, ap, minv, alpha):
     """x += α p; r -= α Ap.  Returns (r·r, r·M⁻¹r) in float64 (z = M⁻¹r is not
     stored: pcg_direction recomputes it, one array less to write and read)."""
@@ -54,14 +61,14 @@ def pcg_step(x, r, p, ap, minv, alpha):
     return rr, rz
 
 
-@njit(**JIT)
+@_kernel
 def pcg_direction(p, r, minv, beta):
     """p = M⁻¹r + β p."""
     for t in prange(p.shape[0]):
         p[t] = minv[t] * r[t] + beta * p[t]
 
 
-@njit(**JIT)
+@_kernel
 def residual_init(b, ax, minv, r):
     """r = b - Ax.  Returns (r·r, r·M⁻¹r) in float64."""
     rr = 0.0
@@ -74,7 +81,7 @@ def residual_init(b, ax, minv, r):
     return rr, rz
 
 
-@njit(**JIT)
+@_kernel
 def smooth_objective_grad(u, f, gtv, weight, g):
     """g = (u - f) + weight·gtv.  Returns (½‖u - f‖², ‖g‖²) in float64."""
     fid = 0.0
@@ -88,7 +95,7 @@ def smooth_objective_grad(u, f, gtv, weight, g):
     return fid, gg
 
 
-@njit(**JIT)
+@_kernel
 def axpy_to(out, x, alpha, d):
     """out = x + α d; returns Σ d² (float64)."""
     acc = 0.0
@@ -98,7 +105,7 @@ def axpy_to(out, x, alpha, d):
     return acc
 
 
-@njit(**JIT)
+@_kernel
 def lbfgs_pair(s, y, u_new, u, g_new, g):
     """s = u_new - u, y = g_new - g.  Returns (s·y, y·y)."""
     sy = 0.0
@@ -113,7 +120,7 @@ def lbfgs_pair(s, y, u_new, u, g_new, g):
     return sy, yy
 
 
-@njit(**JIT)
+@_kernel
 def lbfgs_direction(g, S, Y, rho, order, gamma, q, alpha):
     """q = -H g by the two-loop recursion over the pairs ``order`` (oldest
     first); returns g·q (negative for a descent direction)."""
@@ -146,7 +153,7 @@ def lbfgs_direction(g, S, Y, rho, order, gamma, q, alpha):
     return gq
 
 
-@njit(**JIT)
+@_kernel
 def axpy_norm(y, alpha, x):
     """y += α x; returns ‖y‖² (float64)."""
     acc = 0.0
@@ -157,7 +164,7 @@ def axpy_norm(y, alpha, x):
     return acc
 
 
-@njit(**JIT)
+@_kernel
 def extrapolate(u, un, ub, theta):
     """ub = un + θ(un - u); u = un (the primal-dual over-relaxation)."""
     for t in prange(u.shape[0]):

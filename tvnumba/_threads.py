@@ -1,0 +1,265 @@
+"""Numba's threading layer for tvnumba, and the public thread-count controls.
+
+Why tvnumba chooses the threading layer
+---------------------------------------
+The iterative solvers enter a parallel region two or more times per iteration (hundreds to
+thousands of launches per denoise).  With Numba's default on a pip install without TBB (the
+GNU OpenMP layer), this goes wrong in two ways:
+
+* OpenMP threads spin while they wait for the next region.  On a machine where other processes
+  also run, a spinning thread loses its time slice and every launch waits for it: denoising was
+  up to 14× slower next to two busy processes on 2 cores (table below).
+* GNU OpenMP is not fork-safe: after any tvnumba call, a ``multiprocessing`` child created by
+  ``fork`` (the Linux default before Python 3.14) aborts with "fork() called from a process
+  already using GNU OpenMP".
+
+``OMP_WAIT_POLICY=PASSIVE`` cures the first but not the second.  The ``workqueue`` layer is
+fork-safe and does not spin, but aborts the process when two Python threads launch parallel
+kernels at the same time.  TBB is fork-safe, thread-safe, does not spin for long, and was the
+fastest both idle and loaded.  So, unless the user chose otherwise, tvnumba asks Numba for TBB
+first and ``workqueue`` second (Numba falls back by itself when TBB cannot be loaded), and
+serialises its own kernel launches with a process-wide lock while the layer in use is
+``workqueue`` -- the lock makes concurrent threads safe, and costs nothing there, since each
+launch already uses every thread.
+
+The ``tbb`` wheel from PyPI puts ``libtbb.so.12`` in ``<prefix>/lib``, which the dynamic loader
+does not search in a virtual environment; it is loaded here by path so that Numba finds it.
+
+Measured (camera 512², float64, 2 cores, ``NUMBA_NUM_THREADS=2``, best/worst of 2-3 runs,
+"loaded" = next to two ``while True: pass`` processes; seconds, β = 1 | β = 0.5)::
+
+    layer                     idle            loaded           fork   8 threads
+    omp (old default)         0.037 | 0.43    0.09-0.59 | 1.7-5.8   abort  ok
+    omp, OMP_WAIT_POLICY=...  0.050 | 0.66    0.13-0.14 | 1.7      abort  ok
+    workqueue                 0.055 | 0.91    0.17-0.18 | 1.0-1.2  ok     abort
+    workqueue + lock          (as workqueue)                       ok     ok
+    tbb 2023.2.0              0.042 | 0.45    0.08-0.16 | 0.82     ok     ok
+
+``benchmarks/bench_threads.py`` reproduces the comparison with the library's default.
+
+What the user set always wins: ``NUMBA_THREADING_LAYER``, ``NUMBA_THREADING_LAYER_PRIORITY``
+(or ``numba.config`` changed before tvnumba is imported), and a thread pool that Numba already
+started.  ``NUMBA_NUM_THREADS`` is never changed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import functools
+import operator
+import os
+import sys
+import threading
+from collections.abc import Iterator
+
+import numba
+from numba import config
+
+_NUMBA_DEFAULT_PRIORITY = ["tbb", "omp", "workqueue"]
+_TVNUMBA_PRIORITY = ["tbb", "workqueue", "omp"]
+#: Layers that accept launches from several threads at once (Numba's documentation).
+_THREADSAFE = ("tbb", "omp")
+
+
+def _parallel_module():
+    # Private Numba state, read defensively: if it moves, we assume the worst (not started,
+    # layer unknown), which only costs the lock.
+    try:
+        from numba.np.ufunc import parallel
+    except ImportError:  # pragma: no cover - layout of another Numba version
+        return None
+    return parallel
+
+
+def _pool_started() -> bool:
+    return bool(getattr(_parallel_module(), "_is_initialized", False))
+
+
+def _layer_in_use() -> str | None:
+    """The layer Numba loaded, or None before its thread pool starts."""
+    return getattr(_parallel_module(), "_threading_layer", None)
+
+
+def _preload_pip_tbb() -> None:
+    """Load ``<prefix>/lib/libtbb.so.12`` (the ``tbb`` wheel) so that Numba's own lookup by
+    name finds it; silently nothing when it is absent or unusable."""
+    if not sys.platform.startswith("linux"):
+        return  # elsewhere the wheel's library lies where the loader looks
+    path = os.path.join(sys.prefix, "lib", "libtbb.so.12")
+    if not os.path.exists(path):
+        return
+    with contextlib.suppress(OSError):
+        ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
+
+
+def _choose_layer() -> None:
+    if _pool_started():
+        return  # too late to choose; whatever runs stays
+    # The environment counts even where it repeats Numba's default ("default", the usual
+    # priority): the user said it.
+    user_layer = ("NUMBA_THREADING_LAYER" in os.environ
+                  or str(config.THREADING_LAYER).lower() != "default")
+    user_priority = ("NUMBA_THREADING_LAYER_PRIORITY" in os.environ
+                     or list(config.THREADING_LAYER_PRIORITY) != _NUMBA_DEFAULT_PRIORITY)
+    if not user_layer or str(config.THREADING_LAYER).lower() in ("tbb", "safe", "threadsafe"):
+        _preload_pip_tbb()
+    if not user_layer and not user_priority:
+        config.THREADING_LAYER_PRIORITY = list(_TVNUMBA_PRIORITY)
+
+
+_choose_layer()
+
+_lock = threading.Lock()
+
+
+def _new_lock_after_fork() -> None:
+    # A lock held by another thread at fork() would stay locked forever in the child.
+    global _lock
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_lock_after_fork)
+
+
+def serialised(kernel):
+    """Wrap a parallel Numba kernel so that its launches never overlap while the threading
+    layer in use is not thread-safe (``workqueue``); a plain call otherwise."""
+
+    @functools.wraps(kernel, updated=())
+    def launch(*args):
+        if _layer_in_use() in _THREADSAFE:
+            return kernel(*args)
+        with _lock:
+            return kernel(*args)
+
+    launch.kernel = kernel
+    return launch
+
+
+def _check_count(n) -> int:
+    if isinstance(n, bool):
+        raise TypeError(f"n must be an integer, got {n!r}")
+    try:
+        count = operator.index(n)
+    except TypeError:
+        raise TypeError(f"n must be an integer, got {n!r}") from None
+    limit = config.NUMBA_NUM_THREADS
+    if not 1 <= count <= limit:
+        raise ValueError(
+            f"n must be between 1 and {limit} (NUMBA_NUM_THREADS), got {count!r}")
+    return count
+
+
+def set_num_threads(n: int) -> None:
+    """Set how many threads tvnumba's CPU kernels use, in the calling thread.
+
+    Parameters
+    ----------
+    n : int
+        Number of threads, from 1 to ``numba.config.NUMBA_NUM_THREADS`` (the size of Numba's
+        thread pool: the number of cores unless the environment variable
+        ``NUMBA_NUM_THREADS`` says otherwise; the pool cannot grow after it started).
+
+    Raises
+    ------
+    TypeError
+        If `n` is not an integer.
+    ValueError
+        If `n` is outside ``[1, NUMBA_NUM_THREADS]``.
+
+    See Also
+    --------
+    get_num_threads, thread_limit
+
+    Notes
+    -----
+    This is :func:`numba.set_num_threads`, so the setting is thread-local: it applies to
+    parallel kernels launched from the calling thread only, and it also applies to any other
+    Numba code that this thread runs.  Other threads, including threads started later (a
+    ``concurrent.futures.ThreadPoolExecutor``, Dask's threaded scheduler), start with the
+    full pool, ``NUMBA_NUM_THREADS``; call ``set_num_threads`` in each of them, or set the
+    environment variable ``NUMBA_NUM_THREADS`` before Python starts to cap the whole
+    process (and its spawned children).
+
+    Examples
+    --------
+    >>> import tvnumba
+    >>> before = tvnumba.get_num_threads()
+    >>> tvnumba.set_num_threads(1)
+    >>> tvnumba.get_num_threads()
+    1
+    >>> tvnumba.set_num_threads(before)
+    >>> tvnumba.set_num_threads(0)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: n must be between 1 and ... (NUMBA_NUM_THREADS), got 0
+    """
+    numba.set_num_threads(_check_count(n))
+
+
+def get_num_threads() -> int:
+    """The number of threads tvnumba's CPU kernels use when called from this thread.
+
+    Returns
+    -------
+    int
+        The calling thread's count (see :func:`set_num_threads`): ``NUMBA_NUM_THREADS``
+        unless this thread set another.
+
+    See Also
+    --------
+    set_num_threads, thread_limit
+
+    Examples
+    --------
+    >>> import numba
+    >>> import tvnumba
+    >>> 1 <= tvnumba.get_num_threads() <= numba.config.NUMBA_NUM_THREADS
+    True
+    """
+    return int(numba.get_num_threads())
+
+
+@contextlib.contextmanager
+def thread_limit(n: int) -> Iterator[None]:
+    """Use `n` threads in the calling thread inside a ``with`` block, then restore the count.
+
+    Parameters
+    ----------
+    n : int
+        Number of threads, as for :func:`set_num_threads`.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`set_num_threads`, on entering the block.
+
+    See Also
+    --------
+    set_num_threads, get_num_threads
+
+    Notes
+    -----
+    Thread-local like :func:`set_num_threads`: threads started inside the block do not
+    inherit the limit.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import tvnumba
+    >>> before = tvnumba.get_num_threads()
+    >>> with tvnumba.thread_limit(1):
+    ...     tvnumba.get_num_threads()
+    ...     value = tvnumba.tv(np.arange(16.0).reshape(4, 4))
+    1
+    >>> tvnumba.get_num_threads() == before
+    True
+    """
+    count = _check_count(n)
+    before = numba.get_num_threads()
+    numba.set_num_threads(count)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)
