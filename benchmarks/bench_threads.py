@@ -1,11 +1,12 @@
 """Denoising on an idle and on a busy machine: tvnumba's threading default against the old one.
 
 Each configuration runs in its own child Python (the threading layer is fixed once per
-process): camera 512² + 0.1·N(0, 1) noise, float32 and float64, β = 0.5 (weight 0.04, MM),
+process), in --rounds rounds that alternate the configurations, so that a change in the
+machine's other load hits all of them alike: camera 512² + 0.1·N(0, 1) noise, float32 and float64, β = 0.5 (weight 0.04, MM),
 β = 1 (0.1, Chambolle-Pock), β = 1.5 (0.25, L-BFGS).  Each case is compiled and run once,
 then timed --repeat times idle, then --repeat times next to two busy processes
-(``while True: pass``) that the child starts and kills.  Reported: median idle and loaded
-time, the worst loaded time, and loaded/idle (medians).
+(``while True: pass``) that the child starts and kills.  Reported over all rounds: median
+idle and loaded time, the worst loaded time, and loaded/idle (medians).
 
 Configurations (--configs):
 
@@ -16,7 +17,8 @@ Configurations (--configs):
   with the ``tbb`` wheel (``default@/path/to/venv/bin/python``).
 
     python benchmarks/bench_threads.py                       # old, then default
-    python benchmarks/bench_threads.py --configs old default default@venv/bin/python
+    python benchmarks/bench_threads.py --configs old default default@venv/bin/python \
+        --rounds 4 --repeat 2
 """
 
 from __future__ import annotations
@@ -88,25 +90,32 @@ def _run_config(config: str, repeat: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--configs", nargs="+", default=["old", "default"])
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=2, help="runs per case and round")
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         _child(args.repeat)
         return
-    print(f"camera 512², σ = 0.1; {args.repeat} runs each; "
+    results = {config: [] for config in args.configs}
+    for _ in range(args.rounds):
+        for config in args.configs:
+            results[config].append(_run_config(config, args.repeat))
+    print(f"camera 512², σ = 0.1; {args.rounds} rounds × {args.repeat} runs per case; "
           f"NUMBA_NUM_THREADS={os.environ.get('NUMBA_NUM_THREADS', '(unset)')}\n")
     print("| configuration | layer | dtype | β | weight | idle s | loaded s | loaded worst s "
           "| loaded / idle |")
     print("|---|---|---|---|---|---|---|---|---|")
-    for config in args.configs:
-        result = _run_config(config, args.repeat)
+    for config, rounds in results.items():
         label = config.split("@")[0] + (" (other python)" if "@" in config else "")
-        for r in result["rows"]:
-            idle, loaded = statistics.median(r["idle"]), statistics.median(r["loaded"])
-            print(f"| {label} | {result['layer']} | {r['dtype']} | {r['beta']:g} "
-                  f"| {r['weight']:g} | {idle:.3f} | {loaded:.3f} | {max(r['loaded']):.3f} "
-                  f"| {loaded / idle:.1f}× |", flush=True)
+        layer = "/".join(sorted({r["layer"] for r in rounds}))
+        for i, row in enumerate(rounds[0]["rows"]):
+            idle = [t for r in rounds for t in r["rows"][i]["idle"]]
+            loaded = [t for r in rounds for t in r["rows"][i]["loaded"]]
+            ratio = statistics.median(loaded) / statistics.median(idle)
+            print(f"| {label} | {layer} | {row['dtype']} | {row['beta']:g} | {row['weight']:g} "
+                  f"| {statistics.median(idle):.3f} | {statistics.median(loaded):.3f} "
+                  f"| {max(loaded):.3f} | {ratio:.1f}× |")
 
 
 if __name__ == "__main__":

@@ -7,16 +7,16 @@ thousands of launches per denoise).  With Numba's default on a pip install witho
 GNU OpenMP layer), this goes wrong in two ways:
 
 * OpenMP threads spin while they wait for the next region.  On a machine where other processes
-  also run, a spinning thread loses its time slice and every launch waits for it: denoising was
-  up to 14× slower next to two busy processes on 2 cores (table below).
+  also run, a spinning thread loses its time slice and every launch waits for it: next to two
+  busy processes on 2 cores, a denoise that takes 0.2 s idle took a median 20 s (worst 42 s).
 * GNU OpenMP is not fork-safe: after any tvnumba call, a ``multiprocessing`` child created by
   ``fork`` (the Linux default before Python 3.14) aborts with "fork() called from a process
   already using GNU OpenMP".
 
 ``OMP_WAIT_POLICY=PASSIVE`` cures the first but not the second.  The ``workqueue`` layer is
 fork-safe and does not spin, but aborts the process when two Python threads launch parallel
-kernels at the same time.  TBB is fork-safe, thread-safe, does not spin for long, and was the
-fastest both idle and loaded.  So, unless the user chose otherwise, tvnumba asks Numba for TBB
+kernels at the same time.  TBB is fork-safe and thread-safe, does not spin for long, and was
+the fastest idle of the three safe choices.  So, unless the user chose otherwise, tvnumba asks Numba for TBB
 first and ``workqueue`` second (Numba falls back by itself when TBB cannot be loaded), and
 serialises its own kernel launches with a process-wide lock while the layer in use is
 ``workqueue`` -- the lock makes concurrent threads safe, and costs nothing there, since each
@@ -25,17 +25,22 @@ launch already uses every thread.
 The ``tbb`` wheel from PyPI puts ``libtbb.so.12`` in ``<prefix>/lib``, which the dynamic loader
 does not search in a virtual environment; it is loaded here by path so that Numba finds it.
 
-Measured (camera 512², float64, 2 cores, ``NUMBA_NUM_THREADS=2``, best/worst of 2-3 runs,
-"loaded" = next to two ``while True: pass`` processes; seconds, β = 1 | β = 0.5)::
+Measured in a first survey (camera 512², float64, 2 cores, ``NUMBA_NUM_THREADS=2``, best-worst
+of 2-3 runs, "loaded" = next to two ``while True: pass`` processes; seconds, β = 1 | β = 0.5;
+fork = a ``fork`` Pool after use, 8 threads = concurrent ``tv_value_and_grad``)::
 
-    layer                     idle            loaded           fork   8 threads
-    omp (old default)         0.037 | 0.43    0.09-0.59 | 1.7-5.8   abort  ok
-    omp, OMP_WAIT_POLICY=...  0.050 | 0.66    0.13-0.14 | 1.7      abort  ok
-    workqueue                 0.055 | 0.91    0.17-0.18 | 1.0-1.2  ok     abort
-    workqueue + lock          (as workqueue)                       ok     ok
-    tbb 2023.2.0              0.042 | 0.45    0.08-0.16 | 0.82     ok     ok
+    layer                 idle            loaded                fork   8 threads
+    omp (old default)     0.037 | 0.43    0.09-0.59 | 1.7-5.8   abort  ok
+    omp, PASSIVE waits    0.050 | 0.66    0.13-0.14 | 1.7       abort  ok
+    workqueue             0.055 | 0.91    0.17-0.18 | 1.0-1.2   ok     abort
+    workqueue + lock      (as workqueue)                        ok     ok
+    tbb 2023.2.0          0.042 | 0.45    0.08-0.16 | 0.82      ok     ok
 
-``benchmarks/bench_threads.py`` reproduces the comparison with the library's default.
+``benchmarks/bench_threads.py`` compares the library's default with the old one, rounds
+alternating (``benchmarks/RESULTS.md``, "Threads: busy machine"): loaded/idle 2.4-3.1× with
+workqueue, 3.1-3.8× with TBB, up to 98× with the old default.  The price, idle and without
+TBB: the MM solver (β < 1), with its thousands of short launches, up to 2× slower than with
+spinning OpenMP threads.
 
 What the user set always wins: ``NUMBA_THREADING_LAYER``, ``NUMBA_THREADING_LAYER_PRIORITY``
 (or ``numba.config`` changed before tvnumba is imported), and a thread pool that Numba already
