@@ -107,7 +107,7 @@ def _choose_layer() -> None:
                   or str(config.THREADING_LAYER).lower() != "default")
     user_priority = ("NUMBA_THREADING_LAYER_PRIORITY" in os.environ
                      or list(config.THREADING_LAYER_PRIORITY) != _NUMBA_DEFAULT_PRIORITY)
-    if not user_layer or str(config.THREADING_LAYER).lower() in ("tbb", "safe", "threadsafe"):
+    if str(config.THREADING_LAYER).lower() not in ("omp", "workqueue"):  # TBB may be tried
         _preload_pip_tbb()
     if not user_layer and not user_priority:
         config.THREADING_LAYER_PRIORITY = list(_TVNUMBA_PRIORITY)
