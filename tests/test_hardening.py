@@ -42,3 +42,35 @@ def test_out_is_a_transposed_view_of_u():
     expected = ref_tv_grad(u.copy(), beta=1.5)
     tvnumba.tv_grad(u, 1.5, out=u.T)
     assert_allclose(u.T, expected, rtol=1e-12, atol=1e-12)
+
+
+# --------------------------------------------------------------------------- CP gives up only at rounding
+def _crop_case(seed, shape=(96, 80)):
+    from skimage import data, img_as_float
+
+    rng = np.random.default_rng(seed)
+    cam = img_as_float(data.camera())
+    i, j = rng.integers(0, 512 - shape[0]), rng.integers(0, 512 - shape[1])
+    g = cam[i:i + shape[0], j:j + shape[1]]
+    return g + 0.1 * rng.standard_normal(g.shape)
+
+
+def test_cp_reproducer_converges_with_defaults():
+    """It stopped at 1850 iterations with gap 3.6e-3 > eps, converged=False."""
+    from skimage import data, img_as_float
+
+    g = img_as_float(data.camera()[100:196, 200:280])
+    f = g + 0.1 * np.random.default_rng(6).standard_normal(g.shape)
+    u, info = tvnumba.denoise_tv_beta(f, weight=3.0, isotropic=False, return_info=True)
+    assert info.converged and info.gap <= 1e-3
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(6))
+def test_cp_float64_converges_on_everyday_cases(seed):
+    """Weights 0.03-3, iso and aniso, eps = 1e-4: float64 never gives up above rounding."""
+    f = _crop_case(seed)
+    weight = float(np.geomspace(0.03, 3.0, 6)[seed])
+    for iso in (True, False):
+        u, info = tvnumba.denoise_tv_beta(f, weight, isotropic=iso, eps=1e-4, return_info=True)
+        assert info.converged, (weight, iso, info)

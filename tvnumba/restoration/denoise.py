@@ -54,7 +54,7 @@ def denoise_tv_beta(image, weight: float = 0.1, beta: float = 1.0, *, eps: float
         gradient norm, a stationarity measure.
     max_num_iter : int, optional
         Iteration cap ``>= 1`` (outer iterations for ``"mm"``).  ``None``:
-        3000 for ``"cp"`` and ``"lbfgs"``, 200 for ``"mm"``.
+        10000 for ``"cp"``, 3000 for ``"lbfgs"``, 200 for ``"mm"``.
     channel_axis : int, optional
         Axis of colour channels, coupled inside the norm (vectorial TV).
         ``None`` (default) for grayscale data.

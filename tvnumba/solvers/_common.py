@@ -31,9 +31,13 @@ class SolveInfo:
         ``"cp"`` with another data term: the relative primal step
         ``‖u_k − u_{k−1}‖ / ‖u_k‖`` (a residual, not a bound).
     converged : bool
-        ``gap <= eps`` was reached within ``max_num_iter``.  (``"mm"`` also
-        stops early, not converged, when the objective no longer decreases
-        beyond rounding: float32 data with a very small smoothing.)
+        ``gap <= eps`` was reached within ``max_num_iter``.  Early stops,
+        not converged, happen only at rounding: ``"cp"`` when the gap is
+        within 1000× of what the dtype can certify and has stopped
+        improving (float32 with ``eps`` ≲ 1e-6); ``"mm"`` when the objective
+        no longer decreases beyond rounding (float32 data with a very small
+        smoothing); ``"lbfgs"`` when no step decreases the objective at this
+        precision; ``"dct"`` when rounding kept its exact answer above eps.
     method : str
         The solver used: ``"cp"``, ``"lbfgs"``, ``"mm"`` or ``"dct"``.
     smoothing : float

@@ -58,7 +58,7 @@ def _mm_refuses(beta, smoothing, data):
 
 SOLVERS: dict[str, Solver] = {s.name: s for s in (
     Solver("cp", primal_dual, _cp_refuses,
-           lambda beta, s, data: beta == 1.0 and s == 0.0, 3000,
+           lambda beta, s, data: beta == 1.0 and s == 0.0, 10000,
            "primal-dual (Chambolle-Pock), beta = 1 without smoothing"),
     Solver("dct", dct, _dct_refuses,
            lambda beta, s, data: beta == 2.0 and data.dct_diagonal, 1,
