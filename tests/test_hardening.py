@@ -74,3 +74,18 @@ def test_cp_float64_converges_on_everyday_cases(seed):
     for iso in (True, False):
         u, info = tvnumba.denoise_tv_beta(f, weight, isotropic=iso, eps=1e-4, return_info=True)
         assert info.converged, (weight, iso, info)
+
+
+# --------------------------------------------------------------------------- no silent NaN image
+@pytest.mark.parametrize("dtype,weight", [(np.float32, 1e35), (np.float64, 1e200)])
+def test_huge_weight_beta_below_one_raises_instead_of_nan(dtype, weight):
+    f = np.random.default_rng(0).random((16, 16)).astype(dtype)
+    with pytest.raises(ValueError, match="weight="):
+        tvnumba.denoise_tv_beta(f, weight, 0.5)
+
+
+def test_large_finite_weight_still_solves():
+    f = np.random.default_rng(0).random((16, 16))
+    u, info = tvnumba.denoise_tv_beta(f, 1e10, 0.5, return_info=True)
+    assert np.isfinite(u).all() and info.converged
+    assert np.ptp(u) < 1e-6  # the limit: a constant image

@@ -15,7 +15,10 @@ minimiser in the plan's canonical layout with a :class:`SolveInfo`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
+
+import numpy as np
 
 from .._validate import Plan, check_callback, check_choice, check_max_iter, check_positive
 from ._common import Problem, SolveInfo
@@ -64,4 +67,11 @@ def solve(data: DataTerm, weight: float, *, backend, plan: Plan, method: str = "
     if solver.needs_smoothing and plan.smoothing == 0:
         problem = replace(problem, smoothing=internal_smoothing(problem))
     u5, info = solver.run(problem)
+    if not math.isfinite(info.objective):
+        # Finite, validated input: only overflow gets here (e.g. β < 1 weights
+        # weight·β·s^(β−2) beyond the dtype).  Never hand back a NaN image silently.
+        raise ValueError(
+            f"the {solver.name!r} solve overflowed {plan.dtype} with weight={weight!r} "
+            f"(beta={plan.beta!r}, smoothing={problem.smoothing!r}); use a smaller weight"
+            + (" or float64 input" if plan.dtype == np.float32 else ""))
     return u5, replace(info, smoothing=problem.smoothing)
