@@ -7,6 +7,13 @@ spinning next to Numba's made every solver step tens of times slower on a busy
 float32 sums in float64).  Each fused kernel updates its outputs in place and
 returns the scalars the caller needs next; :class:`tvnumba.backends.array.ArrayOps`
 is the same interface in whole-array operations.
+
+Sums are order-fixed: every reduction runs over chunks of :data:`CHUNK`
+elements, one float64 partial per chunk, added in chunk order.  A ``prange``
+reduction would combine per-thread partials whose extent the scheduler
+chooses (TBB steals work dynamically), so the last bits of a solve changed
+from run to run; chunked, they do not depend on the scheduler or on the number
+of threads.
 """
 
 from __future__ import annotations
@@ -18,6 +25,11 @@ from ..._threads import serialised
 from .tv_kernels import FASTMATH
 
 JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy", parallel=True)
+INLINE = dict(inline="always", fastmath=FASTMATH, error_model="numpy")
+
+#: Elements per partial sum: small enough to load-balance 2-64 threads on
+#: images, large enough that the partials cost nothing.
+CHUNK = 8192
 
 
 def _kernel(func):
@@ -26,39 +38,67 @@ def _kernel(func):
     return serialised(njit(**JIT)(func))
 
 
+@njit(**INLINE)
+def _span(c, n):
+    return c * CHUNK, min(n, (c + 1) * CHUNK)
+
+
+@njit(**INLINE)
+def _n_chunks(n):
+    return (n + CHUNK - 1) // CHUNK
+
 
 @_kernel
 def dot(a, b):
     """Σ a·b accumulated in float64."""
-    acc = 0.0
-    for t in prange(a.shape[0]):
-        acc += np.float64(a[t]) * np.float64(b[t])
-    return acc
+    n = a.shape[0]
+    part = np.empty(_n_chunks(n))
+    for c in prange(part.shape[0]):
+        lo, hi = _span(c, n)
+        sa, sb = a[lo:hi], b[lo:hi]
+        acc = 0.0
+        for t in range(sa.shape[0]):
+            acc += np.float64(sa[t]) * np.float64(sb[t])
+        part[c] = acc
+    return part.sum()
 
 
 @_kernel
 def sumsq_diff(a, b):
     """Σ (a - b)² accumulated in float64."""
-    acc = 0.0
-    for t in prange(a.shape[0]):
-        r = np.float64(a[t]) - np.float64(b[t])
-        acc += r * r
-    return acc
+    n = a.shape[0]
+    part = np.empty(_n_chunks(n))
+    for c in prange(part.shape[0]):
+        lo, hi = _span(c, n)
+        sa, sb = a[lo:hi], b[lo:hi]
+        acc = 0.0
+        for t in range(sa.shape[0]):
+            r = np.float64(sa[t]) - np.float64(sb[t])
+            acc += r * r
+        part[c] = acc
+    return part.sum()
 
 
 @_kernel
 def pcg_step(x, r, p, ap, minv, alpha):
     """x += α p; r -= α Ap.  Returns (r·r, r·M⁻¹r) in float64 (z = M⁻¹r is not
     stored: pcg_direction recomputes it, one array less to write and read)."""
-    rr = 0.0
-    rz = 0.0
-    for t in prange(x.shape[0]):
-        x[t] += alpha * p[t]
-        rt = r[t] - alpha * ap[t]
-        r[t] = rt
-        rr += np.float64(rt) * np.float64(rt)
-        rz += np.float64(rt) * np.float64(minv[t] * rt)
-    return rr, rz
+    n = x.shape[0]
+    part = np.empty((_n_chunks(n), 2))
+    for c in prange(part.shape[0]):
+        lo, hi = _span(c, n)
+        sx, sr, sp, sap, sm = x[lo:hi], r[lo:hi], p[lo:hi], ap[lo:hi], minv[lo:hi]
+        rr = 0.0
+        rz = 0.0
+        for t in range(sx.shape[0]):
+            sx[t] += alpha * sp[t]
+            rt = sr[t] - alpha * sap[t]
+            sr[t] = rt
+            rr += np.float64(rt) * np.float64(rt)
+            rz += np.float64(rt) * np.float64(sm[t] * rt)
+        part[c, 0] = rr
+        part[c, 1] = rz
+    return part[:, 0].sum(), part[:, 1].sum()
 
 
 @_kernel
@@ -71,53 +111,103 @@ def pcg_direction(p, r, minv, beta):
 @_kernel
 def residual_init(b, ax, minv, r):
     """r = b - Ax.  Returns (r·r, r·M⁻¹r) in float64."""
-    rr = 0.0
-    rz = 0.0
-    for t in prange(b.shape[0]):
-        rt = b[t] - ax[t]
-        r[t] = rt
-        rr += np.float64(rt) * np.float64(rt)
-        rz += np.float64(rt) * np.float64(minv[t] * rt)
-    return rr, rz
+    n = b.shape[0]
+    part = np.empty((_n_chunks(n), 2))
+    for c in prange(part.shape[0]):
+        lo, hi = _span(c, n)
+        sb, sax, sm, sr = b[lo:hi], ax[lo:hi], minv[lo:hi], r[lo:hi]
+        rr = 0.0
+        rz = 0.0
+        for t in range(sb.shape[0]):
+            rt = sb[t] - sax[t]
+            sr[t] = rt
+            rr += np.float64(rt) * np.float64(rt)
+            rz += np.float64(rt) * np.float64(sm[t] * rt)
+        part[c, 0] = rr
+        part[c, 1] = rz
+    return part[:, 0].sum(), part[:, 1].sum()
 
 
 @_kernel
 def smooth_objective_grad(u, f, gtv, weight, g):
     """g = (u - f) + weight·gtv.  Returns (½‖u - f‖², ‖g‖²) in float64."""
-    fid = 0.0
-    gg = 0.0
-    for t in prange(u.shape[0]):
-        r = u[t] - f[t]
-        gt = r + weight * gtv[t]
-        g[t] = gt
-        fid += 0.5 * r * r
-        gg += gt * gt
-    return fid, gg
+    n = u.shape[0]
+    part = np.empty((_n_chunks(n), 2))
+    for c in prange(part.shape[0]):
+        lo, hi = _span(c, n)
+        su, sf, sgtv, sg = u[lo:hi], f[lo:hi], gtv[lo:hi], g[lo:hi]
+        fid = 0.0
+        gg = 0.0
+        for t in range(su.shape[0]):
+            r = su[t] - sf[t]
+            gt = r + weight * sgtv[t]
+            sg[t] = gt
+            fid += 0.5 * r * r
+            gg += gt * gt
+        part[c, 0] = fid
+        part[c, 1] = gg
+    return part[:, 0].sum(), part[:, 1].sum()
 
 
 @_kernel
 def axpy_to(out, x, alpha, d):
-    """out = x + α d; returns Σ d² (float64)."""
-    acc = 0.0
+    """out = x + α d."""
     for t in prange(out.shape[0]):
         out[t] = x[t] + alpha * d[t]
-        acc += d[t] * d[t]
-    return acc
+
+
+@_kernel
+def axpy_norm(y, alpha, x):
+    """y += α x; returns ‖y‖² (float64)."""
+    n = y.shape[0]
+    part = np.empty(_n_chunks(n))
+    for c in prange(part.shape[0]):
+        lo, hi = _span(c, n)
+        sy, sx = y[lo:hi], x[lo:hi]
+        acc = 0.0
+        for t in range(sy.shape[0]):
+            yt = sy[t] + alpha * sx[t]
+            sy[t] = yt
+            acc += np.float64(yt) * np.float64(yt)
+        part[c] = acc
+    return part.sum()
 
 
 @_kernel
 def lbfgs_pair(s, y, u_new, u, g_new, g):
     """s = u_new - u, y = g_new - g.  Returns (s·y, y·y)."""
-    sy = 0.0
-    yy = 0.0
-    for t in prange(s.shape[0]):
-        st = u_new[t] - u[t]
-        yt = g_new[t] - g[t]
-        s[t] = st
-        y[t] = yt
-        sy += st * yt
-        yy += yt * yt
-    return sy, yy
+    n = s.shape[0]
+    part = np.empty((_n_chunks(n), 2))
+    for c in prange(part.shape[0]):
+        lo, hi = _span(c, n)
+        ss, sy_, sun, su = s[lo:hi], y[lo:hi], u_new[lo:hi], u[lo:hi]
+        sgn, sg = g_new[lo:hi], g[lo:hi]
+        sy = 0.0
+        yy = 0.0
+        for t in range(ss.shape[0]):
+            st = sun[t] - su[t]
+            yt = sgn[t] - sg[t]
+            ss[t] = st
+            sy_[t] = yt
+            sy += st * yt
+            yy += yt * yt
+        part[c, 0] = sy
+        part[c, 1] = yy
+    return part[:, 0].sum(), part[:, 1].sum()
+
+
+@njit(**INLINE)
+def _dot_rows(A, i, q, part):
+    """Σ A[i]·q, order-fixed (partials in ``part``)."""
+    n = q.shape[0]
+    for c in prange(part.shape[0]):
+        lo, hi = _span(c, n)
+        sa, sq = A[i, lo:hi], q[lo:hi]
+        acc = 0.0
+        for t in range(sq.shape[0]):
+            acc += sa[t] * sq[t]
+        part[c] = acc
+    return part.sum()
 
 
 @_kernel
@@ -125,14 +215,12 @@ def lbfgs_direction(g, S, Y, rho, order, gamma, q, alpha):
     """q = -H g by the two-loop recursion over the pairs ``order`` (oldest
     first); returns g·q (negative for a descent direction)."""
     n = g.shape[0]
+    part = np.empty(_n_chunks(n))
     for t in prange(n):
         q[t] = g[t]
     for ii in range(order.shape[0] - 1, -1, -1):
         i = order[ii]
-        a = 0.0
-        for t in prange(n):
-            a += S[i, t] * q[t]
-        a *= rho[i]
+        a = rho[i] * _dot_rows(S, i, q, part)
         alpha[i] = a
         for t in prange(n):
             q[t] -= a * Y[i, t]
@@ -140,28 +228,19 @@ def lbfgs_direction(g, S, Y, rho, order, gamma, q, alpha):
         q[t] *= gamma
     for ii in range(order.shape[0]):
         i = order[ii]
-        bt = 0.0
+        cc = alpha[i] - rho[i] * _dot_rows(Y, i, q, part)
         for t in prange(n):
-            bt += Y[i, t] * q[t]
-        c = alpha[i] - rho[i] * bt
-        for t in prange(n):
-            q[t] += c * S[i, t]
-    gq = 0.0
+            q[t] += cc * S[i, t]
     for t in prange(n):
         q[t] = -q[t]
-        gq += g[t] * q[t]
-    return gq
-
-
-@_kernel
-def axpy_norm(y, alpha, x):
-    """y += α x; returns ‖y‖² (float64)."""
-    acc = 0.0
-    for t in prange(y.shape[0]):
-        yt = y[t] + alpha * x[t]
-        y[t] = yt
-        acc += np.float64(yt) * np.float64(yt)
-    return acc
+    for c in prange(part.shape[0]):
+        lo, hi = _span(c, n)
+        sg, sq = g[lo:hi], q[lo:hi]
+        acc = 0.0
+        for t in range(sg.shape[0]):
+            acc += sg[t] * sq[t]
+        part[c] = acc
+    return part.sum()
 
 
 @_kernel
