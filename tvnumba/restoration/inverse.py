@@ -20,7 +20,7 @@ __all__ = ["solve_tv_beta", "deconvolve_tv_beta", "inpaint_tv_beta",
 #: Default ``weight`` of :func:`deconvolve_tv_beta`: the best of a sweep on
 #: camera and astronaut (512², [0, 1]) blurred by a Gaussian (σ = 2) or a
 #: 9-pixel motion PSF with Gaussian noise σ = 0.01 (benchmarks/bench_inverse.py).
-DECONVOLVE_WEIGHT = 0.002
+DECONVOLVE_WEIGHT = 0.001
 
 #: Default ``weight`` of :func:`inpaint_tv_beta` (noise-free known pixels,
 #: which are kept exactly anyway): small, so the fill follows the known pixels.
@@ -257,7 +257,7 @@ def deconvolve_tv_beta(image, psf, weight: float = DECONVOLVE_WEIGHT, beta: floa
         ``psf.shape // 2`` (odd sizes: the middle) is the origin.  The same
         PSF blurs every channel.
     weight : float, optional
-        TV weight ``>= 0``.  The default, :data:`DECONVOLVE_WEIGHT` = 0.002,
+        TV weight ``>= 0``.  The default, :data:`DECONVOLVE_WEIGHT` = 0.001,
         suits images in [0, 1] with noise σ ≈ 0.01; scale it with the noise
         level (roughly ∝ σ).
     beta : float, optional
@@ -307,8 +307,8 @@ def deconvolve_tv_beta(image, psf, weight: float = DECONVOLVE_WEIGHT, beta: floa
     .. math:: A u = \text{crop}(h \circledast u),
               \qquad A^T r = \text{crop}'(\bar h \circledast \text{pad}(r)),
 
-    a circular convolution on a zero-padded FFT grid of ``next_fast_len``
-    size cropped to the ``"valid"`` window (``A u`` equals
+    a circular convolution on a zero-padded FFT grid (of a fast, 5-smooth
+    size) cropped to the ``"valid"`` window (``A u`` equals
     ``scipy.signal.fftconvolve(u, psf, mode="valid")``), and its exact
     adjoint.  The data term only compares that window with ``f``; TV, on
     the extended grid, fills the margin.  The result is the extended
