@@ -87,11 +87,15 @@ def mm(problem: Problem, cg_iter: int = 10, cg_tol: float = 1e-2, extrapolate: b
     r = xp.empty_like(u)
     bf, rf, apf = b.reshape(-1), r.reshape(-1), ap.reshape(-1)
 
+    # β < 1: non-convex, the certificate is a stationarity measure, never a bound;
+    # dividing by a tiny μ (an ill-conditioned blur) would only make it unreachable.
+    mu = data.mu if problem.beta >= 1 else 1.0
+
     def stationarity(x, Fx):
         """Certificate at x, whose weights must be current (A_x x − Aᵀf = ∇F(x))."""
         apply(x, ap)
         xp.subtract(bf, apf, out=rf)
-        return certificate(Fx, ops.dot(rf, rf), data.mu)
+        return certificate(Fx, ops.dot(rf, rf), mu)
 
     F = weights_and_value(u)
     gap = stationarity(u, F)
