@@ -49,34 +49,33 @@ def _n_chunks(n):
 
 
 @_kernel
-def dot(a, b):
+def _pair_sum(a, b, diff):
+    """Σ (a - b)² if ``diff`` else Σ a·b, accumulated in float64."""
+    n = a.shape[0]
+    part = np.empty(_n_chunks(n))
+    for c in prange(part.shape[0]):
+        lo, hi = _span(c, n)
+        sa, sb = a[lo:hi], b[lo:hi]
+        acc = 0.0
+        if diff:
+            for t in range(sa.shape[0]):
+                r = np.float64(sa[t]) - np.float64(sb[t])
+                acc += r * r
+        else:
+            for t in range(sa.shape[0]):
+                acc += np.float64(sa[t]) * np.float64(sb[t])
+        part[c] = acc
+    return part.sum()
+
+
+def dot(a, b) -> float:
     """Σ a·b accumulated in float64."""
-    n = a.shape[0]
-    part = np.empty(_n_chunks(n))
-    for c in prange(part.shape[0]):
-        lo, hi = _span(c, n)
-        sa, sb = a[lo:hi], b[lo:hi]
-        acc = 0.0
-        for t in range(sa.shape[0]):
-            acc += np.float64(sa[t]) * np.float64(sb[t])
-        part[c] = acc
-    return part.sum()
+    return _pair_sum(a, b, False)
 
 
-@_kernel
-def sumsq_diff(a, b):
+def sumsq_diff(a, b) -> float:
     """Σ (a - b)² accumulated in float64."""
-    n = a.shape[0]
-    part = np.empty(_n_chunks(n))
-    for c in prange(part.shape[0]):
-        lo, hi = _span(c, n)
-        sa, sb = a[lo:hi], b[lo:hi]
-        acc = 0.0
-        for t in range(sa.shape[0]):
-            r = np.float64(sa[t]) - np.float64(sb[t])
-            acc += r * r
-        part[c] = acc
-    return part.sum()
+    return _pair_sum(a, b, True)
 
 
 @_kernel
