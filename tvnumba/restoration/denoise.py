@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from .._validate import check_bool, check_nonneg, float_dtype, make_plan
 from ..backends import select
 from ..solvers import Identity, SolveInfo, solve
+from .auto_weight import choose_weight
 
 __all__ = ["denoise_tv_beta", "DenoiseInfo"]
 
@@ -14,7 +17,7 @@ __all__ = ["denoise_tv_beta", "DenoiseInfo"]
 DenoiseInfo = SolveInfo
 
 
-def denoise_tv_beta(image, weight: float = 0.1, beta: float = 1.0, *, eps: float = 1e-3,
+def denoise_tv_beta(image, weight: float | str = 0.1, beta: float = 1.0, *, eps: float = 1e-3,
                     max_num_iter: int | None = None, channel_axis: int | None = None,
                     isotropic: bool = True, smoothing: float = 0.0, spacing=1.0,
                     method: str = "auto", device: str | None = None,
@@ -41,8 +44,11 @@ def denoise_tv_beta(image, weight: float = 0.1, beta: float = 1.0, *, eps: float
         channel axis.  Integer and bool images are converted with
         :func:`skimage.util.img_as_float`; float32 stays float32 (float16
         becomes float32).  Never modified.
-    weight : float, optional
-        Denoising weight ``>= 0``: larger removes more.
+    weight : float or "auto", optional
+        Denoising weight ``>= 0``: larger removes more.  ``"auto"`` estimates
+        the noise level and picks the weight that minimises Stein's unbiased
+        risk estimate of the mean squared error (see Notes); the choice is
+        reported in ``DenoiseInfo.weight`` and ``DenoiseInfo.sigma``.
     beta : float, optional
         Order β > 0 of the TV term.  1: classic TV (edges kept, staircasing);
         2: quadratic (Tikhonov) smoothing; β < 1 non-convex, sparsity
@@ -92,7 +98,19 @@ def denoise_tv_beta(image, weight: float = 0.1, beta: float = 1.0, *, eps: float
         Denoised image, same shape as ``image``; float32 for float16/float32
         input, float64 otherwise.
     info : DenoiseInfo
-        Only with ``return_info=True``.
+        Only with ``return_info=True``.  ``info.weight`` is the weight used;
+        ``info.sigma`` the estimated noise level with ``weight="auto"``,
+        ``None`` otherwise.
+
+    Raises
+    ------
+    ValueError
+        ``weight`` negative, not finite, or a string other than ``"auto"``;
+        ``weight="auto"`` on an image whose estimated noise level is 0 (pass a
+        numeric weight).  Also bad ``beta``, ``eps``, ``channel_axis``,
+        ``spacing``, ``method`` or an empty or non-finite ``image``.
+    TypeError
+        ``weight`` neither a real number nor a string.
 
     Notes
     -----
@@ -134,15 +152,58 @@ def denoise_tv_beta(image, weight: float = 0.1, beta: float = 1.0, *, eps: float
     differences, Neumann boundary).  scikit-image treats the channels of a
     colour image independently; here they are coupled in the norm.
 
+    ``weight="auto"`` assumes additive white Gaussian noise of one standard
+    deviation σ.  σ is estimated as :func:`skimage.restoration.estimate_sigma`
+    does (median absolute finest-scale db2 wavelet coefficient over 0.6745
+    [2]_, per channel and averaged; reimplemented, no PyWavelets needed).
+    The weight minimises the Monte-Carlo SURE [3]_ [4]_ of the denoiser
+    :math:`D_w`,
+
+    .. math::
+
+        \mathrm{SURE}(w) = \|D_w(f) - f\|^2 - N\sigma^2
+            + 2\sigma^2 \, \frac{b^\top (D_w(f + \delta b) - D_w(f))}{\delta},
+
+    an unbiased estimate of :math:`\|D_w(f) - u_{\text{clean}}\|^2` (the
+    last term estimates the divergence of :math:`D_w` with one fixed Gaussian
+    probe :math:`b`, :math:`\delta = 0.01\sigma`).  The search, in
+    :math:`\log w`, starts from ``c(β) R^(2−β) (σ/R)^p(β)`` (``R`` the data
+    range, constants fitted on camera), walks a 3-point grid of ratio 2
+    downhill until it brackets a minimum, then refines by bounded Brent to 5 %;
+    all its solves are float64 at ``eps=1e-3``.  Cost: 8 SURE
+    evaluations (16 solves; Brent uses the whole budget) plus the final
+    solve at ``eps``,
+    a median 20 times one solve.  On 7 scikit-image pictures at 256² with
+    σ ∈ {0.05, 0.1, 0.2} and β = 1 the PSNR is 0.05 dB below the best weight
+    on average, 0.27 dB at worst (``benchmarks/bench_auto_weight.py``); on
+    camera within 0.1 dB for β ∈ {0.5, 1.5, 2} as well.  For β < 1 the
+    denoiser is a local minimiser and SURE(w) is rough, so there the choice
+    is less certain.  Two rules without a search were measured and rejected
+    on the same cases: a constant ``w = 0.8σ`` (0.37 dB below on average,
+    2.5 dB at worst) and the discrepancy principle ``‖u − f‖² = Nσ²``
+    (2.1 dB below on average: the ratio ``‖u − f‖² / Nσ²`` of the best
+    weight ranges from 0.58 to 0.95 across images).  The σ estimate reads
+    signal as noise where edges are dense (small binary volumes): there the
+    weight comes out too large.
+
     References
     ----------
     .. [1] A. Chambolle and T. Pock, "A first-order primal-dual algorithm for
        convex problems with applications to imaging", J. Math. Imaging Vis.
        40 (2011), 120-145.
+    .. [2] D. L. Donoho and I. M. Johnstone, "Ideal spatial adaptation by
+       wavelet shrinkage", Biometrika 81 (1994), 425-455.
+    .. [3] C. M. Stein, "Estimation of the mean of a multivariate normal
+       distribution", Ann. Statist. 9 (1981), 1135-1151.
+    .. [4] S. Ramani, T. Blu and M. Unser, "Monte-Carlo SURE: a black-box
+       optimization of regularization parameters for general denoising
+       algorithms", IEEE Trans. Image Process. 17 (2008), 1540-1554.
 
     Examples
     --------
-    >>> import numpy as np
+    >>> from dataclasses import replace
+
+import numpy as np
     >>> from tvnumba.restoration import denoise_tv_beta
     >>> rng = np.random.default_rng(0)
     >>> clean = np.zeros((64, 64)); clean[16:48, 16:48] = 1.0
@@ -159,8 +220,18 @@ def denoise_tv_beta(image, weight: float = 0.1, beta: float = 1.0, *, eps: float
     >>> u_half, info = denoise_tv_beta(noisy, weight=0.05, beta=0.5, return_info=True)
     >>> info.method, info.converged
     ('mm', True)
+
+    ``weight="auto"`` estimates σ and picks the weight:
+
+    >>> u, info = denoise_tv_beta(noisy, weight="auto", return_info=True)
+    >>> round(info.sigma, 1), bool(0.05 < info.weight < 0.5)
+    (0.2, True)
     """
-    weight = check_nonneg("weight", weight)
+    auto = isinstance(weight, str)
+    if auto and weight != "auto":
+        raise ValueError(f"weight must be a number >= 0 or 'auto', got weight={weight!r}")
+    if not auto:
+        weight = check_nonneg("weight", weight)
     check_bool("return_info", return_info)
     if not hasattr(image, "shape") or not hasattr(image, "dtype"):
         image = np.asarray(image)
@@ -170,7 +241,13 @@ def denoise_tv_beta(image, weight: float = 0.1, beta: float = 1.0, *, eps: float
                      smoothing=smoothing, name="image")
     backend = backend.for_plan(plan)
     backend.check_finite(f, "image")
-    u5, info = solve(Identity(backend.canonical(f, plan)), weight, backend=backend, plan=plan,
+    f5 = backend.canonical(f, plan)
+    sigma = None
+    if auto:
+        weight, sigma, _ = choose_weight(f5, plan, backend, method=method,
+                                         max_num_iter=max_num_iter)
+    u5, info = solve(Identity(f5), weight, backend=backend, plan=plan,
                      method=method, eps=eps, max_num_iter=max_num_iter, callback=callback)
+    info = replace(info, weight=weight, sigma=sigma)
     u = backend.result(plan.from_canonical(backend.wrap(u5)).copy())
     return (u, info) if return_info else u

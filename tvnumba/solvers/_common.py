@@ -42,6 +42,12 @@ class SolveInfo:
         The solver used: ``"cp"``, ``"lbfgs"``, ``"mm"`` or ``"dct"``.
     smoothing : float
         The smoothing ``s`` the objective was minimised with.
+    weight : float or None
+        The weight the objective was minimised with (the chosen one for
+        ``weight="auto"``); ``None`` where the caller did not record it.
+    sigma : float or None
+        The estimated noise standard deviation with ``weight="auto"``;
+        ``None`` otherwise.
     """
 
     iterations: int
@@ -50,6 +56,8 @@ class SolveInfo:
     converged: bool
     method: str
     smoothing: float = 0.0
+    weight: float | None = None
+    sigma: float | None = None
 
 
 @dataclass(frozen=True)
