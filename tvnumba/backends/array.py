@@ -325,6 +325,9 @@ class ArrayBackend(Backend):
 
         return fft  # pragma: no cover
 
+    def to_host(self, a):
+        return a if self.xp is np else self.xp.asnumpy(a)
+
     def copy_into(self, out, a):
         if self.home is not None:
             return self.home.copy_into(out, a)

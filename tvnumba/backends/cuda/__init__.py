@@ -102,6 +102,11 @@ class CudaBackend(Backend):
     def wrap(self, a):
         return self.xp.asarray(a)
 
+    def to_host(self, a):
+        if isinstance(a, np.ndarray):
+            return a
+        return self.xp.asnumpy(self.xp.asarray(a))
+
     def as_compute(self, a, dtype):
         return a if a.dtype == dtype else a.astype(dtype)
 
