@@ -201,7 +201,7 @@ def _check_shape(shape, A, f, matrix: bool) -> tuple[int, ...]:
 
 
 # --------------------------------------------------------------------------- deconvolution
-def _check_psf(psf, n_spatial: int, image_spatial, dtype):
+def _check_psf(psf, n_spatial: int, image_spatial, dtype, backend):
     """The PSF as a host float array of ``dtype``, normalised to sum 1."""
     if not hasattr(psf, "shape") or not hasattr(psf, "dtype"):
         psf = np.asarray(psf)
@@ -214,7 +214,7 @@ def _check_psf(psf, n_spatial: int, image_spatial, dtype):
     if any(m > n for m, n in zip(psf.shape, image_spatial)):
         raise ValueError(f"psf must not be larger than the image, got psf.shape="
                          f"{tuple(psf.shape)} for an image of spatial shape {tuple(image_spatial)}")
-    host = np.asarray(psf.get() if hasattr(psf, "get") else psf, dtype=np.float64)
+    host = np.asarray(backend.to_host(psf), dtype=np.float64)
     if not np.isfinite(host).all():
         raise ValueError("psf contains NaN or Inf values")
     total = float(host.sum())
@@ -356,7 +356,7 @@ def deconvolve_tv_beta(image, psf, weight: float = DECONVOLVE_WEIGHT, beta: floa
     plan = make_plan(f, beta, channel_axis=channel_axis, spacing=spacing, isotropic=isotropic,
                      smoothing=smoothing, name="image")
     spatial = _spatial_axes(f.ndim, channel_axis)
-    h = _check_psf(psf, plan.n_spatial, [f.shape[a] for a in spatial], plan.dtype)
+    h = _check_psf(psf, plan.n_spatial, [f.shape[a] for a in spatial], plan.dtype, backend)
     backend = backend.for_plan(plan)
     backend.check_finite(f, "image")
     h5 = backend.bring(np.ascontiguousarray(_canonical_spatial(plan, spatial, h)))
