@@ -98,7 +98,7 @@ def test_tv_json_spacing_axes(files, tmp_path):
     path = tmp_path / "stack.tif"
     tifffile = pytest.importorskip("tifffile")
     tifffile.imwrite(path, img, photometric="minisblack")
-    r = run_cli("--json", "--spacing", "2", "0.5", "--axes", "1", "2", path, files["missing"])
+    r = run_cli(path, files["missing"], "--json", "--spacing", "2", "0.5", "--axes", "1", "2")
     assert r.returncode == 1
     assert r.stderr.strip().splitlines() == [f"tvnumba tv: error: {files['missing']}: no such file"]
     ok, bad, summary = (json.loads(line) for line in r.stdout.splitlines())
