@@ -53,7 +53,7 @@ def seams(args):
     print("|---" * (4 + len(depths)) + "|")
     for name, img in _images(args.size, args.vol).items():
         chunk = args.chunk if img.ndim == 2 else args.vol_chunk
-        for beta in (0.5, 1.0, 2.0):
+        for beta in [float(b) for b in args.betas.split(",")]:
             for weight in (0.05, 0.3):
                 kw = dict(eps=args.eps, max_num_iter=args.max_iter)
                 ref = tvnumba.denoise_tv_beta(img, weight, beta, **kw)
@@ -113,6 +113,8 @@ def throughput(args):
               f"{npix / t_mem:.0f} | - |", flush=True)
         X = da.from_array(x, chunks=chunk)
         v, g = tvd.tv_value_and_grad(X)
+        with tvnumba.thread_limit(1):  # warm-up: the kernels of the slab shapes load
+            dask.compute(v, g, scheduler="threads", num_workers=min(2, cpus))
         t = time.perf_counter()
         with tvnumba.thread_limit(1):
             vv, gg = dask.compute(v, g, scheduler="threads", num_workers=min(2, cpus))
@@ -129,6 +131,7 @@ def throughput(args):
                 # The data are made on the workers (not shipped), like data read from disk.
                 Y = da.random.default_rng(0).random(shape, dtype=np.float32, chunks=chunk)
                 v, g = tvd.tv_value_and_grad(Y)
+                dask.compute(v, g.sum())  # warm-up: imports and kernels in the workers
                 t = time.perf_counter()
                 vv, gsum = dask.compute(v, g.sum())
                 dt = time.perf_counter() - t
@@ -178,6 +181,7 @@ def main():
     p.add_argument("--chunk", type=int, default=64)
     p.add_argument("--vol-chunk", type=int, default=32)
     p.add_argument("--depths", default="8,16,32,64")
+    p.add_argument("--betas", default="0.5,1,2")
     p.add_argument("--eps", type=float, default=1e-6)
     p.add_argument("--max-iter", type=int, default=20000)
     p.add_argument("--memory-limit", default="200MB")
