@@ -21,9 +21,17 @@ extended by one pixel on every spatial side that has a neighbour (``depth=1``,
 :func:`denoise_tv_beta` is not separable: the solution at a pixel depends on the whole
 image, with an influence that decays with distance.  Each chunk is solved with a halo of
 ``depth`` pixels (default :data:`DEFAULT_DEPTH`) and cut back.  The seam error -- the
-largest difference to the whole-image solution, on images in [0, 1] -- measured by
-``benchmarks/bench_dask.py --seams`` (``benchmarks/RESULTS.md``, "Dask"), is below
-1e-3 at the default depth for β = 0.5, 1, 2 and weights 0.05-0.3.
+largest difference to the whole-image solution on [0, 1] images, both solved to
+``eps=1e-6`` -- measured by ``benchmarks/bench_dask.py seams`` (table in
+``benchmarks/RESULTS.md``, "Dask"; camera 256² in chunks of 64, ``binary_blobs`` 48³
+in chunks of 24):
+
+* β = 2 (linear): < 1e-9 from depth 16 at weights 0.05-0.3;
+* β = 1: depth 32 gives 6e-4 at weight 0.05 but 1e-2 at weight 0.3; depth 64 gives
+  4e-5 and 1.1e-3 -- TV's influence is long-range (a flat region's level depends on
+  the whole region), so large weights need depths comparable to the flat regions;
+* β < 1 (non-convex): no depth brings it below 1e-3 (0.1-0.3 at depths 8-64), because
+  each chunk's solver reaches another local minimiser near the input.
 
 Everything is lazy: the functions return Dask arrays (the value a 0-d one, or one value
 per batch item with ``reduction="none"``), so ``dask.compute(value, grad)`` shares the
@@ -46,9 +54,9 @@ from .tv import tv_grad as _tv_grad_memory
 __all__ = ["tv", "tv_grad", "tv_value_and_grad", "denoise_tv_beta", "is_dask_array",
            "DEFAULT_DEPTH"]
 
-#: Halo of :func:`denoise_tv_beta` per chunk side, in pixels: the smallest depth whose
-#: seam error stayed below 1e-3 in ``benchmarks/bench_dask.py --seams`` (see RESULTS.md).
-DEFAULT_DEPTH = 32
+#: Halo of :func:`denoise_tv_beta` per chunk side, in pixels: seam error below 1e-3 for
+#: β = 2 and for β = 1 up to weight ~0.3 (1.1e-3 there); see the module docstring.
+DEFAULT_DEPTH = 64
 
 
 def is_dask_array(x) -> bool:
@@ -272,8 +280,10 @@ def denoise_tv_beta(image, weight: float = 0.1, beta: float = 1.0, *, depth=None
         As in :func:`tvnumba.denoise_tv_beta` (each chunk is solved to ``eps``).
     depth : int or sequence of int, optional
         Halo in pixels on each side of a chunk, one value or one per spatial axis
-        (default :data:`DEFAULT_DEPTH`, seam error < 1e-3 on [0, 1] images for
-        β = 0.5-2, weight 0.05-0.3; larger weights spread further and need more).
+        (default :data:`DEFAULT_DEPTH` = 64: seam error < 1e-3 on [0, 1] images for
+        β = 2, and for β = 1 at weight 0.05 (1.1e-3 at weight 0.3); larger weights
+        spread further and need more; β < 1 differs by a local minimiser whatever the
+        depth, see the module docstring).
 
     Returns
     -------
@@ -297,8 +307,8 @@ def denoise_tv_beta(image, weight: float = 0.1, beta: float = 1.0, *, depth=None
     --------
     >>> import dask.array as da, numpy as np, tvnumba, tvnumba.dask
     >>> x = np.random.default_rng(0).random((128, 128))
-    >>> u = tvnumba.dask.denoise_tv_beta(da.from_array(x, chunks=64), 0.1).compute()
-    >>> bool(np.abs(u - tvnumba.denoise_tv_beta(x, 0.1)).max() < 1e-3)
+    >>> u = tvnumba.dask.denoise_tv_beta(da.from_array(x, chunks=64), 0.1, 2.0, depth=16)
+    >>> bool(np.abs(u.compute() - tvnumba.denoise_tv_beta(x, 0.1, 2.0)).max() < 1e-6)
     True
     """
     import dask.array as da
