@@ -85,3 +85,27 @@ def test_bad_channel_axis_for_a_file(files):
     assert "Traceback" not in r.stderr
     line, = r.stderr.strip().splitlines()
     assert line.startswith(f"tvnumba tv: error: {files['ok']}: ") and "channel_axis" in line
+
+
+def test_tv_json_spacing_axes(files, tmp_path):
+    """--json gives one record per file (errors too) and a summary; --spacing and --axes
+    reach tv()."""
+    import json
+
+    from tvnumba import tv
+
+    img = np.arange(24, dtype=np.float64).reshape(2, 3, 4) ** 1.5
+    path = tmp_path / "stack.tif"
+    tifffile = pytest.importorskip("tifffile")
+    tifffile.imwrite(path, img, photometric="minisblack")
+    r = run_cli(path, files["missing"], "--json", "--spacing", "2", "0.5", "--axes", "1", "2")
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines() == [f"tvnumba tv: error: {files['missing']}: no such file"]
+    ok, bad, summary = (json.loads(line) for line in r.stdout.splitlines())
+    assert ok["tv"] == pytest.approx(tv(img, axes=(1, 2), spacing=(2, 0.5)), rel=1e-12)
+    assert ok["status"] == "ok" and ok["shape"] == [2, 3, 4]
+    assert bad["status"] == "error" and bad["error"] == "no such file"
+    assert summary == {"summary": True, "files": 2, "ok": 1, "failed": 1}
+    r = run_cli(path, "--spacing", "1", "2", "3", "4")  # one spacing too many: one line
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "spacing" in r.stderr

@@ -1,0 +1,194 @@
+"""tvnumba on Dask arrays: seam error of chunked denoising, and throughput.
+
+Modes (run from the repository root; ``NUMBA_NUM_THREADS`` caps each process)::
+
+    python benchmarks/bench_dask.py seams [--size 256] [--vol 64] [--chunk 64]
+    python benchmarks/bench_dask.py throughput [--size 8192] [--vol 256]
+    python benchmarks/bench_dask.py ooc [--vol 256] [--memory-limit 200MB]
+
+``seams``: max-abs difference between ``tvnumba.dask.denoise_tv_beta`` (chunks of
+``--chunk``, halo ``depth``) and the whole-image solution, on camera (2-D, [0, 1]) and
+a ``binary_blobs`` volume with noise, for β = 0.5, 1, 2 and weights 0.05, 0.3; both solved
+to ``eps=1e-6`` so the solver's own tolerance does not hide or fake a seam.
+``throughput``: ``tvnumba.tv_value_and_grad`` in memory against the Dask version on the
+threaded scheduler and on a ``LocalCluster`` with 1 and 2 worker processes (1 thread
+each); Mpixel/s, and the peak memory of the workers.
+``ooc``: a volume stored as Zarr on disk, larger than the workers' ``memory_limit``,
+reduced by ``tvnumba.dask.tv`` and denoised to another Zarr store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import tvnumba  # noqa: E402
+import tvnumba.dask as tvd  # noqa: E402
+
+
+def _images(size, vol):
+    from skimage import data, transform
+
+    cam = data.camera().astype(np.float64) / 255.0
+    if size != cam.shape[0]:
+        cam = transform.resize(cam, (size, size), anti_aliasing=True)
+    rng = np.random.default_rng(0)
+    blobs = data.binary_blobs(length=vol, n_dim=3, volume_fraction=0.3, rng=1).astype(float)
+    blobs = np.clip(blobs + 0.2 * rng.standard_normal(blobs.shape), 0, 1)
+    return {"camera %d²" % size: cam, "blobs %d³" % vol: blobs}
+
+
+def seams(args):
+    import dask.array as da
+
+    depths = [int(d) for d in args.depths.split(",")]
+    print(f"| image | chunk | β | weight | " + " | ".join(f"depth {d}" for d in depths)
+          + " |")
+    print("|---" * (4 + len(depths)) + "|")
+    for name, img in _images(args.size, args.vol).items():
+        chunk = args.chunk if img.ndim == 2 else args.vol_chunk
+        for beta in [float(b) for b in args.betas.split(",")]:
+            for weight in (0.05, 0.3):
+                kw = dict(eps=args.eps, max_num_iter=args.max_iter)
+                ref = tvnumba.denoise_tv_beta(img, weight, beta, **kw)
+                errs = []
+                for depth in depths:
+                    if depth > chunk:
+                        errs.append("-")
+                        continue
+                    x = da.from_array(img, chunks=chunk)
+                    u = tvd.denoise_tv_beta(x, weight, beta, depth=depth, **kw)
+                    u = u.compute(scheduler="threads")
+                    err = np.abs(u - ref)
+                    errs.append(f"{err.max():.1e} ({np.quantile(err, 0.999):.0e})")
+                print(f"| {name} | {chunk} | {beta:g} | {weight:g} | " + " | ".join(errs)
+                      + " |", flush=True)
+    print("\nentries: max |u_dask − u| (99.9th percentile); eps", args.eps)
+
+
+def _cluster(n_workers, memory_limit="auto"):
+    from distributed import Client, LocalCluster
+
+    cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                           memory_limit=memory_limit, dashboard_address=None)
+    return cluster, Client(cluster)
+
+
+def _peak_worker_memory(client):
+    def peak():
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # MiB (Linux)
+
+    return client.run(peak)
+
+
+def throughput(args):
+    import dask
+    import dask.array as da
+
+    rng = np.random.default_rng(0)
+    cases = [("image %d² f32" % args.size, (args.size, args.size), args.chunk),
+             ("volume %d³ f32" % args.vol, (args.vol,) * 3, args.vol_chunk)]
+    cpus = len(os.sched_getaffinity(0))
+    print(f"CPUs: {cpus}; NUMBA_NUM_THREADS={os.environ.get('NUMBA_NUM_THREADS')}")
+    print("| data | run | workers × threads | s | Mpix/s | peak MiB/worker |")
+    print("|---|---|---|---|---|---|")
+    for name, shape, chunk in cases:
+        x = rng.random(shape, dtype=np.float32)
+        npix = x.size / 1e6
+        t = time.perf_counter()
+        v0, g0 = tvnumba.tv_value_and_grad(x)
+        t_mem = time.perf_counter() - t
+        t = time.perf_counter()
+        v0, g0 = tvnumba.tv_value_and_grad(x)
+        t_mem = min(t_mem, time.perf_counter() - t)
+        print(f"| {name} | in memory | 1 × {tvnumba.get_num_threads()} | {t_mem:.2f} | "
+              f"{npix / t_mem:.0f} | - |", flush=True)
+        X = da.from_array(x, chunks=chunk)
+        v, g = tvd.tv_value_and_grad(X)
+        with tvnumba.thread_limit(1):  # warm-up: the kernels of the slab shapes load
+            dask.compute(v, g, scheduler="threads", num_workers=min(2, cpus))
+        t = time.perf_counter()
+        with tvnumba.thread_limit(1):
+            vv, gg = dask.compute(v, g, scheduler="threads", num_workers=min(2, cpus))
+        dt = time.perf_counter() - t
+        assert abs(vv - v0) <= 1e-9 * abs(v0) and np.abs(gg - g0).max() < 1e-5
+        print(f"| {name} | dask threads, chunks {chunk} | {min(2, cpus)} threads | {dt:.2f} "
+              f"| {npix / dt:.0f} | - |", flush=True)
+        del gg
+        for n in (1, 2):
+            if n > cpus:
+                continue
+            cluster, client = _cluster(n)
+            try:
+                # The data are made on the workers (not shipped), like data read from disk.
+                Y = da.random.default_rng(0).random(shape, dtype=np.float32, chunks=chunk)
+                v, g = tvd.tv_value_and_grad(Y)
+                dask.compute(v, g.sum())  # warm-up: imports and kernels in the workers
+                t = time.perf_counter()
+                vv, gsum = dask.compute(v, g.sum())
+                dt = time.perf_counter() - t
+                peak = _peak_worker_memory(client)
+            finally:
+                client.close()
+                cluster.close()
+            print(f"| {name} | LocalCluster, chunks {chunk} | {n} × 1 | {dt:.2f} | "
+                  f"{npix / dt:.0f} | {max(peak.values()):.0f} |", flush=True)
+
+
+def ooc(args):
+    import tempfile
+
+    import dask.array as da
+
+    shape = (args.vol,) * 3
+    nbytes = np.prod(shape) * 4
+    with tempfile.TemporaryDirectory(dir=args.tmp) as d:
+        src = os.path.join(d, "vol.zarr")
+        da.random.default_rng(0).random(shape, dtype=np.float32,
+                                        chunks=args.vol_chunk).to_zarr(src)
+        cluster, client = _cluster(2, args.memory_limit)
+        try:
+            x = da.from_zarr(src)
+            t = time.perf_counter()
+            value = tvd.tv(x).compute()
+            t_tv = time.perf_counter() - t
+            t = time.perf_counter()
+            tvd.denoise_tv_beta(x, 0.1, 2.0, depth=8).to_zarr(os.path.join(d, "out.zarr"))
+            t_dn = time.perf_counter() - t
+            peak = _peak_worker_memory(client)
+        finally:
+            client.close()
+            cluster.close()
+    print(f"volume {shape} float32 = {nbytes / 2**20:.0f} MiB on disk (Zarr, chunks "
+          f"{args.vol_chunk}³); 2 workers × 1 thread, memory_limit {args.memory_limit} each")
+    print(f"tv: {t_tv:.1f} s (value {value:.6g}); denoise β=2 depth 8 to Zarr: {t_dn:.1f} s; "
+          f"peak RSS per worker {max(peak.values()):.0f} MiB")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("mode", choices=("seams", "throughput", "ooc"))
+    p.add_argument("--size", type=int, default=256)
+    p.add_argument("--vol", type=int, default=64)
+    p.add_argument("--chunk", type=int, default=64)
+    p.add_argument("--vol-chunk", type=int, default=32)
+    p.add_argument("--depths", default="8,16,32,64")
+    p.add_argument("--betas", default="0.5,1,2")
+    p.add_argument("--eps", type=float, default=1e-6)
+    p.add_argument("--max-iter", type=int, default=20000)
+    p.add_argument("--memory-limit", default="200MB")
+    p.add_argument("--tmp", default=None)
+    args = p.parse_args()
+    {"seams": seams, "throughput": throughput, "ooc": ooc}[args.mode](args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,350 @@
+"""β-TV and TV denoising of Dask arrays, chunk by chunk (``pip install tvnumba[dask]``).
+
+:func:`tv`, :func:`tv_grad` and :func:`tv_value_and_grad` are **exact**: they give the
+in-memory result (to float64 rounding in the sum of the chunks' parts).  Each chunk is
+extended by one pixel on every spatial side that has a neighbour (``depth=1``,
+``boundary="none"``: the array's own edges keep their Neumann boundary), then
+
+* the value: a chunk counts the terms of the pixels it owns -- each pixel's term uses
+  its forward differences, so it needs the next pixel, which the high-side halo holds.
+  Running the kernel on (owned pixels + high halo) also counts the halo's own terms;
+  those sit on the "upper faces" of that box, and a face's terms are exactly the TV of
+  the face alone (its differences across the face are zero in both), so they are
+  removed by inclusion-exclusion over the faces (2^k kernel calls for k halo axes,
+  all but one on slabs);
+* the gradient at a pixel ``p`` is ``Σ_d (w D_d u)(p − e_d) − (w D_d u)(p)`` (divided
+  by ``h_d``): it reads the weight ``w`` of the previous pixel along each axis, which
+  needs that pixel's forward neighbours -- all inside the depth-1 halo, corners
+  included -- so the kernel on the extended chunk is exact on the owned pixels, and
+  the halo is cut off.
+
+:func:`denoise_tv_beta` is not separable: the solution at a pixel depends on the whole
+image, with an influence that decays with distance.  Each chunk is solved with a halo of
+``depth`` pixels (default :data:`DEFAULT_DEPTH`) and cut back.  The seam error -- the
+largest difference to the whole-image solution on [0, 1] images, both solved to
+``eps=1e-6`` -- measured by ``benchmarks/bench_dask.py seams`` (table in
+``benchmarks/RESULTS.md``, "Dask"; camera 256² in chunks of 64, ``binary_blobs`` 48³
+in chunks of 24):
+
+* β = 2 (linear): < 1e-9 from depth 16 at weights 0.05-0.3;
+* β = 1: depth 32 gives 6e-4 at weight 0.05 but 1e-2 at weight 0.3; depth 64 gives
+  4e-5 and 1.1e-3 -- TV's influence is long-range (a flat region's level depends on
+  the whole region), so large weights need depths comparable to the flat regions;
+* β < 1 (non-convex): no depth brings it below 1e-3 (0.1-0.3 at depths 8-64), because
+  each chunk's solver reaches another local minimiser near the input.
+
+Everything is lazy: the functions return Dask arrays (the value a 0-d one, or one value
+per batch item with ``reduction="none"``), so ``dask.compute(value, grad)`` shares the
+halo exchange.  Every chunk runs the tvnumba kernels with the worker's threads; on a
+``distributed`` cluster, keep ``workers × threads per worker × tvnumba threads`` within
+the cores (``tvnumba.set_num_threads`` or ``NUMBA_NUM_THREADS`` in the workers).
+"""
+
+from __future__ import annotations
+
+import itertools
+import numbers
+
+import numpy as np
+
+from ._validate import check_nonneg, float_dtype, make_plan, normalize_axis
+from .tv import tv as _tv_memory
+from .tv import tv_grad as _tv_grad_memory
+
+__all__ = ["tv", "tv_grad", "tv_value_and_grad", "denoise_tv_beta", "is_dask_array",
+           "DEFAULT_DEPTH"]
+
+#: Halo of :func:`denoise_tv_beta` per chunk side, in pixels: seam error below 1e-3 for
+#: β = 2 and for β = 1 up to weight ~0.3 (1.1e-3 there); see the module docstring.
+DEFAULT_DEPTH = 64
+
+
+def is_dask_array(x) -> bool:
+    """Whether ``x`` is a Dask array (without importing Dask when it is not loaded)."""
+    import sys
+
+    da = sys.modules.get("dask.array")
+    return da is not None and isinstance(x, da.Array)
+
+
+def _roles(x, axes, channel_axis) -> tuple[tuple[int, ...], int | None]:
+    """The spatial axes and the channel axis of ``x`` (already validated by make_plan)."""
+    ndim = x.ndim
+    if channel_axis is not None:
+        channel_axis = normalize_axis(channel_axis, ndim, "channel_axis")
+    if axes is None:
+        spatial = tuple(a for a in range(ndim) if a != channel_axis)
+    else:
+        raw = (axes,) if np.ndim(axes) == 0 else tuple(axes)
+        spatial = tuple(sorted(normalize_axis(a, ndim, "axes") for a in raw))
+    return spatial, channel_axis
+
+
+def _prepare(u, beta, axes, channel_axis, spacing, isotropic, smoothing, reduction):
+    import dask.array as da
+
+    if not isinstance(u, da.Array):
+        u = da.asarray(u)
+    plan = make_plan(u, beta, axes=axes, channel_axis=channel_axis, spacing=spacing,
+                     isotropic=isotropic, smoothing=smoothing, reduction=reduction)
+    spatial, channel = _roles(u, axes, channel_axis)
+    if channel is not None and u.numblocks[channel] > 1:
+        u = u.rechunk({channel: -1})  # channels are coupled inside the norm
+    return u, plan, spatial, channel
+
+
+def _extended(u, spatial):
+    import dask.array as da
+
+    return da.overlap.overlap(u, depth={d: 1 for d in spatial},
+                              boundary={d: "none" for d in spatial}, allow_rechunk=False)
+
+
+def _block_value(block, block_info=None, *, spatial, batch, kw):
+    """This chunk's share of the per-batch TV (keepdims on every non-batch axis)."""
+    info = block_info[0]
+    loc, nblocks = info["chunk-location"], info["num-chunks"]
+    low = tuple(slice(1, None) if d in spatial and loc[d] > 0 else slice(None)
+                for d in range(block.ndim))
+    e = block[low]  # owned pixels + the high-side halo
+    high = [d for d in spatial if loc[d] < nblocks[d] - 1]
+    total = 0.0
+    for k in range(len(high) + 1):
+        for faces in itertools.combinations(high, k):
+            sub = e[tuple(slice(-1, None) if d in faces else slice(None)
+                          for d in range(e.ndim))]
+            total = total + (-1) ** k * _tv_memory(sub, reduction="none", **kw)
+    shape = tuple(block.shape[d] if d in batch else 1 for d in range(block.ndim))
+    return np.asarray(total, dtype=np.float64).reshape(shape)
+
+
+def _lazy_value(ext, u, plan, spatial, channel, kw):
+    batch = tuple(d for d in range(u.ndim) if d not in spatial and d != channel)
+    chunks = tuple(u.chunks[d] if d in batch else (1,) * u.numblocks[d]
+                   for d in range(u.ndim))
+    parts = ext.map_blocks(_block_value, spatial=spatial, batch=batch, kw=kw,
+                           chunks=chunks, dtype=np.float64,
+                           meta=np.empty((0,) * u.ndim, np.float64))
+    per_batch = parts.sum(axis=tuple(d for d in range(u.ndim) if d not in batch))
+    if plan.reduction == "none":
+        return per_batch
+    return per_batch.sum() * plan.scale()
+
+
+def _block_grad(block, *, kw, scale, out_dtype):
+    g = _tv_grad_memory(block, reduction="sum", **kw)
+    if scale != 1.0:
+        g = g * out_dtype.type(scale)
+    return g.astype(out_dtype, copy=False)
+
+
+def _lazy_grad(ext, plan, spatial, kw):
+    import dask.array as da
+
+    g = ext.map_blocks(_block_grad, kw=kw, scale=plan.scale(), out_dtype=plan.dtype,
+                       dtype=plan.dtype,
+                       meta=np.empty((0,) * ext.ndim, plan.dtype))
+    return da.overlap.trim_internal(g, {d: 1 for d in spatial},
+                                    boundary={d: "none" for d in spatial})
+
+
+def _kw(spatial, channel, spacing, isotropic, smoothing, beta, device):
+    return dict(beta=beta, axes=spatial, channel_axis=channel, spacing=spacing,
+                isotropic=isotropic, smoothing=smoothing, device=device)
+
+
+def tv(u, beta: float = 1.0, *, axes=None, channel_axis: int | None = None, spacing=1.0,
+       isotropic: bool = True, smoothing: float = 0.0, reduction: str = "sum",
+       device: str | None = None):
+    """:func:`tvnumba.tv` of a Dask array, exact and lazy.
+
+    Parameters
+    ----------
+    u : dask.array.Array
+        Any chunking; the channel axis is rechunked to one chunk.
+    beta, axes, channel_axis, spacing, isotropic, smoothing, reduction, device
+        As in :func:`tvnumba.tv`.
+
+    Returns
+    -------
+    dask.array.Array
+        0-d float64 (``"sum"``, ``"mean"``) or one value per batch item (``"none"``).
+
+    Examples
+    --------
+    >>> import dask.array as da, numpy as np, tvnumba, tvnumba.dask
+    >>> x = np.random.default_rng(0).random((64, 64))
+    >>> v = tvnumba.dask.tv(da.from_array(x, chunks=16)).compute()
+    >>> bool(abs(v - tvnumba.tv(x)) < 1e-9 * v)
+    True
+    """
+    return tv_value_and_grad(u, beta, axes=axes, channel_axis=channel_axis, spacing=spacing,
+                             isotropic=isotropic, smoothing=smoothing, reduction=reduction,
+                             device=device, _want=(True, False))[0]
+
+
+def tv_grad(u, beta: float = 1.0, *, axes=None, channel_axis: int | None = None, spacing=1.0,
+            isotropic: bool = True, smoothing: float = 0.0, reduction: str = "sum",
+            device: str | None = None):
+    """:func:`tvnumba.tv_grad` of a Dask array, exact and lazy (``u``'s chunks).
+
+    Parameters
+    ----------
+    u : dask.array.Array
+        Any chunking; the channel axis is rechunked to one chunk.
+    beta, axes, channel_axis, spacing, isotropic, smoothing, reduction, device
+        As in :func:`tvnumba.tv_grad`.
+
+    Returns
+    -------
+    dask.array.Array
+        The gradient, ``u``'s shape, float32 for float16/float32 input, else float64.
+    """
+    return tv_value_and_grad(u, beta, axes=axes, channel_axis=channel_axis, spacing=spacing,
+                             isotropic=isotropic, smoothing=smoothing, reduction=reduction,
+                             device=device, _want=(False, True))[1]
+
+
+def tv_value_and_grad(u, beta: float = 1.0, *, axes=None, channel_axis: int | None = None,
+                      spacing=1.0, isotropic: bool = True, smoothing: float = 0.0,
+                      reduction: str = "sum", device: str | None = None, _want=(True, True)):
+    """:func:`tv` and :func:`tv_grad` from one halo exchange (both lazy).
+
+    Parameters
+    ----------
+    u : dask.array.Array
+        Any chunking; the channel axis is rechunked to one chunk.
+    beta, axes, channel_axis, spacing, isotropic, smoothing, reduction, device
+        As in :func:`tvnumba.tv_value_and_grad`.
+
+    Returns
+    -------
+    value : dask.array.Array
+        As :func:`tv`.
+    grad : dask.array.Array
+        As :func:`tv_grad`.
+    """
+    u, plan, spatial, channel = _prepare(u, beta, axes, channel_axis, spacing, isotropic,
+                                         smoothing, reduction)
+    # The blocks get the spatial axes sorted; the spacing follows them.
+    sp = spacing
+    if axes is not None and np.ndim(spacing) != 0:
+        raw = (axes,) if np.ndim(axes) == 0 else tuple(axes)
+        by_axis = {normalize_axis(a, u.ndim, "axes"): float(h)
+                   for a, h in zip(raw, np.broadcast_to(np.asarray(spacing, float),
+                                                        (len(raw),)))}
+        sp = tuple(by_axis[d] for d in spatial)
+    kw = _kw(spatial, channel, sp, isotropic, smoothing, beta, device)
+    ext = _extended(u, spatial)
+    value = _lazy_value(ext, u, plan, spatial, channel, kw) if _want[0] else None
+    grad = _lazy_grad(ext, plan, spatial, kw) if _want[1] else None
+    return value, grad
+
+
+def _block_denoise(block, *, weight, beta, smoothing, kw):
+    from .restoration import denoise_tv_beta as _denoise
+
+    return _denoise(block, weight, beta, smoothing=smoothing, **kw)
+
+
+def _check_depth(depth, spatial) -> dict[int, int]:
+    if depth is None:
+        depth = DEFAULT_DEPTH
+    if np.ndim(depth) == 0:
+        depth = (depth,) * len(spatial)
+    depth = tuple(depth)
+    if len(depth) != len(spatial):
+        raise ValueError(f"depth needs one value or one per spatial axis ({len(spatial)}), "
+                         f"got depth={depth!r}")
+    out = {}
+    for d, k in zip(spatial, depth):
+        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 0:
+            raise ValueError(f"depth must be integers >= 0, got depth={depth!r}")
+        out[d] = int(k)
+    return out
+
+
+def denoise_tv_beta(image, weight: float = 0.1, beta: float = 1.0, *, depth=None,
+                    eps: float = 1e-3, max_num_iter: int | None = None,
+                    channel_axis: int | None = None, isotropic: bool = True,
+                    smoothing: float = 0.0, spacing=1.0, method: str = "auto",
+                    device: str | None = None):
+    """:func:`tvnumba.denoise_tv_beta` of a Dask array, chunk by chunk with a halo (lazy).
+
+    Parameters
+    ----------
+    image : dask.array.Array
+        Image or volume; the channel axis is rechunked to one chunk.  Every chunk along
+        an axis with several chunks must be at least ``depth`` pixels long.
+    weight, beta, eps, max_num_iter, channel_axis, isotropic, smoothing, spacing, method, device
+        As in :func:`tvnumba.denoise_tv_beta` (each chunk is solved to ``eps``).
+    depth : int or sequence of int, optional
+        Halo in pixels on each side of a chunk, one value or one per spatial axis
+        (default :data:`DEFAULT_DEPTH` = 64: seam error < 1e-3 on [0, 1] images for
+        β = 2, and for β = 1 at weight 0.05 (1.1e-3 at weight 0.3); larger weights
+        spread further and need more; β < 1 differs by a local minimiser whatever the
+        depth, see the module docstring).
+
+    Returns
+    -------
+    dask.array.Array
+        The denoised image, ``image``'s chunks; float32 for float16/float32 input, else
+        float64.
+
+    Raises
+    ------
+    ValueError
+        A chunk shorter than ``depth`` along an axis with several chunks, or any
+        argument the in-memory function rejects.
+
+    Notes
+    -----
+    With β < 1 and ``smoothing=0`` the in-memory function uses an internal smoothing
+    from the data range (``1e-3 (max f − min f) / min h``); here it is computed from the
+    whole array (a lazy reduction) so that every chunk solves the same problem.
+
+    Examples
+    --------
+    >>> import dask.array as da, numpy as np, tvnumba, tvnumba.dask
+    >>> x = np.random.default_rng(0).random((128, 128))
+    >>> u = tvnumba.dask.denoise_tv_beta(da.from_array(x, chunks=64), 0.1, 2.0, depth=16)
+    >>> bool(np.abs(u.compute() - tvnumba.denoise_tv_beta(x, 0.1, 2.0)).max() < 1e-6)
+    True
+    """
+    import dask.array as da
+
+    if not isinstance(image, da.Array):
+        image = da.asarray(image)
+    weight = check_nonneg("weight", weight)
+    plan = make_plan(image, beta, channel_axis=channel_axis, spacing=spacing,
+                     isotropic=isotropic, smoothing=smoothing, name="image")
+    spatial, channel = _roles(image, None, channel_axis)
+    if channel is not None and image.numblocks[channel] > 1:
+        image = image.rechunk({channel: -1})
+    depths = _check_depth(depth, spatial)
+    for d in spatial:
+        if image.numblocks[d] > 1 and depths[d] > 0 and min(image.chunks[d]) < depths[d]:
+            raise ValueError(
+                f"image has a chunk of {min(image.chunks[d])} pixels along axis {d}, smaller "
+                f"than depth={depths[d]}: rechunk (image.rechunk(...)) to chunks of at least "
+                f"{depths[d]} pixels, or pass a smaller depth=")
+        if image.numblocks[d] == 1:
+            depths[d] = 0  # no neighbour: the array's edge keeps its Neumann boundary
+    ftype = float_dtype(image.dtype, "image")
+    s = plan.smoothing
+    if plan.beta < 1 and s == 0:
+        from .solvers.mm import INTERNAL_SMOOTHING
+        from skimage.util import img_as_float
+
+        # One smoothing for every chunk, from the whole data range (lazy).
+        f = image.map_blocks(img_as_float, dtype=np.float64) if image.dtype.kind in "biu" \
+            else image
+        s = (da.maximum(f.max() - f.min(), 1e-12) * INTERNAL_SMOOTHING
+             * max(plan.inv_spacing))
+    kw = dict(eps=eps, max_num_iter=max_num_iter, channel_axis=channel,
+              isotropic=isotropic, spacing=spacing, method=method, device=device)
+    depth_all = {d: depths.get(d, 0) for d in range(image.ndim)}
+    return image.map_overlap(_block_denoise, depth=depth_all, boundary="none",
+                             trim=True, allow_rechunk=False, dtype=ftype,
+                             meta=np.empty((0,) * image.ndim, ftype),
+                             weight=weight, beta=plan.beta, smoothing=s, kw=kw)
