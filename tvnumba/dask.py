@@ -48,8 +48,8 @@ import numbers
 import numpy as np
 
 from ._validate import check_nonneg, float_dtype, make_plan, normalize_axis
-from .tv import tv as _tv_memory
-from .tv import tv_grad as _tv_grad_memory
+from ._tv_core import tv_compute
+from .backends import is_dask_array
 
 __all__ = ["tv", "tv_grad", "tv_value_and_grad", "denoise_tv_beta", "is_dask_array",
            "DEFAULT_DEPTH"]
@@ -57,14 +57,6 @@ __all__ = ["tv", "tv_grad", "tv_value_and_grad", "denoise_tv_beta", "is_dask_arr
 #: Halo of :func:`denoise_tv_beta` per chunk side, in pixels: seam error below 1e-3 for
 #: β = 2 and for β = 1 up to weight ~0.3 (1.1e-3 there); see the module docstring.
 DEFAULT_DEPTH = 64
-
-
-def is_dask_array(x) -> bool:
-    """Whether ``x`` is a Dask array (without importing Dask when it is not loaded)."""
-    import sys
-
-    da = sys.modules.get("dask.array")
-    return da is not None and isinstance(x, da.Array)
 
 
 def _roles(x, axes, channel_axis) -> tuple[tuple[int, ...], int | None]:
@@ -113,7 +105,8 @@ def _block_value(block, block_info=None, *, spatial, batch, kw):
         for faces in itertools.combinations(high, k):
             sub = e[tuple(slice(-1, None) if d in faces else slice(None)
                           for d in range(e.ndim))]
-            total = total + (-1) ** k * _tv_memory(sub, reduction="none", **kw)
+            value, _ = tv_compute(sub, want_grad=False, reduction="none", **kw)
+            total = total + (-1) ** k * value
     shape = tuple(block.shape[d] if d in batch else 1 for d in range(block.ndim))
     return np.asarray(total, dtype=np.float64).reshape(shape)
 
@@ -132,7 +125,7 @@ def _lazy_value(ext, u, plan, spatial, channel, kw):
 
 
 def _block_grad(block, *, kw, scale, out_dtype):
-    g = _tv_grad_memory(block, reduction="sum", **kw)
+    _, g = tv_compute(block, want_grad=True, reduction="sum", **kw)
     if scale != 1.0:
         g = g * out_dtype.type(scale)
     return g.astype(out_dtype, copy=False)
@@ -242,9 +235,9 @@ def tv_value_and_grad(u, beta: float = 1.0, *, axes=None, channel_axis: int | No
 
 
 def _block_denoise(block, *, weight, beta, smoothing, kw):
-    from .restoration import denoise_tv_beta as _denoise
+    from .restoration._core import denoise
 
-    return _denoise(block, weight, beta, smoothing=smoothing, **kw)
+    return denoise(block, weight, beta, smoothing=smoothing, **kw)[0]
 
 
 def _check_depth(depth, spatial) -> dict[int, int]:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import numpy as np
-
-from ._validate import make_plan
-from .backends import select
+from ._tv_core import tv_compute
+from .backends import is_dask_array
 
 __all__ = ["tv", "tv_grad", "tv_value_and_grad"]
 
@@ -61,17 +59,17 @@ def _docstring(func):
 
 
 def _run(u, beta, want_grad, out, axes, channel_axis, spacing, isotropic, smoothing,
-         reduction, device):
-    """Validate once, choose the backend once, compute: ``(value, grad or None)``."""
-    if not hasattr(u, "shape") or not hasattr(u, "dtype"):
-        u = np.asarray(u)
-    backend = select(u, device)
-    plan = make_plan(u, beta, axes=axes, channel_axis=channel_axis, spacing=spacing,
-                     isotropic=isotropic, smoothing=smoothing, reduction=reduction)
-    backend = backend.for_plan(plan)
-    out = backend.check_out(out, plan) if want_grad else None
-    values, grad = backend.tv(u, plan, want_grad, out)
-    return plan.reduce(values), grad
+         reduction, device, want_value=True):
+    """``(value, grad or None)``: in memory, or lazily for a Dask array."""
+    kw = dict(axes=axes, channel_axis=channel_axis, spacing=spacing, isotropic=isotropic,
+              smoothing=smoothing, reduction=reduction, device=device)
+    if is_dask_array(u):
+        if out is not None:
+            raise TypeError("out= is not supported for Dask arrays (the result is lazy)")
+        from . import dask as tv_dask
+
+        return tv_dask.tv_value_and_grad(u, beta, _want=(want_value, want_grad), **kw)
+    return tv_compute(u, beta, want_grad=want_grad, out=out, **kw)
 
 
 @_docstring
@@ -153,7 +151,7 @@ def tv_grad(u, beta: float = 1.0, *, axes=None, channel_axis: int | None = None,
     array([-2., -2.,  4.])
     """
     _, grad = _run(u, beta, True, out, axes, channel_axis, spacing, isotropic,
-                   smoothing, reduction, device)
+                   smoothing, reduction, device, want_value=False)
     return grad
 
 

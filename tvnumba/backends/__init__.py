@@ -26,7 +26,7 @@ import numpy as np
 from .._validate import check_device
 from .base import Backend
 
-__all__ = ["Backend", "select", "array_kind", "is_gpu_array"]
+__all__ = ["Backend", "select", "array_kind", "is_gpu_array", "is_dask_array"]
 
 
 def array_kind(a) -> str:
@@ -46,6 +46,14 @@ def is_numba_array(a) -> bool:
 def is_gpu_array(a) -> bool:
     return is_numba_array(a) or (
         hasattr(a, "__cuda_array_interface__") and not isinstance(a, np.ndarray))
+
+
+def is_dask_array(a) -> bool:
+    """A Dask array (checked without importing Dask when it is not loaded)."""
+    import sys
+
+    da = sys.modules.get("dask.array")
+    return da is not None and isinstance(a, da.Array)
 
 
 def select(u, device=None, *, solver: bool = False) -> Backend:

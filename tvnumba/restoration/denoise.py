@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
-import numpy as np
-
-from .._validate import check_bool, check_nonneg, float_dtype, make_plan
-from ..backends import select
-from ..solvers import Identity, SolveInfo, solve
-from .auto_weight import choose_weight
+from .._validate import check_bool
+from ..backends import is_dask_array
+from ..solvers import SolveInfo
+from ._core import check_weight, denoise
 
 __all__ = ["denoise_tv_beta", "DenoiseInfo"]
 
@@ -227,27 +223,16 @@ import numpy as np
     >>> round(info.sigma, 1), bool(0.05 < info.weight < 0.5)
     (0.2, True)
     """
-    auto = isinstance(weight, str)
-    if auto and weight != "auto":
-        raise ValueError(f"weight must be a number >= 0 or 'auto', got weight={weight!r}")
-    if not auto:
-        weight = check_nonneg("weight", weight)
     check_bool("return_info", return_info)
-    if not hasattr(image, "shape") or not hasattr(image, "dtype"):
-        image = np.asarray(image)
-    backend = select(image, device, solver=True)
-    f = backend.bring(backend.as_float_image(image, float_dtype(image.dtype, "image")))
-    plan = make_plan(f, beta, channel_axis=channel_axis, spacing=spacing, isotropic=isotropic,
-                     smoothing=smoothing, name="image")
-    backend = backend.for_plan(plan)
-    backend.check_finite(f, "image")
-    f5 = backend.canonical(f, plan)
-    sigma = None
-    if auto:
-        weight, sigma, _ = choose_weight(f5, plan, backend, method=method,
-                                         max_num_iter=max_num_iter)
-    u5, info = solve(Identity(f5), weight, backend=backend, plan=plan,
-                     method=method, eps=eps, max_num_iter=max_num_iter, callback=callback)
-    info = replace(info, weight=weight, sigma=sigma)
-    u = backend.result(plan.from_canonical(backend.wrap(u5)).copy())
+    kw = dict(eps=eps, max_num_iter=max_num_iter, channel_axis=channel_axis,
+              isotropic=isotropic, smoothing=smoothing, spacing=spacing, method=method,
+              device=device)
+    if is_dask_array(image):
+        if return_info or callback is not None:
+            raise TypeError("return_info and callback are not supported for Dask arrays "
+                            "(each chunk is solved separately, lazily)")
+        from .. import dask as tv_dask
+
+        return tv_dask.denoise_tv_beta(image, check_weight(weight), beta, **kw)
+    u, info = denoise(image, weight, beta, callback=callback, **kw)
     return (u, info) if return_info else u

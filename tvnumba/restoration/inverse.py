@@ -13,6 +13,7 @@ from ..backends import select
 from ..operators.convolution import BOUNDARIES, Convolution
 from ..operators.linear import LinearOperatorTerm, _is_matrix_like
 from ..solvers import Diagonal, solve
+from ._core import finish, prepare
 
 __all__ = ["solve_tv_beta", "deconvolve_tv_beta", "inpaint_tv_beta",
            "DECONVOLVE_WEIGHT", "INPAINT_WEIGHT"]
@@ -349,15 +350,10 @@ def deconvolve_tv_beta(image, psf, weight: float = DECONVOLVE_WEIGHT, beta: floa
     weight = check_nonneg("weight", weight)
     check_bool("return_info", return_info)
     check_choice("boundary", boundary, BOUNDARIES)
-    if not hasattr(image, "shape") or not hasattr(image, "dtype"):
-        image = np.asarray(image)
-    backend = select(image, device, solver=True)
-    f = backend.bring(backend.as_float_image(image, float_dtype(image.dtype, "image")))
-    plan = make_plan(f, beta, channel_axis=channel_axis, spacing=spacing, isotropic=isotropic,
-                     smoothing=smoothing, name="image")
+    backend, f, plan = prepare(image, beta, device=device, channel_axis=channel_axis,
+                               spacing=spacing, isotropic=isotropic, smoothing=smoothing)
     spatial = _spatial_axes(f.ndim, channel_axis)
     h = _check_psf(psf, plan.n_spatial, [f.shape[a] for a in spatial], plan.dtype, backend)
-    backend = backend.for_plan(plan)
     backend.check_finite(f, "image")
     h5 = backend.bring(np.ascontiguousarray(_canonical_spatial(plan, spatial, h)))
     term = Convolution(h5, backend.canonical(f, plan), boundary=boundary)
@@ -373,7 +369,7 @@ def deconvolve_tv_beta(image, psf, weight: float = DECONVOLVE_WEIGHT, beta: floa
     if boundary == "extend":
         u5 = u5[(Ellipsis,) + tuple(slice(m // 2, m // 2 + n) for m, n in
                                     zip(h5.shape, plan.canonical_shape[2:]))]
-    u = backend.result(plan.from_canonical(backend.xp.ascontiguousarray(u5)).copy())
+    u = finish(backend, plan, backend.xp.ascontiguousarray(u5))
     return (u, info) if return_info else u
 
 
@@ -537,14 +533,9 @@ def inpaint_tv_beta(image, mask, weight: float = INPAINT_WEIGHT, beta: float = 1
     """
     weight = check_nonneg("weight", weight)
     check_bool("return_info", return_info)
-    if not hasattr(image, "shape") or not hasattr(image, "dtype"):
-        image = np.asarray(image)
-    backend = select(image, device, solver=True)
-    f = backend.bring(backend.as_float_image(image, float_dtype(image.dtype, "image")))
-    plan = make_plan(f, beta, channel_axis=channel_axis, spacing=spacing, isotropic=isotropic,
-                     smoothing=smoothing, name="image")
+    backend, f, plan = prepare(image, beta, device=device, channel_axis=channel_axis,
+                               spacing=spacing, isotropic=isotropic, smoothing=smoothing)
     missing = backend.bring(_check_mask(mask, f.shape, channel_axis))
-    backend = backend.for_plan(plan)
     xp = backend.xp
     known = xp.broadcast_to(~missing, f.shape)
     f = xp.where(known, f, f.dtype.type(0))  # a copy: the holes' values never matter
@@ -559,7 +550,6 @@ def inpaint_tv_beta(image, mask, weight: float = INPAINT_WEIGHT, beta: float = 1
     term = _Inpainting(m5, f5, fill)
     u5, info = solve(term, weight, backend=backend, plan=plan, method=method, eps=eps,
                      max_num_iter=max_num_iter, callback=callback)
-    u5 = xp.where(known5, f5, backend.wrap(u5))
-    u = backend.result(plan.from_canonical(u5).copy())
+    u = finish(backend, plan, xp.where(known5, f5, backend.wrap(u5)))
     return (u, info) if return_info else u
 

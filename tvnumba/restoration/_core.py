@@ -1,0 +1,58 @@
+"""What every restoration function does around its solve, in one place: the image onto
+its backend as float with its TV plan, and the canonical result back in the caller's layout
+and kind of array.  Also the in-memory denoiser, which :mod:`tvnumba.dask` runs per chunk."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from .._validate import check_nonneg, float_dtype, make_plan
+from ..backends import select
+from ..solvers import Identity, solve
+from .auto_weight import choose_weight
+
+
+def prepare(image, beta, *, device, channel_axis, spacing, isotropic, smoothing):
+    """``(backend, f, plan)``: ``image`` as float (scikit-image's rule) on the
+    backend of this call, and its validated TV plan (errors name ``image``)."""
+    if not hasattr(image, "shape") or not hasattr(image, "dtype"):
+        image = np.asarray(image)
+    backend = select(image, device, solver=True)
+    f = backend.bring(backend.as_float_image(image, float_dtype(image.dtype, "image")))
+    plan = make_plan(f, beta, channel_axis=channel_axis, spacing=spacing, isotropic=isotropic,
+                     smoothing=smoothing, name="image")
+    return backend.for_plan(plan), f, plan
+
+
+def finish(backend, plan, u5):
+    """A canonical solution as a new array in the caller's layout and kind."""
+    return backend.result(plan.from_canonical(backend.wrap(u5)).copy())
+
+
+def check_weight(weight):
+    """A number >= 0, or the string ``"auto"``."""
+    if isinstance(weight, str):
+        if weight != "auto":
+            raise ValueError(f"weight must be a number >= 0 or 'auto', got weight={weight!r}")
+        return weight
+    return check_nonneg("weight", weight)
+
+
+def denoise(image, weight, beta, *, eps=1e-3, max_num_iter=None, channel_axis=None,
+            isotropic=True, smoothing=0.0, spacing=1.0, method="auto", device=None,
+            callback=None):
+    """``(u, info)`` of :func:`tvnumba.denoise_tv_beta` for an in-memory image."""
+    weight = check_weight(weight)
+    backend, f, plan = prepare(image, beta, device=device, channel_axis=channel_axis,
+                               spacing=spacing, isotropic=isotropic, smoothing=smoothing)
+    backend.check_finite(f, "image")
+    f5 = backend.canonical(f, plan)
+    sigma = None
+    if weight == "auto":
+        weight, sigma, _ = choose_weight(f5, plan, backend, method=method,
+                                         max_num_iter=max_num_iter)
+    u5, info = solve(Identity(f5), weight, backend=backend, plan=plan,
+                     method=method, eps=eps, max_num_iter=max_num_iter, callback=callback)
+    return finish(backend, plan, u5), replace(info, weight=weight, sigma=sigma)
