@@ -6,7 +6,7 @@ import importlib
 import pytest
 
 MODULES = ["tvnumba.tv", "tvnumba.compat", "tvnumba.distance", "tvnumba.restoration.denoise",
-           "tvnumba._threads"]
+           "tvnumba._threads", "tvnumba.operators.radon", "tvnumba.restoration.tomography"]
 
 
 @pytest.mark.parametrize("name", MODULES)

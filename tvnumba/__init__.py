@@ -8,7 +8,7 @@ The public API, re-exported from its modules.
 from ._threads import get_num_threads, set_num_threads, thread_limit  # isort: skip
 
 from .distance import total_variation_distance
-from .restoration import DenoiseInfo, denoise_tv_beta
+from .restoration import DenoiseInfo, denoise_tv_beta, reconstruct_tv_beta
 from .solvers import SolveInfo
 from .tv import tv, tv_grad, tv_value_and_grad
 
@@ -20,6 +20,7 @@ __all__ = [
     "tv_value_and_grad",
     "denoise_tv_beta",
     "DenoiseInfo",
+    "reconstruct_tv_beta",
     "SolveInfo",
     "total_variation_distance",
     "set_num_threads",

@@ -2,5 +2,6 @@
 inverse problems)."""
 
 from .denoise import DenoiseInfo, denoise_tv_beta
+from .tomography import reconstruct_tv_beta
 
-__all__ = ["denoise_tv_beta", "DenoiseInfo"]
+__all__ = ["denoise_tv_beta", "DenoiseInfo", "reconstruct_tv_beta"]
