@@ -43,6 +43,25 @@ def _coords(x, y, cos_a, sin_a, c):
     return row, col
 
 
+@njit(cache=True, inline="always")
+def _span(v0, k, hi, lo_y, hi_y):
+    """The ``y`` range where ``v0 + k·y`` stays in ``[m, hi − m]`` (``m`` a margin
+    far above rounding), intersected with ``[lo_y, hi_y]``: there all four
+    bilinear neighbours are inside and no check is needed."""
+    m = 1e-6
+    if abs(k) < 1e-12:
+        if v0 < m or v0 > hi - m:
+            return 1, 0
+        return lo_y, hi_y
+    a = (m - v0) / k
+    b = (hi - m - v0) / k
+    if a > b:
+        a, b = b, a
+    ya = max(lo_y, int(math.ceil(a)))
+    yb = min(hi_y, int(math.floor(b)))
+    return ya, yb
+
+
 @njit(parallel=True, cache=True)
 def _forward(img, cos_t, sin_t, out):
     """``out[x, a] = Σ_y bilin(img)(coords(x, y, θ_a))``; ``img`` square P×P."""
@@ -55,19 +74,23 @@ def _forward(img, cos_t, sin_t, out):
         x = k - a * P
         ca = cos_t[a]
         sa = sin_t[a]
+        r0, q0 = _coords(float(x), 0.0, ca, sa, c)
+        ya, yb = _span(r0, ca, top, 0, P - 1)
+        ya, yb = _span(q0, sa, top, ya, yb)
         acc = 0.0
-        for y in range(P):
+        # The interior run: all four neighbours inside, no branches.
+        for y in range(ya, yb + 1):
             r, q = _coords(float(x), float(y), ca, sa, c)
-            if r >= 0.0 and q >= 0.0 and r < top and q < top:
-                # All four neighbours inside: the common case, without checks
-                # (int() truncates, = floor for r, q >= 0).
-                i0 = int(r)
-                j0 = int(q)
-                dr = r - i0
-                dq = q - j0
-                acc += ((1.0 - dr) * ((1.0 - dq) * img[i0, j0] + dq * img[i0, j0 + 1])
-                        + dr * ((1.0 - dq) * img[i0 + 1, j0] + dq * img[i0 + 1, j0 + 1]))
+            i0 = int(r)
+            j0 = int(q)
+            dr = r - i0
+            dq = q - j0
+            acc += ((1.0 - dr) * ((1.0 - dq) * img[i0, j0] + dq * img[i0, j0 + 1])
+                    + dr * ((1.0 - dq) * img[i0 + 1, j0] + dq * img[i0 + 1, j0 + 1]))
+        for y in range(P):
+            if ya <= y <= yb:
                 continue
+            r, q = _coords(float(x), float(y), ca, sa, c)
             if r <= -1.0 or q <= -1.0 or r >= P or q >= P:
                 continue
             r0 = math.floor(r)
@@ -113,20 +136,25 @@ def _adjoint(sino, cos_t, sin_t, P, n_chunks, out):
                 continue
             ca = cos_t[a]
             sa = sin_t[a]
-            for y in range(P):
+            r0, q0 = _coords(float(x), 0.0, ca, sa, c)
+            ya, yb = _span(r0, ca, top, 0, P - 1)
+            ya, yb = _span(q0, sa, top, ya, yb)
+            for y in range(ya, yb + 1):
                 r, q = _coords(float(x), float(y), ca, sa, c)
-                if r >= 0.0 and q >= 0.0 and r < top and q < top:
-                    i0 = int(r)
-                    j0 = int(q)
-                    dr = r - i0
-                    dq = q - j0
-                    w = (1.0 - dr) * s
-                    img[i0, j0] += (1.0 - dq) * w
-                    img[i0, j0 + 1] += dq * w
-                    w = dr * s
-                    img[i0 + 1, j0] += (1.0 - dq) * w
-                    img[i0 + 1, j0 + 1] += dq * w
+                i0 = int(r)
+                j0 = int(q)
+                dr = r - i0
+                dq = q - j0
+                w = (1.0 - dr) * s
+                img[i0, j0] += (1.0 - dq) * w
+                img[i0, j0 + 1] += dq * w
+                w = dr * s
+                img[i0 + 1, j0] += (1.0 - dq) * w
+                img[i0 + 1, j0 + 1] += dq * w
+            for y in range(P):
+                if ya <= y <= yb:
                     continue
+                r, q = _coords(float(x), float(y), ca, sa, c)
                 if r <= -1.0 or q <= -1.0 or r >= P or q >= P:
                     continue
                 r0 = math.floor(r)
