@@ -6,7 +6,8 @@ import importlib
 import pytest
 
 MODULES = ["tvnumba.tv", "tvnumba.compat", "tvnumba.distance", "tvnumba.restoration.denoise",
-           "tvnumba._threads", "tvnumba.restoration.inverse"]
+           "tvnumba._threads", "tvnumba.restoration.inverse", "tvnumba.operators.radon",
+           "tvnumba.restoration.tomography"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -9,7 +9,7 @@ from ._threads import get_num_threads, set_num_threads, thread_limit  # isort: s
 
 from .distance import total_variation_distance
 from .restoration import (DenoiseInfo, deconvolve_tv_beta, denoise_tv_beta, inpaint_tv_beta,
-                          solve_tv_beta)
+                          reconstruct_tv_beta, solve_tv_beta)
 from .solvers import SolveInfo
 from .tv import tv, tv_grad, tv_value_and_grad
 
@@ -24,6 +24,7 @@ __all__ = [
     "solve_tv_beta",
     "deconvolve_tv_beta",
     "inpaint_tv_beta",
+    "reconstruct_tv_beta",
     "SolveInfo",
     "total_variation_distance",
     "set_num_threads",

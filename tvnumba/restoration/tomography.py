@@ -1,0 +1,173 @@
+"""Parallel-beam tomographic reconstruction with a β-TV prior (sparse-angle CT)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .._validate import check_bool, check_nonneg, make_plan
+from ..backends import select
+from ..operators.radon import RadonGeometry, RadonTerm, _adjoint_shape, _check_theta, _float_array
+from ..solvers import SolveInfo, solve
+
+__all__ = ["reconstruct_tv_beta"]
+
+#: Default ``weight``: the best PSNR for a 64² Shepp-Logan phantom with 1 % noise
+#: at 30-60 angles (see the docstring's Notes and benchmarks/bench_ct.py).
+DEFAULT_WEIGHT = 0.01
+
+
+def reconstruct_tv_beta(sinogram, theta=None, weight: float = DEFAULT_WEIGHT,
+                        beta: float = 1.0, *, circle: bool = True, eps: float = 1e-3,
+                        max_num_iter: int | None = None, isotropic: bool = True,
+                        smoothing: float = 0.0, method: str = "auto",
+                        return_info: bool = False, callback=None):
+    r"""Reconstruct an image from a parallel-beam sinogram with a β-TV prior.
+
+    Finds
+
+    .. math::
+
+        u^* = \operatorname*{argmin}_u \; \frac{1}{2\,n_\theta}
+              \|A u - f\|_2^2 + \text{weight} \cdot TV_\beta(u)
+
+    where :math:`A` is :func:`tvnumba.operators.radon` (the geometry of
+    :func:`skimage.transform.radon`), :math:`f` the sinogram,
+    :math:`n_\theta` the number of angles and :math:`TV_\beta` as in
+    :func:`tvnumba.tv`.  Few angles or noisy projections make filtered back
+    projection streaky; a TV prior recovers piecewise-constant images from
+    far less data.
+
+    Parameters
+    ----------
+    sinogram : (P, n_angles) ndarray
+        Projections, detector bins along axis 0 (the output of
+        :func:`skimage.transform.radon`).  float32 stays float32; integers
+        become float64 (unscaled).  Never modified.
+    theta : array_like, optional
+        Angles in degrees, one per column.  ``None``:
+        ``np.linspace(0, 180, n_angles, endpoint=False)``, as
+        :func:`skimage.transform.iradon`.
+    weight : float, optional
+        TV weight ``>= 0`` on the angle-normalised data term (see Notes).
+    beta : float, optional
+        Order β > 0 of the TV term, as in :func:`tvnumba.denoise_tv_beta`.
+    circle : bool, optional
+        As in :func:`skimage.transform.radon`: ``True`` when the sinogram was
+        taken with ``circle=True`` (image of side ``P``), ``False`` when the
+        image was padded to its diagonal (the image side is recovered from
+        ``P``).
+    eps : float, optional
+        Stopping tolerance ``> 0`` on ``info.gap`` (see Notes).
+    max_num_iter : int, optional
+        Iteration cap ``>= 1``.  ``None``: 3000 for ``"cp"`` and ``"lbfgs"``,
+        200 for ``"mm"``.
+    isotropic : bool, optional
+        Isotropic (default) or anisotropic TV.
+    smoothing : float, optional
+        ``s >= 0`` in ``(|∇u|² + s²)^(β/2)``, as in :func:`tvnumba.denoise_tv_beta`.
+    method : {"auto", "cp", "lbfgs", "mm"}, optional
+        ``"auto"``: ``"cp"`` for β = 1 without smoothing, ``"lbfgs"`` for
+        other β ≥ 1, ``"mm"`` for β < 1.
+    return_info : bool, optional
+        Also return a :class:`tvnumba.SolveInfo`.
+    callback : callable, optional
+        ``callback(iteration, u, objective)`` at every convergence check, with
+        the current image (do not modify it); returning ``True`` stops.
+
+    Returns
+    -------
+    image : (N, N) ndarray
+        The reconstruction; float32 for float32 input, float64 otherwise.
+    info : SolveInfo
+        Only with ``return_info=True``; ``info.objective`` is the objective
+        above, with the :math:`1/n_\theta` factor.
+
+    Raises
+    ------
+    ValueError
+        ``sinogram`` not 2-D, empty or not finite; ``len(theta)`` not
+        ``sinogram.shape[1]``; ``circle=False`` with a number of detector
+        bins no square image has; a bad ``weight``, ``beta``, ``eps``,
+        ``method`` (or one that cannot solve the problem, e.g. ``"dct"``).
+    TypeError
+        Non-numeric arguments.
+
+    See Also
+    --------
+    skimage.transform.iradon : filtered back projection.
+    skimage.transform.iradon_sart : algebraic reconstruction.
+    tvnumba.operators.radon_adjoint : the adjoint of the projector.
+
+    Notes
+    -----
+    The data term is divided by the number of angles: :math:`A^T A / n_\theta`
+    is a Riemann sum over the angles of the continuous normal operator of the
+    Radon transform, which does not depend on how many angles sample it, so
+    the best ``weight`` for a given image and per-bin noise level moves little
+    with :math:`n_\theta`.  Measured on Shepp-Logan with Gaussian noise of
+    1 % of the sinogram's maximum (best of a coarse grid, PSNR): at 64², 0.003-0.01
+    for 30, 60 and 120 angles (the default, 0.01, is within 0.1 dB of the best
+    at 30 and 60 angles); at 128² and 30 angles 0.03; at 256², 0.06 (60 angles)
+    to 0.12 (30 angles, the top of the grid tried).
+    The best weight grows with the noise level and with the image side ``N``
+    (each bin sums ``N`` pixels, and this noise is relative to the sinogram's
+    maximum, so it grows with ``N`` too): scale it up for larger images.
+
+    The operator :math:`A` is a sum of bilinear samples along each ray (the
+    rotation-and-sum of :func:`skimage.transform.radon`), and the solvers use
+    it and its exact transpose only:
+
+    ``"cp"``
+        Chambolle-Pock with both the TV term and the data term dualised
+        (:math:`K = [D; A/\sqrt{n_\theta}]`, ``‖A‖`` by power iteration).
+        ``info.gap`` is the relative primal step
+        :math:`\|u_k - u_{k-1}\| / \|u_k\|` (checked every 5 iterations), a
+        residual: the data term is not strongly convex, so no cheap bound on
+        the objective error exists.
+    ``"lbfgs"``
+        L-BFGS in float64; ``info.gap`` is
+        :math:`\tfrac12\|\nabla F\|^2 / (F - \tfrac12\|\nabla F\|^2)`, a
+        relative stationarity measure (not a bound, for the same reason).
+    ``"mm"``
+        Majorize-minimize with conjugate gradients on the normal equations,
+        for β < 1 (non-convex: a local minimiser near the first iterate).
+
+    Every method starts from the back projection :math:`A^T f`, rescaled to
+    fit the data in the least-squares sense.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skimage.data import shepp_logan_phantom
+    >>> from skimage.transform import rescale
+    >>> from tvnumba.operators import radon
+    >>> from tvnumba.restoration import reconstruct_tv_beta
+    >>> image = rescale(shepp_logan_phantom(), 0.1)  # 40 x 40
+    >>> theta = np.linspace(0.0, 180.0, 20, endpoint=False)
+    >>> sinogram = radon(image, theta)
+    >>> u, info = reconstruct_tv_beta(sinogram, theta, return_info=True)
+    >>> u.shape, info.method, info.converged
+    ((40, 40), 'cp', True)
+    >>> bool(np.abs(u - image).mean() < 0.05)
+    True
+    """
+    weight = check_nonneg("weight", weight)
+    check_bool("return_info", return_info)
+    sino = _float_array(sinogram, "sinogram", 2, scale_ints=False)
+    n_det, n_ang = sino.shape
+    theta = _check_theta(np.linspace(0.0, 180.0, n_ang, endpoint=False)
+                         if theta is None else theta)
+    if len(theta) != n_ang:
+        raise ValueError(f"theta must have one angle per sinogram column: len(theta)="
+                         f"{len(theta)} but sinogram.shape[1]={n_ang}")
+    geom = RadonGeometry.create(_adjoint_shape(None, n_det, circle), theta, circle)
+    shell = np.empty(geom.shape, sino.dtype)
+    plan = make_plan(shell, beta, isotropic=isotropic, smoothing=smoothing, name="image")
+    backend = select(shell, None, solver=True).for_plan(plan)
+    term = RadonTerm(geom, sino, scale=1.0 / math.sqrt(n_ang))
+    u5, info = solve(term, weight, backend=backend, plan=plan, method=method, eps=eps,
+                     max_num_iter=max_num_iter, callback=callback)
+    u = np.array(plan.from_canonical(u5), dtype=sino.dtype, copy=True)
+    return (u, info) if return_info else u
