@@ -118,12 +118,17 @@ def _generic(problem: Problem, check_every: int):
     lip = _d_norm(state.inv_spacing[-state.nd:])
     dual_data = not data.has_prox
     mu = 0.0
+    tau, sigma = STEP_RATIO / lip, 1.0 / (STEP_RATIO * lip)
     if dual_data:
-        lip = math.sqrt(lip * lip + data.op_norm() ** 2)
+        # One dual step per block, each scaled to its own operator norm
+        # (τ (σ_D ‖D‖² + σ_A ‖A‖²) = 1): with one σ for K = [D; A] a large ‖A‖
+        # (a projector: ‖A‖² ~ 200 against ‖D‖² ≤ 8) starved the TV block.
+        lip_a = data.op_norm()
+        tau = STEP_RATIO / (lip + lip_a)
+        sigma_a = 1.0 / (STEP_RATIO * lip_a)
         q = xp.zeros_like(data.f)
     else:
         mu = data.mu
-    tau, sigma = STEP_RATIO / lip, 1.0 / (STEP_RATIO * lip)
     T = state.T
     un = xp.empty_like(state.u)
     uf, unf = state.u.reshape(-1), un.reshape(-1)
@@ -134,8 +139,8 @@ def _generic(problem: Problem, check_every: int):
         it += 1
         theta = 1.0 / math.sqrt(1.0 + 2.0 * CP_GAMMA * mu * tau) if mu > 0 else 1.0
         if dual_data:  # q ← prox_{σG*}(q + σ A ū): (q + σ(Aū − f)) / (1 + σ)
-            q += T(sigma) * (data.forward(state.ub) - data.f)
-            q *= T(1.0 / (1.0 + sigma))
+            q += T(sigma_a) * (data.forward(state.ub) - data.f)
+            q *= T(1.0 / (1.0 + sigma_a))
         state.dual_step(sigma)
         state.primal_step(tau, theta, False)  # ū ← u − τ Dᵀp
         if dual_data:
