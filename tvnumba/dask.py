@@ -1,7 +1,7 @@
 """β-TV and TV denoising of Dask arrays, chunk by chunk (``pip install tvnumba[dask]``).
 
-:func:`tv`, :func:`tv_grad` and :func:`tv_value_and_grad` are **exact**: they give the
-in-memory result (to float64 rounding in the sum of the chunks' parts).  Each chunk is
+:func:`tvnumba.tv`, :func:`~tvnumba.tv_grad` and :func:`~tvnumba.tv_value_and_grad` on Dask
+arrays are **exact**: they give the in-memory result (to float64 rounding in the sum of the chunks' parts).  Each chunk is
 extended by one pixel on every spatial side that has a neighbour (``depth=1``,
 ``boundary="none"``: the array's own edges keep their Neumann boundary), then
 
@@ -51,7 +51,7 @@ from ._validate import check_nonneg, float_dtype, make_plan, normalize_axis
 from ._tv_core import tv_compute
 from .backends import is_dask_array
 
-__all__ = ["tv", "tv_grad", "tv_value_and_grad", "denoise_tv_beta", "is_dask_array",
+__all__ = ["tv_value_and_grad", "denoise_tv_beta", "is_dask_array",
            "DEFAULT_DEPTH"]
 
 #: Halo of :func:`denoise_tv_beta` per chunk side, in pixels: seam error below 1e-3 for
@@ -146,62 +146,12 @@ def _kw(spatial, channel, spacing, isotropic, smoothing, beta, device):
                 isotropic=isotropic, smoothing=smoothing, device=device)
 
 
-def tv(u, beta: float = 1.0, *, axes=None, channel_axis: int | None = None, spacing=1.0,
-       isotropic: bool = True, smoothing: float = 0.0, reduction: str = "sum",
-       device: str | None = None):
-    """:func:`tvnumba.tv` of a Dask array, exact and lazy.
-
-    Parameters
-    ----------
-    u : dask.array.Array
-        Any chunking; the channel axis is rechunked to one chunk.
-    beta, axes, channel_axis, spacing, isotropic, smoothing, reduction, device
-        As in :func:`tvnumba.tv`.
-
-    Returns
-    -------
-    dask.array.Array
-        0-d float64 (``"sum"``, ``"mean"``) or one value per batch item (``"none"``).
-
-    Examples
-    --------
-    >>> import dask.array as da, numpy as np, tvnumba, tvnumba.dask
-    >>> x = np.random.default_rng(0).random((64, 64))
-    >>> v = tvnumba.dask.tv(da.from_array(x, chunks=16)).compute()
-    >>> bool(abs(v - tvnumba.tv(x)) < 1e-9 * v)
-    True
-    """
-    return tv_value_and_grad(u, beta, axes=axes, channel_axis=channel_axis, spacing=spacing,
-                             isotropic=isotropic, smoothing=smoothing, reduction=reduction,
-                             device=device, _want=(True, False))[0]
-
-
-def tv_grad(u, beta: float = 1.0, *, axes=None, channel_axis: int | None = None, spacing=1.0,
-            isotropic: bool = True, smoothing: float = 0.0, reduction: str = "sum",
-            device: str | None = None):
-    """:func:`tvnumba.tv_grad` of a Dask array, exact and lazy (``u``'s chunks).
-
-    Parameters
-    ----------
-    u : dask.array.Array
-        Any chunking; the channel axis is rechunked to one chunk.
-    beta, axes, channel_axis, spacing, isotropic, smoothing, reduction, device
-        As in :func:`tvnumba.tv_grad`.
-
-    Returns
-    -------
-    dask.array.Array
-        The gradient, ``u``'s shape, float32 for float16/float32 input, else float64.
-    """
-    return tv_value_and_grad(u, beta, axes=axes, channel_axis=channel_axis, spacing=spacing,
-                             isotropic=isotropic, smoothing=smoothing, reduction=reduction,
-                             device=device, _want=(False, True))[1]
-
-
 def tv_value_and_grad(u, beta: float = 1.0, *, axes=None, channel_axis: int | None = None,
                       spacing=1.0, isotropic: bool = True, smoothing: float = 0.0,
                       reduction: str = "sum", device: str | None = None, _want=(True, True)):
-    """:func:`tv` and :func:`tv_grad` from one halo exchange (both lazy).
+    """:func:`tvnumba.tv` and :func:`tvnumba.tv_grad` of a Dask array from one halo
+    exchange, exact and lazy.  The public functions call it for Dask arrays
+    (``tvnumba.tv(dask_array)`` is this, lazily).
 
     Parameters
     ----------
@@ -213,9 +163,18 @@ def tv_value_and_grad(u, beta: float = 1.0, *, axes=None, channel_axis: int | No
     Returns
     -------
     value : dask.array.Array
-        As :func:`tv`.
+        0-d float64 (``"sum"``, ``"mean"``) or one value per batch item (``"none"``).
     grad : dask.array.Array
-        As :func:`tv_grad`.
+        The gradient, ``u``'s shape and chunks, float32 for float16/float32 input,
+        else float64.
+
+    Examples
+    --------
+    >>> import dask.array as da, numpy as np, tvnumba
+    >>> x = np.random.default_rng(0).random((64, 64))
+    >>> v = tvnumba.tv(da.from_array(x, chunks=16)).compute()
+    >>> bool(abs(v - tvnumba.tv(x)) < 1e-9 * v)
+    True
     """
     u, plan, spatial, channel = _prepare(u, beta, axes, channel_axis, spacing, isotropic,
                                          smoothing, reduction)

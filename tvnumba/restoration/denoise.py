@@ -197,9 +197,7 @@ def denoise_tv_beta(image, weight: float | str = 0.1, beta: float = 1.0, *, eps:
 
     Examples
     --------
-    >>> from dataclasses import replace
-
-import numpy as np
+    >>> import numpy as np
     >>> from tvnumba.restoration import denoise_tv_beta
     >>> rng = np.random.default_rng(0)
     >>> clean = np.zeros((64, 64)); clean[16:48, 16:48] = 1.0
