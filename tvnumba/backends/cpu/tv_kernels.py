@@ -228,10 +228,13 @@ def _sqmag_row(u, b, k, i, s2, ihz, ihy, ihx, nd, m):
     """m[j] = s² + Σ_c Σ_d (D_d u)² along row (k, i) (Neumann: last difference 0).
     x and y are fused in one loop; z (3-D) adds a second.  Returns True when
     a nonzero difference squared below the dtype's normal range (the square
-    lost precision or vanished) while s² did not hide it."""
+    lost precision or vanished) while s² did not hide it.  With s² above
+    that range (any smoothing) nothing is checked: the loop-invariant test
+    lets LLVM keep the plain loops (the solvers' smoothed rows)."""
     _, C, D, H, W = u.shape
     m[:] = s2
     tiny = _tiny(s2)
+    check = s2 < tiny
     lo = False
     for c in range(C):
         row = u[b, c, k, i]
@@ -240,7 +243,8 @@ def _sqmag_row(u, b, k, i, s2, ihz, ihy, ihx, nd, m):
                 d = (row[j + 1] - row[j]) * ihx
                 dd = d * d
                 m[j] += dd
-                lo |= (dd < tiny) & (d != 0)
+                if check:
+                    lo |= (dd < tiny) & (d != 0)
             continue
         nxt = u[b, c, k, min(i + 1, H - 1)]
         for j in range(W - 1):
@@ -249,7 +253,8 @@ def _sqmag_row(u, b, k, i, s2, ihz, ihy, ihx, nd, m):
             dxx = dx * dx
             dyy = dy * dy
             m[j] += dxx + dyy
-            lo |= ((dxx < tiny) & (dx != 0)) | ((dyy < tiny) & (dy != 0))
+            if check:
+                lo |= ((dxx < tiny) & (dx != 0)) | ((dyy < tiny) & (dy != 0))
         dy = (nxt[W - 1] - row[W - 1]) * ihy
         m[W - 1] += dy * dy
         lo |= (dy * dy < tiny) & (dy != 0)
@@ -259,8 +264,9 @@ def _sqmag_row(u, b, k, i, s2, ihz, ihy, ihx, nd, m):
                 d = (nxt[j] - row[j]) * ihz
                 dd = d * d
                 m[j] += dd
-                lo |= (dd < tiny) & (d != 0)
-    return lo and s2 < tiny
+                if check:
+                    lo |= (dd < tiny) & (d != 0)
+    return lo and check
 
 
 @njit(**JIT)
@@ -326,15 +332,17 @@ def _flux_row(u, b, c, k, i, axis, ih, s2, p, beta, mode, single, F, m, t, ib):
         for j in range(W):
             F[j] = (nxt[j] - row[j]) * ih
     tiny = _tiny(s2)
+    check = s2 < tiny
     lo = False
     for j in range(W):
         ff = F[j] * F[j]
         m[j] = ff + s2
-        lo |= (ff < tiny) & (F[j] != 0)
+        if check:
+            lo |= (ff < tiny) & (F[j] != 0)
     acc, out = _weights_chk(m, p, beta, mode, t, ib, single)
     for j in range(W):
         F[j] *= m[j]
-    return acc, (lo and s2 < tiny) or out
+    return acc, (lo and check) or out
 
 
 @njit(**JIT)
