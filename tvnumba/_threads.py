@@ -127,13 +127,21 @@ def _new_lock_after_fork() -> None:
 os.register_at_fork(after_in_child=_new_lock_after_fork)
 
 
+#: Non-empty once the thread pool is known to run a thread-safe layer (it cannot change
+#: for the life of the process).
+_safe: list[bool] = []
+
+
 def serialised(kernel):
     """Wrap a parallel Numba kernel so that its launches never overlap while the threading
     layer in use is not thread-safe (``workqueue``); a plain call otherwise."""
 
     @functools.wraps(kernel, updated=())
     def launch(*args):
+        if _safe:  # known once the pool runs a thread-safe layer: no lookup per call
+            return kernel(*args)
         if _layer_in_use() in _THREADSAFE:
+            _safe.append(True)
             return kernel(*args)
         with _lock:
             return kernel(*args)

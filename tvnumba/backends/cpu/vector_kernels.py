@@ -108,33 +108,23 @@ def pcg_direction(p, r, minv, beta):
 
 
 @_kernel
-def _subtract(a, b, out):
-    for t in prange(out.shape[0]):
-        out[t] = a[t] - b[t]
-
-
-@_kernel
-def _residual_norms(r, minv):
-    n = r.shape[0]
+def residual_init(b, ax, minv, r):
+    """r = b - Ax.  Returns (r·r, r·M⁻¹r) in float64."""
+    n = b.shape[0]
     part = np.empty((_n_chunks(n), 2))
     for c in prange(part.shape[0]):
         lo, hi = _span(c, n)
-        sr, sm = r[lo:hi], minv[lo:hi]
+        sb, sax, sm, sr = b[lo:hi], ax[lo:hi], minv[lo:hi], r[lo:hi]
         rr = 0.0
         rz = 0.0
-        for t in range(sr.shape[0]):
-            rt = np.float64(sr[t])
-            rr += rt * rt
-            rz += rt * np.float64(sm[t] * sr[t])
+        for t in range(sb.shape[0]):
+            rt = sb[t] - sax[t]
+            sr[t] = rt
+            rr += np.float64(rt) * np.float64(rt)
+            rz += np.float64(rt) * np.float64(sm[t] * rt)
         part[c, 0] = rr
         part[c, 1] = rz
     return part[:, 0].sum(), part[:, 1].sum()
-
-
-def residual_init(b, ax, minv, r):
-    """r = b - Ax.  Returns (r·r, r·M⁻¹r) in float64 (once per CG solve: two passes)."""
-    _subtract(b, ax, r)
-    return _residual_norms(r, minv)
 
 
 @_kernel
