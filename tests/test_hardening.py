@@ -108,3 +108,10 @@ def test_thread_count_changes_only_the_last_bits():
         with tvnumba.thread_limit(1):
             b = tvnumba.denoise_tv_beta(f, w, beta)
         assert_allclose(a, b, rtol=0, atol=1e-9)
+
+
+def test_dct_tiny_spacing_gives_the_limit_not_an_error():
+    """spacing=1e-200 with beta=2 raised ZeroDivisionError: the limit is the mean image."""
+    img = np.random.default_rng(0).random((16, 16))
+    u = tvnumba.denoise_tv_beta(img, 0.1, 2, spacing=1e-200)
+    assert_allclose(u, img.mean(), rtol=1e-12)
