@@ -128,7 +128,7 @@ class CPNumba:
         """(½‖u − f‖², TV₁(u)) in float64 (the first is 0 without the identity
         data term, which then evaluates its own)."""
         fid, tv1 = self.partial, self.partial2
-        kernels.rof_primal(self.u, self.f, *(float(h) for h in self.ih), self.nd, self.iso,
+        kernels.rof_primal(self.u, self.f, *self.ih, self.nd, self.iso,
                    self.rows, self.nunits, fid, tv1)
         return (float(fid.sum()) if self.identity else 0.0), float(tv1.sum())
 

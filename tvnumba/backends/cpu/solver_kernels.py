@@ -61,7 +61,7 @@ def cp_dual_step(ub, p, sigma, w, ihz, ihy, ihx, nd, iso, rows, nunits):
     """p <- projection onto {|p| <= w} of p + σ D ū (in place)."""
     B, C, D, H, W = ub.shape
     zero = sigma - sigma
-    one = zero + 1
+    w2 = w * w
     for unit in prange(nunits):
         b, k, i0, i1 = _unit_bounds(unit, D, H, rows)
         kp = min(k + 1, D - 1)
@@ -71,47 +71,51 @@ def cp_dual_step(ub, p, sigma, w, ihz, ihy, ihx, nd, iso, rows, nunits):
         sz = sigma * ihz
         for i in range(i0, i1):
             ip = min(i + 1, H - 1)
-            if iso:
-                for j in range(W):
-                    m[j] = zero
+            m[:] = zero
             for c in range(C):
+                row = ub[b, c, k, i]
+                px = p[0, b, c, k, i]
                 for j in range(W - 1):
-                    p[0, b, c, k, i, j] += sx * (ub[b, c, k, i, j + 1] - ub[b, c, k, i, j])
-                p[0, b, c, k, i, W - 1] = zero
+                    px[j] += sx * (row[j + 1] - row[j])
+                px[W - 1] = zero
                 if nd >= 2:
+                    py = p[1, b, c, k, i]
                     if ip == i:
-                        for j in range(W):
-                            p[1, b, c, k, i, j] = zero
+                        py[:] = zero
                     else:
+                        nxt = ub[b, c, k, ip]
                         for j in range(W):
-                            p[1, b, c, k, i, j] += sy * (ub[b, c, k, ip, j] - ub[b, c, k, i, j])
+                            py[j] += sy * (nxt[j] - row[j])
                 if nd >= 3:
+                    pz = p[2, b, c, k, i]
                     if kp == k:
-                        for j in range(W):
-                            p[2, b, c, k, i, j] = zero
+                        pz[:] = zero
                     else:
+                        nxt = ub[b, c, kp, i]
                         for j in range(W):
-                            p[2, b, c, k, i, j] += sz * (ub[b, c, kp, i, j] - ub[b, c, k, i, j])
-            # Projection onto |p| <= w: per pixel (coupling components and
-            # channels) if isotropic, per component otherwise.
+                            pz[j] += sz * (nxt[j] - row[j])
+                if iso:
+                    # |p| couples the components and the channels of a pixel
+                    for d in range(nd):
+                        q = p[d, b, c, k, i]
+                        for j in range(W):
+                            m[j] += q[j] * q[j]
+                else:
+                    for d in range(nd):
+                        q = p[d, b, c, k, i]
+                        for j in range(W):
+                            q[j] = min(max(q[j], -w), w)
             if iso:
-                for d in range(nd):
-                    for c in range(C):
-                        for j in range(W):
-                            m[j] += p[d, b, c, k, i, j] * p[d, b, c, k, i, j]
-                w2 = w * w
+                # Projection onto |p| <= w: scale w/|p| where |p| > w, else 1.
+                one = zero + 1
                 for j in range(W):
                     mj = m[j]
                     m[j] = w / np.sqrt(mj) if mj > w2 else one
                 for d in range(nd):
                     for c in range(C):
+                        q = p[d, b, c, k, i]
                         for j in range(W):
-                            p[d, b, c, k, i, j] *= m[j]
-            else:
-                for d in range(nd):
-                    for c in range(C):
-                        for j in range(W):
-                            p[d, b, c, k, i, j] = min(max(p[d, b, c, k, i, j], -w), w)
+                            q[j] *= m[j]
 
 
 @_kernel
@@ -172,43 +176,45 @@ def cp_primal_step(u, ub, f, p, tau, theta, ihz, ihy, ihx, nd, rows, nunits, wan
 
 @_kernel
 def rof_primal(u, f, ihz, ihy, ihx, nd, iso, rows, nunits, fid, tv1):
-    """fid[unit] = Σ ½(u - f)², tv1[unit] = TV₁(u) (float64 partial sums)."""
+    """fid[unit] = Σ ½(u - f)², tv1[unit] = TV₁(u): differences, squares and
+    square roots in u's dtype (8 float32 lanes), sums in float64."""
     B, C, D, H, W = u.shape
     for unit in prange(nunits):
         b, k, i0, i1 = _unit_bounds(unit, D, H, rows)
         kp = min(k + 1, D - 1)
-        m = np.empty(W, np.float64)
-        dx = np.empty(W, np.float64)
+        m = np.empty(W, u.dtype)
+        dx = np.empty(W, u.dtype)
+        zero = ihx - ihx
         af = 0.0
         at = 0.0
         for i in range(i0, i1):
             ip = min(i + 1, H - 1)
-            for j in range(W):
-                m[j] = 0.0
+            m[:] = zero
             for c in range(C):
+                row = u[b, c, k, i]
+                frow = f[b, c, k, i]
                 for j in range(W):
-                    r = np.float64(u[b, c, k, i, j]) - np.float64(f[b, c, k, i, j])
+                    r = np.float64(row[j]) - np.float64(frow[j])
                     af += r * r
                 for d in range(nd):
                     if d == 0:
                         for j in range(W - 1):
-                            dx[j] = np.float64(u[b, c, k, i, j + 1] - u[b, c, k, i, j]) * ihx
-                        dx[W - 1] = 0.0
-                    elif d == 1:
-                        for j in range(W):
-                            dx[j] = np.float64(u[b, c, k, ip, j] - u[b, c, k, i, j]) * ihy
+                            dx[j] = (row[j + 1] - row[j]) * ihx
+                        dx[W - 1] = zero
                     else:
+                        nxt = u[b, c, k, ip] if d == 1 else u[b, c, kp, i]
+                        ih = ihy if d == 1 else ihz
                         for j in range(W):
-                            dx[j] = np.float64(u[b, c, kp, i, j] - u[b, c, k, i, j]) * ihz
+                            dx[j] = (nxt[j] - row[j]) * ih
                     if iso:
                         for j in range(W):
                             m[j] += dx[j] * dx[j]
                     else:
                         for j in range(W):
-                            at += abs(dx[j])
+                            at += np.float64(abs(dx[j]))
             if iso:
                 for j in range(W):
-                    at += np.sqrt(m[j])
+                    at += np.float64(np.sqrt(m[j]))
         fid[unit] = 0.5 * af
         tv1[unit] = at
 
