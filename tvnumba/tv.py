@@ -51,10 +51,15 @@ _NOTES_DOC = r"""
     the base is 0 (a subgradient for β ≥ 1; no Inf for β < 1)."""
 
 
+_OUT_DOC = """\
+    out : ndarray, optional
+        Where to write the gradient: ``u``'s shape and the gradient dtype (it
+        may overlap ``u``: the gradient is then computed aside first)."""
+
+
 def _docstring(func):
-    func.__doc__ = func.__doc__.replace("%(params)s", _PARAMS_DOC).replace(
-        "%(notes)s", _NOTES_DOC
-    )
+    for key, text in (("params", _PARAMS_DOC), ("notes", _NOTES_DOC), ("out", _OUT_DOC)):
+        func.__doc__ = func.__doc__.replace(f"%({key})s", text)
     return func
 
 
@@ -126,8 +131,7 @@ def tv_grad(u, beta: float = 1.0, *, axes=None, channel_axis: int | None = None,
     Parameters
     ----------
 %(params)s
-    out : ndarray, optional
-        Where to write the gradient: ``u``'s shape and the gradient dtype.
+%(out)s
 
     Returns
     -------
@@ -168,8 +172,7 @@ def tv_value_and_grad(u, beta: float = 1.0, *, axes=None, channel_axis: int | No
     Parameters
     ----------
 %(params)s
-    out : ndarray, optional
-        Where to write the gradient: ``u``'s shape and the gradient dtype.
+%(out)s
 
     Returns
     -------

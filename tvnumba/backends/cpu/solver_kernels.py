@@ -38,7 +38,8 @@ import numpy as np
 from numba import njit, prange
 
 from ..._threads import serialised
-from .tv_kernels import FASTMATH, MODE_POW, _rows_per_unit, _sqmag_row, _unit_bounds, _weights
+from .tv_kernels import (FASTMATH, INLINE, MODE_POW, _rows_per_unit, _sqmag_row, _unit_bounds,
+                         _weights)
 
 JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy", parallel=True)
 
@@ -54,6 +55,16 @@ def n_units(shape) -> tuple[int, int]:
     B, C, D, H, W = shape
     rows = _rows_per_unit(B, D, H, W)
     return rows, B * D * (-(-H // rows))
+
+
+@njit(**INLINE)
+def _dual_row(q, row, nxt, s, last):
+    """q += s·(nxt − row): one y or z row of p + σ D ū (0 on the last slice)."""
+    if last:
+        q[:] = s - s
+    else:
+        for j in range(q.shape[0]):
+            q[j] += s * (nxt[j] - row[j])
 
 
 @_kernel
@@ -79,21 +90,9 @@ def cp_dual_step(ub, p, sigma, w, ihz, ihy, ihx, nd, iso, rows, nunits):
                     px[j] += sx * (row[j + 1] - row[j])
                 px[W - 1] = zero
                 if nd >= 2:
-                    py = p[1, b, c, k, i]
-                    if ip == i:
-                        py[:] = zero
-                    else:
-                        nxt = ub[b, c, k, ip]
-                        for j in range(W):
-                            py[j] += sy * (nxt[j] - row[j])
+                    _dual_row(p[1, b, c, k, i], row, ub[b, c, k, ip], sy, ip == i)
                 if nd >= 3:
-                    pz = p[2, b, c, k, i]
-                    if kp == k:
-                        pz[:] = zero
-                    else:
-                        nxt = ub[b, c, kp, i]
-                        for j in range(W):
-                            pz[j] += sz * (nxt[j] - row[j])
+                    _dual_row(p[2, b, c, k, i], row, ub[b, c, kp, i], sz, kp == k)
                 if iso:
                     # |p| couples the components and the channels of a pixel
                     for d in range(nd):
@@ -116,6 +115,17 @@ def cp_dual_step(ub, p, sigma, w, ihz, ihy, ihx, nd, iso, rows, nunits):
                         q = p[d, b, c, k, i]
                         for j in range(W):
                             q[j] *= m[j]
+
+
+@njit(**INLINE)
+def _adjoint_row(dt, q, behind, ih, first):
+    """dt += (q_behind − q)·ih: one y or z row of Dᵀp (no row behind the first)."""
+    if first:
+        for j in range(dt.shape[0]):
+            dt[j] -= q[j] * ih
+    else:
+        for j in range(dt.shape[0]):
+            dt[j] += (behind[j] - q[j]) * ih
 
 
 @_kernel
@@ -145,19 +155,9 @@ def cp_primal_step(u, ub, f, p, tau, theta, ihz, ihy, ihx, nd, rows, nunits, wan
                 for j in range(1, W):
                     dt[j] = (p[0, b, c, k, i, j - 1] - p[0, b, c, k, i, j]) * ihx
                 if nd >= 2:
-                    if im >= 0:
-                        for j in range(W):
-                            dt[j] += (p[1, b, c, k, im, j] - p[1, b, c, k, i, j]) * ihy
-                    else:
-                        for j in range(W):
-                            dt[j] -= p[1, b, c, k, i, j] * ihy
+                    _adjoint_row(dt, p[1, b, c, k, i], p[1, b, c, k, max(im, 0)], ihy, im < 0)
                 if nd >= 3:
-                    if km >= 0:
-                        for j in range(W):
-                            dt[j] += (p[2, b, c, km, i, j] - p[2, b, c, k, i, j]) * ihz
-                    else:
-                        for j in range(W):
-                            dt[j] -= p[2, b, c, k, i, j] * ihz
+                    _adjoint_row(dt, p[2, b, c, k, i], p[2, b, c, max(km, 0), i], ihz, km < 0)
                 if not identity:
                     for j in range(W):
                         ub[b, c, k, i, j] = u[b, c, k, i, j] - tau * dt[j]
