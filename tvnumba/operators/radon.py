@@ -62,6 +62,38 @@ def _span(v0, k, hi, lo_y, hi_y):
     return ya, yb
 
 
+@njit(inline="always", cache=True)
+def _interior(x, ca, sa, c, top, P):
+    """The ray positions ``ya ... yb`` of detector ``x`` whose four bilinear
+    neighbours all lie in the image."""
+    r0, q0 = _coords(x, 0.0, ca, sa, c)
+    ya, yb = _span(r0, ca, top, 0, P - 1)
+    return _span(q0, sa, top, ya, yb)
+
+
+@njit(inline="always", cache=True)
+def _cell(x, y, ca, sa, c):
+    """``(i0, j0, dr, dq)`` of an interior sample (coordinates >= 0: truncation
+    is the floor)."""
+    r, q = _coords(x, y, ca, sa, c)
+    i0 = int(r)
+    j0 = int(q)
+    return i0, j0, r - i0, q - j0
+
+
+@njit(inline="always", cache=True)
+def _edge_cell(x, y, ca, sa, c, P):
+    """``(inside, i0, j0, dr, dq)`` of a sample near the image's edge: its cell
+    (floor, may be -1 or P-1) and the bilinear fractions; ``inside`` is False
+    when no neighbour of the sample lies in the image."""
+    r, q = _coords(x, y, ca, sa, c)
+    if r <= -1.0 or q <= -1.0 or r >= P or q >= P:
+        return False, 0, 0, 0.0, 0.0
+    r0 = math.floor(r)
+    q0 = math.floor(q)
+    return True, int(r0), int(q0), r - r0, q - q0
+
+
 @njit(parallel=True, cache=True)
 def _forward(img, cos_t, sin_t, out):
     """``out[x, a] = Σ_y bilin(img)(coords(x, y, θ_a))``; ``img`` square P×P."""
@@ -74,31 +106,19 @@ def _forward(img, cos_t, sin_t, out):
         x = k - a * P
         ca = cos_t[a]
         sa = sin_t[a]
-        r0, q0 = _coords(float(x), 0.0, ca, sa, c)
-        ya, yb = _span(r0, ca, top, 0, P - 1)
-        ya, yb = _span(q0, sa, top, ya, yb)
+        ya, yb = _interior(float(x), ca, sa, c, top, P)
         acc = 0.0
         # The interior run: all four neighbours inside, no branches.
         for y in range(ya, yb + 1):
-            r, q = _coords(float(x), float(y), ca, sa, c)
-            i0 = int(r)
-            j0 = int(q)
-            dr = r - i0
-            dq = q - j0
+            i0, j0, dr, dq = _cell(float(x), float(y), ca, sa, c)
             acc += ((1.0 - dr) * ((1.0 - dq) * img[i0, j0] + dq * img[i0, j0 + 1])
                     + dr * ((1.0 - dq) * img[i0 + 1, j0] + dq * img[i0 + 1, j0 + 1]))
         for y in range(P):
             if ya <= y <= yb:
                 continue
-            r, q = _coords(float(x), float(y), ca, sa, c)
-            if r <= -1.0 or q <= -1.0 or r >= P or q >= P:
+            inside, i0, j0, dr, dq = _edge_cell(float(x), float(y), ca, sa, c, P)
+            if not inside:
                 continue
-            r0 = math.floor(r)
-            q0 = math.floor(q)
-            dr = r - r0
-            dq = q - q0
-            i0 = int(r0)
-            j0 = int(q0)
             v = 0.0
             if i0 >= 0:
                 if j0 >= 0:
@@ -136,15 +156,9 @@ def _adjoint(sino, cos_t, sin_t, P, n_chunks, out):
                 continue
             ca = cos_t[a]
             sa = sin_t[a]
-            r0, q0 = _coords(float(x), 0.0, ca, sa, c)
-            ya, yb = _span(r0, ca, top, 0, P - 1)
-            ya, yb = _span(q0, sa, top, ya, yb)
+            ya, yb = _interior(float(x), ca, sa, c, top, P)
             for y in range(ya, yb + 1):
-                r, q = _coords(float(x), float(y), ca, sa, c)
-                i0 = int(r)
-                j0 = int(q)
-                dr = r - i0
-                dq = q - j0
+                i0, j0, dr, dq = _cell(float(x), float(y), ca, sa, c)
                 w = (1.0 - dr) * s
                 img[i0, j0] += (1.0 - dq) * w
                 img[i0, j0 + 1] += dq * w
@@ -154,15 +168,9 @@ def _adjoint(sino, cos_t, sin_t, P, n_chunks, out):
             for y in range(P):
                 if ya <= y <= yb:
                     continue
-                r, q = _coords(float(x), float(y), ca, sa, c)
-                if r <= -1.0 or q <= -1.0 or r >= P or q >= P:
+                inside, i0, j0, dr, dq = _edge_cell(float(x), float(y), ca, sa, c, P)
+                if not inside:
                     continue
-                r0 = math.floor(r)
-                q0 = math.floor(q)
-                dr = r - r0
-                dq = q - q0
-                i0 = int(r0)
-                j0 = int(q0)
                 if i0 >= 0:
                     if j0 >= 0:
                         img[i0, j0] += (1.0 - dr) * (1.0 - dq) * s
