@@ -8,6 +8,7 @@ of weights scored against the clean image (which a real user does not have).
 """
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import NullFormatter
 import numpy as np
 from skimage import data, img_as_float
 from skimage.metrics import peak_signal_noise_ratio
@@ -29,6 +30,9 @@ psnrs = [peak_signal_noise_ratio(image, denoise_tv_beta(noisy, w), data_range=1)
 fig, ax = plt.subplots(figsize=(6, 3.6))
 ax.semilogx(weights, psnrs, "o-", label="sweep (needs the clean image)")
 ax.plot([info.weight], [auto_psnr], "r*", markersize=14, label='weight="auto"')
+ax.xaxis.set_minor_formatter(NullFormatter())
+ticks = [0.02, 0.05, 0.1, 0.2, 0.4]
+ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
 ax.set_xlabel("weight")
 ax.set_ylabel("PSNR (dB)")
 ax.legend()
