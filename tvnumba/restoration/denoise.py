@@ -149,9 +149,9 @@ def denoise_tv_beta(image, weight: float | str = 0.1, beta: float = 1.0, *, eps:
     colour image independently; here they are coupled in the norm.
 
     ``weight="auto"`` assumes additive white Gaussian noise of one standard
-    deviation σ.  σ is estimated as :func:`skimage.restoration.estimate_sigma`
-    does (median absolute finest-scale db2 wavelet coefficient over 0.6745
-    [2]_, per channel and averaged; reimplemented, no PyWavelets needed).
+    deviation σ.  σ is estimated by :func:`skimage.restoration.estimate_sigma`
+    (median absolute finest-scale db2 wavelet coefficient over 0.6745 [2]_,
+    per channel and averaged).
     The weight minimises the Monte-Carlo SURE [3]_ [4]_ of the denoiser
     :math:`D_w`,
 
