@@ -80,12 +80,12 @@ def header(doc):
     cpu = mi.get("cpu", {})
     opts = doc["benchmarks"][0].get("options", {}) if doc["benchmarks"] else {}
     lines = [
-        f"Machine: {cpu.get('brand_raw', mi.get('processor', '?'))}, "
-        f"{cpu.get('count', '?')} CPUs, Python {mi.get('python_version', '?')}, "
-        f"{mi.get('system', '')} {mi.get('release', '')}".rstrip(),
-        f"Run: {doc.get('datetime', '?')}, pytest-benchmark {doc.get('version', '?')}, "
-        f"commit {str(ci.get('id', '?'))[:10]}{' (dirty)' if ci.get('dirty') else ''}, "
-        f"min_rounds {opts.get('min_rounds', '?')}, max_time {opts.get('max_time', '?')} s",
+        (f"Machine: {cpu.get('brand_raw', mi.get('processor', '?'))}, "
+         f"{cpu.get('count', '?')} CPUs, Python {mi.get('python_version', '?')}, "
+         f"{mi.get('system', '')} {mi.get('release', '')}").rstrip(),
+        (f"Run: {doc.get('datetime', '?')}, pytest-benchmark {doc.get('version', '?')}, "
+         f"commit {str(ci.get('id', '?'))[:10]}{' (dirty)' if ci.get('dirty') else ''}, "
+         f"min_rounds {opts.get('min_rounds', '?')}, max_time {opts.get('max_time', '?')} s"),
     ]
     return "\n\n".join(lines) + "\n"
 
