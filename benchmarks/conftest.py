@@ -28,8 +28,7 @@ try:
 except ImportError:  # pragma: no cover - without the ``bench`` extra: collect nothing
     collect_ignore_glob = ["test_bench_*.py"]
 
-TV_BETAS = (1.0, 1.7, 2.0)
-DENOISE_BETA_WEIGHTS = {0.5: 0.04, 1.0: 0.1, 1.5: 0.25, 2.0: 0.5}
+from bench_common import DENOISE_BETA_WEIGHTS, TV_BETAS
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -47,14 +46,3 @@ def warm_jit():
     f = rng.random((64, 64))
     for beta, w in DENOISE_BETA_WEIGHTS.items():
         tvnumba.denoise_tv_beta(f, w, beta)
-
-
-def record(benchmark, **info):
-    """``benchmark.extra_info.update(info)``; ``GB/s`` from ``bytes_moved`` and the
-    median time when the benchmark actually ran (not under ``--benchmark-disable``)."""
-    benchmark.extra_info.update(info)
-    stats = getattr(benchmark, "stats", None)
-    nbytes = info.get("bytes_moved")
-    if stats is not None and nbytes:
-        median = stats.stats.median
-        benchmark.extra_info["GB/s"] = round(nbytes / median / 1e9, 2)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import DENOISE_BETA_WEIGHTS, record
+from bench_common import DENOISE_BETA_WEIGHTS, record
 from skimage import data, img_as_float
 from skimage.metrics import peak_signal_noise_ratio
 from skimage.restoration import denoise_tv_chambolle

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from bench_common import TV_BETAS, record
 from bench_tv import numpy_tv_value_and_grad
-from conftest import TV_BETAS, record
 
 import tvnumba
 
