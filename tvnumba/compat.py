@@ -101,6 +101,27 @@ def torch_tv_loss(x, weight: float = 1.0, *, device: str | None = None) -> float
     float
         ``2 weight (Σ(D_h x)² / (C(H-1)W) + Σ(D_w x)² / (CH(W-1))) / N``.
 
+    Raises
+    ------
+    ValueError
+        ``x`` not 4-D, empty, with H or W below 2, or holding NaN/Inf;
+        ``weight`` not finite.
+    TypeError
+        ``x`` not a real numeric array, or ``weight`` not a real number.
+
+    See Also
+    --------
+    torch_tv_loss_grad, tvnumba.tv
+
+    Notes
+    -----
+    The module computes ``2 weight (h_tv / count_h + w_tv / count_w) / N`` with
+    ``h_tv = Σ (x[:, :, 1:, :] − x[:, :, :-1, :])²``, ``count_h = C (H−1) W``
+    and ``w_tv``, ``count_w`` likewise along W: an anisotropic β = 2 TV with
+    each direction normalised by its own number of differences.  Each
+    direction is one single-axis pass of :func:`tvnumba.tv` (β = 2), so the
+    float32 squares are PyTorch's; the counts divide in float64.
+
     Examples
     --------
     >>> import numpy as np
@@ -116,6 +137,32 @@ def torch_tv_loss(x, weight: float = 1.0, *, device: str | None = None) -> float
 def torch_tv_loss_grad(x, weight: float = 1.0, *, device: str | None = None):
     """Gradient of :func:`torch_tv_loss` with respect to ``x`` (what
     ``loss.backward()`` leaves in ``x.grad``).
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, C, H, W)
+        Batch of images, channels first, H, W >= 2.
+    weight : float, optional
+        ``TVLoss_weight``.
+    device : {None, "cpu", "cuda"}, optional
+        As in :func:`tvnumba.tv`.
+
+    Returns
+    -------
+    ndarray
+        ``x``'s shape; float32 for float16/float32 input, float64 otherwise.
+
+    Raises
+    ------
+    ValueError
+        ``x`` not 4-D, empty, with H or W below 2, or holding NaN/Inf;
+        ``weight`` not finite.
+    TypeError
+        ``x`` not a real numeric array, or ``weight`` not a real number.
+
+    See Also
+    --------
+    torch_tv_loss
 
     Examples
     --------
@@ -156,6 +203,24 @@ def tf_total_variation(x, *, device: str | None = None):
     float or ndarray
         A float for HWC input, a float64 array of length N for NHWC input.
 
+    Raises
+    ------
+    ValueError
+        ``x`` not 3-D or 4-D, empty, or holding NaN/Inf.
+    TypeError
+        ``x`` not a real numeric array.
+
+    See Also
+    --------
+    tf_total_variation_grad, tf_tv_loss, tvnumba.tv
+
+    Notes
+    -----
+    ``tf.image.total_variation`` sums ``|x[1:, :, :] − x[:-1, :, :]|`` and
+    ``|x[:, 1:, :] − x[:, :-1, :]|`` over height, width and channels: the
+    anisotropic β = 1 TV with the channels neither coupled nor batched.  Its
+    gradient uses the subgradient 0 at a tie, as TensorFlow's ``abs`` does.
+
     Examples
     --------
     >>> import numpy as np
@@ -169,13 +234,69 @@ def tf_total_variation(x, *, device: str | None = None):
 
 
 def tf_total_variation_grad(x, *, device: str | None = None):
-    """Gradient of ``sum(tf_total_variation(x))`` with respect to ``x``."""
+    """Gradient of ``sum(tf_total_variation(x))`` with respect to ``x``.
+
+    Parameters
+    ----------
+    x : ndarray, shape (H, W, C) or (N, H, W, C)
+        One image or a batch, channels last.
+    device : {None, "cpu", "cuda"}, optional
+        As in :func:`tvnumba.tv`.
+
+    Returns
+    -------
+    ndarray
+        ``x``'s shape (the subgradient 0 where two neighbours are equal).
+
+    Raises
+    ------
+    ValueError
+        ``x`` not 3-D or 4-D, empty, or holding NaN/Inf.
+    TypeError
+        ``x`` not a real numeric array.
+
+    See Also
+    --------
+    tf_total_variation
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tvnumba.compat import tf_total_variation_grad
+    >>> tf_total_variation_grad(np.array([[0.0, 1.0], [3.0, 3.0]])[..., None])[..., 0]
+    array([[-2.,  0.],
+           [ 1.,  1.]])
+    """
     x, kw = _tf_args(x, device)
     return _tv_grad(x, device=device, **kw)
 
 
 def tf_tv_loss(x, weight: float = 1.0, *, device: str | None = None) -> float:
     """``weight * tf.reduce_sum(tf.image.total_variation(x))``.
+
+    Parameters
+    ----------
+    x : ndarray, shape (H, W, C) or (N, H, W, C)
+        One image or a batch, channels last.
+    weight : float, optional
+        The loss weight.
+    device : {None, "cpu", "cuda"}, optional
+        As in :func:`tvnumba.tv`.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    ValueError
+        ``x`` not 3-D or 4-D, empty, or holding NaN/Inf.
+    TypeError
+        ``x`` not a real numeric array.
+
+    See Also
+    --------
+    tf_tv_loss_grad, tf_total_variation
 
     Examples
     --------
@@ -191,7 +312,41 @@ def tf_tv_loss(x, weight: float = 1.0, *, device: str | None = None) -> float:
 
 
 def tf_tv_loss_grad(x, weight: float = 1.0, *, device: str | None = None):
-    """Gradient of :func:`tf_tv_loss` with respect to ``x``."""
+    """Gradient of :func:`tf_tv_loss` with respect to ``x``.
+
+    Parameters
+    ----------
+    x : ndarray, shape (H, W, C) or (N, H, W, C)
+        One image or a batch, channels last.
+    weight : float, optional
+        The loss weight.
+    device : {None, "cpu", "cuda"}, optional
+        As in :func:`tvnumba.tv`.
+
+    Returns
+    -------
+    ndarray
+        ``x``'s shape.
+
+    Raises
+    ------
+    ValueError
+        ``x`` not 3-D or 4-D, empty, or holding NaN/Inf.
+    TypeError
+        ``x`` not a real numeric array.
+
+    See Also
+    --------
+    tf_tv_loss
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tvnumba.compat import tf_tv_loss_grad
+    >>> tf_tv_loss_grad(np.array([[0.0, 1.0], [3.0, 3.0]])[..., None], weight=2)[..., 0]
+    array([[-4.,  0.],
+           [ 2.,  2.]])
+    """
     weight = _check_weight(weight)
     x, kw = _tf_args(x, device)
     g = _tv_grad(x, device=device, **kw)

@@ -8,7 +8,7 @@ __all__ = ["total_variation_distance"]
 
 
 def total_variation_distance(p, q, axis=None, *, atol: float = 1e-8):
-    """Total variation distance ½ Σ|p − q| of two probability distributions.
+    r"""Total variation distance ½ Σ|p − q| of two probability distributions.
 
     Not to be confused with the total variation of an image (:func:`tv`):
     this is the distance between probability measures, in [0, 1].
@@ -37,6 +37,21 @@ def total_variation_distance(p, q, axis=None, *, atol: float = 1e-8):
     ValueError
         If the shapes differ, an entry is negative or not finite, or a
         distribution does not sum to 1.
+
+    See Also
+    --------
+    tvnumba.tv : the total variation of an image (a different quantity).
+
+    Notes
+    -----
+    For discrete distributions :math:`\delta(p, q) = \sup_A |p(A) - q(A)|
+    = \tfrac12 \sum_i |p_i - q_i|`, the largest difference of the
+    probabilities the two assign to one event [1]_.
+
+    References
+    ----------
+    .. [1] A. L. Gibbs and F. E. Su, "On choosing and bounding probability
+       metrics", International Statistical Review 70 (2002), 419-435.
 
     Examples
     --------

@@ -51,6 +51,20 @@ _NOTES_DOC = r"""
     the base is 0 (a subgradient for β ≥ 1; no Inf for β < 1)."""
 
 
+_RAISES_DOC = """\
+    ValueError
+        β <= 0; a negative or non-finite ``smoothing`` or ``spacing``, or the
+        wrong number of spacings; an axis out of range, repeated, or both
+        spatial and the ``channel_axis``; an empty array; NaN or Inf in
+        ``u``; a value or gradient beyond float64's range.
+    TypeError
+        ``u`` not a real numeric array (complex, object, masked), or an
+        argument of the wrong type (a bool axis, a string β)."""
+
+_REFS_DOC = """\
+    .. [1] L. I. Rudin, S. Osher and E. Fatemi, "Nonlinear total variation
+       based noise removal algorithms", Physica D 60 (1992), 259-268."""
+
 _OUT_DOC = """\
     out : ndarray, optional
         Where to write the gradient: ``u``'s shape and the gradient dtype (it
@@ -58,7 +72,8 @@ _OUT_DOC = """\
 
 
 def _docstring(func):
-    for key, text in (("params", _PARAMS_DOC), ("notes", _NOTES_DOC), ("out", _OUT_DOC)):
+    for key, text in (("params", _PARAMS_DOC), ("notes", _NOTES_DOC), ("out", _OUT_DOC),
+                      ("raises", _RAISES_DOC), ("refs", _REFS_DOC)):
         func.__doc__ = func.__doc__.replace(f"%({key})s", text)
     return func
 
@@ -93,13 +108,21 @@ def tv(u, beta: float = 1.0, *, axes=None, channel_axis: int | None = None,
         The reduced TV (a Python float), or with ``reduction="none"`` a
         float64 array over the batch axes.
 
-    Notes
-    -----
-%(notes)s
+    Raises
+    ------
+%(raises)s
 
     See Also
     --------
     tv_grad, tv_value_and_grad
+
+    Notes
+    -----
+%(notes)s
+
+    References
+    ----------
+%(refs)s
 
     Examples
     --------
@@ -141,9 +164,21 @@ def tv_grad(u, beta: float = 1.0, *, axes=None, channel_axis: int | None = None,
         mean; with ``"none"`` the gradient of the sum (each batch item's own
         gradient).
 
+    Raises
+    ------
+%(raises)s
+
+    See Also
+    --------
+    tv, tv_value_and_grad, denoise_tv_beta
+
     Notes
     -----
 %(notes)s
+
+    References
+    ----------
+%(refs)s
 
     Examples
     --------
@@ -181,9 +216,21 @@ def tv_value_and_grad(u, beta: float = 1.0, *, axes=None, channel_axis: int | No
     grad : ndarray
         As returned by :func:`tv_grad`.
 
+    Raises
+    ------
+%(raises)s
+
+    See Also
+    --------
+    tv, tv_grad, denoise_tv_beta
+
     Notes
     -----
 %(notes)s
+
+    References
+    ----------
+%(refs)s
 
     Examples
     --------

@@ -182,6 +182,13 @@ def denoise_tv_beta(image, weight: float | str = 0.1, beta: float = 1.0, *, eps:
     signal as noise where edges are dense (small binary volumes): there the
     weight comes out too large.
 
+    See Also
+    --------
+    skimage.restoration.denoise_tv_chambolle : β = 1 on the same weight scale.
+    tvnumba.deconvolve_tv_beta, tvnumba.inpaint_tv_beta, tvnumba.solve_tv_beta :
+        the same solvers with other data terms.
+    tvnumba.tv : the β-TV functional and its definitions.
+
     References
     ----------
     .. [1] A. Chambolle and T. Pock, "A first-order primal-dual algorithm for
