@@ -9,7 +9,10 @@ cd "$(dirname "$0")/.."
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 python -m pip install -q "build>=1"
+# `python -m build .` builds the sdist, then the wheel FROM that sdist (isolated, setuptools
+# >= 77): the wheel installed below is the sdist's, so both artifacts are checked.
 python -m build --outdir "$work/dist" . >"$work/build.log" 2>&1 || { cat "$work/build.log"; exit 1; }
+grep -q "Building wheel from sdist" "$work/build.log"
 ls "$work/dist"
 tar -tzf "$work"/dist/tvnumba-*.tar.gz >"$work/sdist.txt"   # (no pipe into grep -q: SIGPIPE)
 grep -q "^tvnumba-[^/]*/LICENSE$" "$work/sdist.txt"
