@@ -127,6 +127,14 @@ def solve_tv_beta(A, f, weight: float = 0.1, beta: float = 1.0, *, shape=None, A
     weights.  The first iterate is ``Aᵀf``.  Unless ``AᵀA`` is invertible the
     minimiser need not be unique (β = 1).
 
+    References
+    ----------
+    .. [1] L. I. Rudin, S. Osher and E. Fatemi, "Nonlinear total variation
+       based noise removal algorithms", Physica D 60 (1992), 259-268.
+    .. [2] A. Chambolle and T. Pock, "A first-order primal-dual algorithm for
+       convex problems with applications to imaging", J. Math. Imaging Vis.
+       40 (2011), 120-145.
+
     Examples
     --------
     A 1-D signal observed through a moving average, as a matrix, as a
