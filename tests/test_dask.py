@@ -109,7 +109,7 @@ def camera():
 def test_denoise_beta2_is_exact_with_depth(camera):
     # β = 2 is linear with a fast-decaying kernel: the seam error vanishes with depth.
     ref = tvnumba.denoise_tv_beta(camera, 0.1, 2.0)
-    u = tvd.denoise_tv_beta(da.from_array(camera, chunks=64), 0.1, 2.0, depth=32)
+    u = tvnumba.denoise_tv_beta(da.from_array(camera, chunks=64), 0.1, 2.0, depth=32)
     assert u.dtype == np.float64 and u.chunks == ((64, 64), (64, 64))
     np.testing.assert_allclose(u.compute(scheduler="threads"), ref, atol=1e-9)
 
@@ -119,7 +119,7 @@ def test_denoise_matches_in_memory_within_documented_tolerance(camera, request, 
     client = request.getfixturevalue("cluster") if client else None
     ref = tvnumba.denoise_tv_beta(camera, 0.05, 1.0, eps=1e-6)
     x = da.from_array(camera.astype(np.float32), chunks=64)
-    u = tvd.denoise_tv_beta(x, 0.05, 1.0, eps=1e-6, depth=32)
+    u = tvnumba.denoise_tv_beta(x, 0.05, 1.0, eps=1e-6, depth=32)
     (got,) = _compute(u, client=client)
     assert got.dtype == np.float32 and got.shape == camera.shape
     # documented (module docstring): 6e-4 for β = 1, weight 0.05 at depth 32
@@ -129,11 +129,11 @@ def test_denoise_matches_in_memory_within_documented_tolerance(camera, request, 
 def test_denoise_small_chunk_is_a_clear_error(camera):
     with pytest.raises(ValueError, match=r"chunk of 16 pixels along axis 0, smaller than "
                                          r"depth=32"):
-        tvd.denoise_tv_beta(da.from_array(camera, chunks=(16, 64)), 0.1, depth=32)
+        tvnumba.denoise_tv_beta(da.from_array(camera, chunks=(16, 64)), 0.1, depth=32)
     with pytest.raises(ValueError, match="depth"):
-        tvd.denoise_tv_beta(da.from_array(camera, chunks=64), 0.1, depth=(4, 4, 4))
+        tvnumba.denoise_tv_beta(da.from_array(camera, chunks=64), 0.1, depth=(4, 4, 4))
     # One chunk along an axis: no neighbour, any depth there
-    u = tvd.denoise_tv_beta(da.from_array(camera, chunks=(128, 64)), 0.1, 2.0, depth=(100, 8))
+    u = tvnumba.denoise_tv_beta(da.from_array(camera, chunks=(128, 64)), 0.1, 2.0, depth=(100, 8))
     assert u.shape == camera.shape
 
 
@@ -143,7 +143,7 @@ def test_denoise_is_lazy_and_smoothing_is_global():
     x = np.zeros((64, 64))
     x[:, 32:] = np.random.default_rng(8).random((64, 32))
     X = da.from_array(x, chunks=32)
-    u = tvd.denoise_tv_beta(X, 0.05, 0.5, depth=32)
+    u = tvnumba.denoise_tv_beta(X, 0.05, 0.5, depth=32)
     assert isinstance(u, da.Array)
     got = u.compute(scheduler="threads")
     # depth = chunk: every chunk sees the whole image; same problem, same solver start

@@ -51,7 +51,7 @@ from ._validate import check_nonneg, float_dtype, make_plan, normalize_axis
 from ._tv_core import tv_compute
 from .backends import is_dask_array
 
-__all__ = ["tv_value_and_grad", "denoise_tv_beta", "is_dask_array",
+__all__ = ["tv_value_and_grad", "denoise_chunked", "is_dask_array",
            "DEFAULT_DEPTH"]
 
 #: Halo of :func:`denoise_tv_beta` per chunk side, in pixels: seam error below 1e-3 for
@@ -193,10 +193,8 @@ def tv_value_and_grad(u, beta: float = 1.0, *, axes=None, channel_axis: int | No
     return value, grad
 
 
-def _block_denoise(block, *, weight, beta, smoothing, kw):
-    from .restoration._core import denoise
-
-    return denoise(block, weight, beta, smoothing=smoothing, **kw)[0]
+def _block_denoise(block, *, solve, weight, beta, smoothing, kw):
+    return solve(block, weight, beta, smoothing=smoothing, **kw)[0]
 
 
 def _check_depth(depth, spatial) -> dict[int, int]:
@@ -216,18 +214,25 @@ def _check_depth(depth, spatial) -> dict[int, int]:
     return out
 
 
-def denoise_tv_beta(image, weight: float = 0.1, beta: float = 1.0, *, depth=None,
+def denoise_chunked(image, solve, weight=0.1, beta: float = 1.0, *, depth=None,
                     eps: float = 1e-3, max_num_iter: int | None = None,
                     channel_axis: int | None = None, isotropic: bool = True,
                     smoothing: float = 0.0, spacing=1.0, method: str = "auto",
                     device: str | None = None):
     """:func:`tvnumba.denoise_tv_beta` of a Dask array, chunk by chunk with a halo (lazy).
 
+    The public function calls this for Dask arrays (``tvnumba.denoise_tv_beta(x,
+    depth=...)``), handing it its in-memory solver ``solve`` (so that this module
+    imports nothing from the restoration package).
+
     Parameters
     ----------
     image : dask.array.Array
         Image or volume; the channel axis is rechunked to one chunk.  Every chunk along
         an axis with several chunks must be at least ``depth`` pixels long.
+    solve : callable
+        ``solve(block, weight, beta, smoothing=..., **kw) -> (u, info)`` for one
+        in-memory chunk.
     weight, beta, eps, max_num_iter, channel_axis, isotropic, smoothing, spacing, method, device
         As in :func:`tvnumba.denoise_tv_beta` (each chunk is solved to ``eps``).
     depth : int or sequence of int, optional
@@ -257,9 +262,9 @@ def denoise_tv_beta(image, weight: float = 0.1, beta: float = 1.0, *, depth=None
 
     Examples
     --------
-    >>> import dask.array as da, numpy as np, tvnumba, tvnumba.dask
+    >>> import dask.array as da, numpy as np, tvnumba
     >>> x = np.random.default_rng(0).random((128, 128))
-    >>> u = tvnumba.dask.denoise_tv_beta(da.from_array(x, chunks=64), 0.1, 2.0, depth=16)
+    >>> u = tvnumba.denoise_tv_beta(da.from_array(x, chunks=64), 0.1, 2.0, depth=16)
     >>> bool(np.abs(u.compute() - tvnumba.denoise_tv_beta(x, 0.1, 2.0)).max() < 1e-6)
     True
     """
@@ -267,7 +272,6 @@ def denoise_tv_beta(image, weight: float = 0.1, beta: float = 1.0, *, depth=None
 
     if not isinstance(image, da.Array):
         image = da.asarray(image)
-    weight = check_nonneg("weight", weight)
     plan = make_plan(image, beta, channel_axis=channel_axis, spacing=spacing,
                      isotropic=isotropic, smoothing=smoothing, name="image")
     spatial, channel = _roles(image, None, channel_axis)
@@ -299,4 +303,4 @@ def denoise_tv_beta(image, weight: float = 0.1, beta: float = 1.0, *, depth=None
     return image.map_overlap(_block_denoise, depth=depth_all, boundary="none",
                              trim=True, allow_rechunk=False, dtype=ftype,
                              meta=np.empty((0,) * image.ndim, ftype),
-                             weight=weight, beta=plan.beta, smoothing=s, kw=kw)
+                             solve=solve, weight=weight, beta=plan.beta, smoothing=s, kw=kw)

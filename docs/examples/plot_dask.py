@@ -3,7 +3,7 @@ Dask arrays: exact TV and chunked denoising
 ===========================================
 
 The public functions take Dask arrays lazily.  ``tv`` and ``tv_value_and_grad`` are exact on
-any chunking (a one-pixel halo); :func:`tvnumba.dask.denoise_tv_beta` solves each chunk with
+any chunking (a one-pixel halo); :func:`tvnumba.denoise_tv_beta` solves each chunk with
 a halo of ``depth`` pixels — an approximation whose seam error we measure here against the
 in-memory solve.  We use Dask's threaded scheduler.
 """
@@ -25,7 +25,7 @@ with dask.config.set(scheduler="threads"):
     value = tvnumba.tv(lazy).compute()
     print(f"tv: Dask {value:.6f}, NumPy {tvnumba.tv(noisy):.6f}")
 
-    chunked = tvnumba.dask.denoise_tv_beta(lazy, weight=0.1, depth=32, eps=1e-6).compute()
+    chunked = tvnumba.denoise_tv_beta(lazy, weight=0.1, depth=32, eps=1e-6).compute()
 whole = tvnumba.denoise_tv_beta(noisy, weight=0.1, eps=1e-6)
 print(f"largest difference to the whole-image solve (depth 32): "
       f"{np.abs(chunked - whole).max():.1e}")

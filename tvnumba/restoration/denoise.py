@@ -17,7 +17,7 @@ def denoise_tv_beta(image, weight: float | str = 0.1, beta: float = 1.0, *, eps:
                     max_num_iter: int | None = None, channel_axis: int | None = None,
                     isotropic: bool = True, smoothing: float = 0.0, spacing=1.0,
                     method: str = "auto", device: str | None = None,
-                    return_info: bool = False, callback=None):
+                    return_info: bool = False, callback=None, depth=None):
     r"""β-order total-variation denoising, solved to a certified tolerance.
 
     Finds
@@ -87,6 +87,10 @@ def denoise_tv_beta(image, weight: float | str = 0.1, beta: float = 1.0, *, eps:
         ``callback(iteration, u, objective)`` called at every convergence
         check (every 5 iterations for ``"cp"``, every iteration otherwise) with
         the current iterate (do not modify it); returning ``True`` stops.
+    depth : int or sequence of int, optional
+        Dask arrays only: the halo, in pixels, each chunk is solved with (one
+        value or one per spatial axis; default 64, see :mod:`tvnumba.dask`).
+        A Dask array in gives a lazy Dask array out.
 
     Returns
     -------
@@ -238,6 +242,10 @@ def denoise_tv_beta(image, weight: float | str = 0.1, beta: float = 1.0, *, eps:
                             "(each chunk is solved separately, lazily)")
         from .. import dask as tv_dask
 
-        return tv_dask.denoise_tv_beta(image, check_weight(weight), beta, **kw)
+        return tv_dask.denoise_chunked(image, denoise, check_weight(weight), beta, depth=depth,
+                                       **kw)
+    if depth is not None:
+        raise ValueError(f"depth applies to Dask arrays only (their chunks' halo), got "
+                         f"depth={depth!r} for a {type(image).__name__}")
     u, info = denoise(image, weight, beta, callback=callback, **kw)
     return (u, info) if return_info else u
