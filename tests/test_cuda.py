@@ -528,7 +528,7 @@ def run_cp(state, plan, weight, *, eps, max_iter, check_every=5, callback=None):
             return state
 
     problem = Problem(backend=Fixed(), plan=plan, data=Identity(state.f), weight=weight,
-                      beta=1.0, smoothing=0.0, eps=eps, max_iter=max_iter, callback=callback)
+                      smoothing=0.0, eps=eps, max_iter=max_iter, callback=callback)
     return _rof(problem, check_every)
 
 

@@ -72,7 +72,7 @@ class Problem:
     plan: Plan
     data: Any
     weight: float
-    beta: float
+    #: The smoothing the solver uses: the plan's, or an internal one (``needs_smoothing``).
     smoothing: float
     eps: float
     max_iter: int

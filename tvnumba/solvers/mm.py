@@ -56,7 +56,7 @@ def mm(problem: Problem, cg_iter: int = 10, cg_tol: float = 1e-2, extrapolate: b
     xp, ops = backend.xp, backend.ops
     smoothing = problem.smoothing
     state = backend.mm_state(data.f if data.identity else data.start(), problem.weight,
-                             problem.beta, smoothing, problem.plan,
+                             problem.plan.beta, smoothing, problem.plan,
                              c0=1.0 if data.identity else 0.0)
     b = data.rhs()
     u = xp.ascontiguousarray(data.start()).copy()
@@ -89,7 +89,7 @@ def mm(problem: Problem, cg_iter: int = 10, cg_tol: float = 1e-2, extrapolate: b
 
     # β < 1: non-convex, the certificate is a stationarity measure, never a bound;
     # dividing by a tiny μ (an ill-conditioned blur) would only make it unreachable.
-    mu = data.mu if problem.beta >= 1 else 1.0
+    mu = data.mu if problem.plan.beta >= 1 else 1.0
 
     def stationarity(x, Fx):
         """Certificate at x, whose weights must be current (A_x x − Aᵀf = ∇F(x))."""
