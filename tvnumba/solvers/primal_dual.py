@@ -3,7 +3,8 @@
 Minimises ``G(u) + weight · TV₁(u)`` with the TV term dualised
 (``p ∈ {|p| ≤ weight}`` per pixel, or per difference when anisotropic).
 The iterates live in the backend's state object (:meth:`Backend.cp_state`):
-two fused Numba passes per iteration on the CPU, two CUDA kernels on the GPU,
+one Numba pass per iteration on the CPU (two for three spatial axes or another
+data term), two CUDA kernels on the GPU,
 whole-array operations otherwise.
 
 * Identity data term (denoising): the accelerated algorithm for a strongly
@@ -75,6 +76,7 @@ def _rof(problem: Problem, check_every: int):
     weight, eps, max_iter = problem.weight, problem.eps, problem.max_iter
     state = problem.backend.cp_state(problem.data.f, weight, problem.plan, identity=True)
     f2 = state.sumsq_f()
+    fused = getattr(state, "step", None)  # dual then primal step in one call, where offered
     unit = float(np.finfo(state.T).eps)
     floor = 0.5 * f2 * unit
     lip = _d_norm(state.inv_spacing[-state.nd:])
@@ -87,8 +89,11 @@ def _rof(problem: Problem, check_every: int):
         it += 1
         theta = 1.0 / math.sqrt(1.0 + 2.0 * CP_GAMMA * tau)
         check = it % check_every == 0 or it == max_iter
-        state.dual_step(sigma)
-        residual = state.primal_step(tau, theta, check)
+        if fused is not None:
+            residual = fused(sigma, tau, theta, check)
+        else:
+            state.dual_step(sigma)
+            residual = state.primal_step(tau, theta, check)
         tau *= theta
         sigma /= theta
         if check:

@@ -88,7 +88,8 @@ def _unit_setup(shape, plan: Plan, dtype):
 
 class CPNumba:
     """β = 1 primal–dual iterates on a C-contiguous canonical ``(B, C, z, y, x)``
-    NumPy array: two fused Numba passes per iteration.
+    NumPy array: two fused Numba passes per iteration, or one (:meth:`step`) for
+    one or two spatial axes with the identity data term.
 
     ``dual_step``: ``p ← proj_{|p| ≤ w}(p + σ D ū)``; ``primal_step``: with
     the identity data term ``u' = (u − τ Dᵀp + τ f)/(1 + τ)``,
@@ -109,16 +110,62 @@ class CPNumba:
         self.inv_spacing = plan.canonical_inv_spacing
         self.partial = np.zeros(self.nunits, np.float64)
         self.partial2 = np.empty(self.nunits, np.float64)
+        # One pass per iteration (step) for the identity data term on one plane.
+        self.fused = identity and self.nd <= 2 and f5.shape[2] == 1
+        if self.fused:
+            _, C, _, H, W = f5.shape
+            self._starts = np.arange(0, H, self.rows)
+            self._ends = np.minimum(self._starts + self.rows, H) - 1
+            self._snap_first = np.empty((2, C, self.nunits, 1, W), f5.dtype)
+            self._snap_last = np.empty_like(self._snap_first)
+            self._snap_p = np.empty((self.nd, 2, C, self.nunits, 1, W), f5.dtype)
+            self._cur = -1  # no valid snapshot
+
+    def _snapshot(self):
+        """The unit-boundary rows of ū and p that :func:`cp_fused_step` reads from
+        slot ``_cur`` (it writes the next iteration's into the other slot)."""
+        C, W = self.f.shape[1], self.f.shape[4]
+        n = self.nunits
+        ub, p = self.ub[:, :, 0], self.p[:, :, :, 0]  # (B, C, H, W), (nd, B, C, H, W)
+        # unit = b · (units per plane) + block: (B, C, blocks, W) -> (C, units, W)
+        self._snap_first[0, :, :, 0] = ub[:, :, self._starts].transpose(1, 0, 2, 3).reshape(
+            C, n, W)
+        self._snap_last[0, :, :, 0] = ub[:, :, self._ends].transpose(1, 0, 2, 3).reshape(
+            C, n, W)
+        self._snap_p[:, 0, :, :, 0] = p[:, :, :, self._ends].transpose(0, 2, 1, 3, 4).reshape(
+            self.nd, C, n, W)
+        self._cur = 0
 
     def sumsq_f(self) -> float:
         flat = self.f.reshape(-1)
         return float(vector_kernels.dot(flat, flat))
 
+    def step(self, sigma, tau, theta, want_residual) -> float:
+        """:meth:`dual_step` then :meth:`primal_step`: one fused pass for one or
+        two spatial axes and the identity data term, else the two passes."""
+        if not self.fused:
+            self.dual_step(sigma)
+            return self.primal_step(tau, theta, want_residual)
+        if self._cur < 0:
+            self._snapshot()
+        T = self.T
+        kernels.cp_fused_step(self.u, self.ub, self.f, self.p, self._snap_first,
+                              self._snap_last, self._snap_p, self._cur, T(sigma),
+                              T(self.weight), T(tau), T(theta), T(1), self.ih[1], self.ih[2],
+                              self.nd, self.iso, self.rows, self.nunits, want_residual,
+                              self.partial)
+        self._cur = 1 - self._cur
+        return float(self.partial.sum()) if want_residual else 0.0
+
     def dual_step(self, sigma):
+        if self.fused:
+            self._cur = -1  # the snapshots go stale
         kernels.cp_dual_step(self.ub, self.p, self.T(sigma), self.T(self.weight), *self.ih,
                      self.nd, self.iso, self.rows, self.nunits)
 
     def primal_step(self, tau, theta, want_residual) -> float:
+        if self.fused:
+            self._cur = -1
         kernels.cp_primal_step(self.u, self.ub, self.f, self.p, self.T(tau), self.T(theta), *self.ih,
                        self.nd, self.rows, self.nunits, want_residual, self.partial,
                        self.identity)

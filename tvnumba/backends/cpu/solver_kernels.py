@@ -16,7 +16,8 @@ Work is split like :mod:`.tv_kernels`: units of ``(b, z, block of rows)``; a uni
 the rows it writes and one slot of the float64 partial sums, so there are no
 races.  Every kernel only *reads* neighbours of the array it does not write.
 
-Chambolle-Pock for ROF (β = 1) runs as two passes per iteration:
+Chambolle-Pock for ROF (β = 1) runs as two passes per iteration (three spatial axes,
+another data term):
 
 * :func:`cp_dual_step`:  ``p <- proj_{|p| <= w}(p + σ D ū)``   (reads ū, updates p)
 * :func:`cp_primal_step`: ``u' = (u - τ Dᵀp + τ f) / (1 + τ)``, ``ū = u' + θ(u' - u)``
@@ -24,6 +25,10 @@ Chambolle-Pock for ROF (β = 1) runs as two passes per iteration:
   the dual objective).  That is the proximal step of the identity data term
   ½‖u − f‖², fused; for any other data term it only forms ``u − τ Dᵀp``
   (into ū), whose proximal step the data term takes.
+
+With the identity data term and one or two spatial axes, :func:`cp_fused_step` runs
+both as one pass (p read once; the rows shared by two units come from
+snapshots, see there).
 
 :func:`rof_primal` evaluates ``Σ ½(u - f)²`` and ``TV₁(u)`` for the duality gap.
 The IRLS kernels (:func:`irls_weights`, :func:`irls_diag`, :func:`irls_apply`) serve the
@@ -171,6 +176,230 @@ def cp_primal_step(u, ub, f, p, tau, theta, ihz, ihy, ihx, nd, rows, nunits, wan
                     un = (uo + tau * (f[b, c, k, i, j] - dt[j])) * inv
                     ub[b, c, k, i, j] = un + theta * (un - uo)
                     u[b, c, k, i, j] = un
+        partial[unit] = acc
+
+
+@njit(**INLINE)
+def _dual_xy(px, py, row, nxt, sx, sy, w, w2, one, iso, first, one_c, m):
+    """One row of p + σ D ū (x and y components, in place; 0 on the last column),
+    with the projection onto |p| ≤ w where it is per pixel and channel (anisotropic,
+    or isotropic with one channel); else ``m`` (re)starts / accumulates |p|²."""
+    W = px.shape[0]
+    zero = sx - sx
+    if not iso:
+        for j in range(W - 1):
+            a = px[j] + sx * (row[j + 1] - row[j])
+            c = py[j] + sy * (nxt[j] - row[j])
+            px[j] = min(max(a, -w), w)
+            py[j] = min(max(c, -w), w)
+        c = py[W - 1] + sy * (nxt[W - 1] - row[W - 1])
+        px[W - 1] = zero
+        py[W - 1] = min(max(c, -w), w)
+    elif one_c:
+        for j in range(W - 1):
+            a = px[j] + sx * (row[j + 1] - row[j])
+            c = py[j] + sy * (nxt[j] - row[j])
+            mj = a * a
+            mj += c * c
+            s = w / np.sqrt(mj) if mj > w2 else one
+            px[j] = a * s
+            py[j] = c * s
+        c = py[W - 1] + sy * (nxt[W - 1] - row[W - 1])
+        mj = c * c
+        s = w / np.sqrt(mj) if mj > w2 else one
+        px[W - 1] = zero
+        py[W - 1] = c * s
+    else:
+        for j in range(W - 1):
+            a = px[j] + sx * (row[j + 1] - row[j])
+            c = py[j] + sy * (nxt[j] - row[j])
+            px[j] = a
+            py[j] = c
+            mj = a * a if first else m[j] + a * a
+            mj += c * c
+            m[j] = mj
+        c = py[W - 1] + sy * (nxt[W - 1] - row[W - 1])
+        px[W - 1] = zero
+        py[W - 1] = c
+        m[W - 1] = c * c if first else m[W - 1] + c * c
+
+
+@njit(**INLINE)
+def _dual_x(px, row, sx, w, w2, one, iso, first, one_c, m):
+    """:func:`_dual_xy` of one spatial axis."""
+    W = px.shape[0]
+    zero = sx - sx
+    if not iso:
+        for j in range(W - 1):
+            a = px[j] + sx * (row[j + 1] - row[j])
+            px[j] = min(max(a, -w), w)
+    elif one_c:
+        for j in range(W - 1):
+            a = px[j] + sx * (row[j + 1] - row[j])
+            mj = a * a
+            s = w / np.sqrt(mj) if mj > w2 else one
+            px[j] = a * s
+    else:
+        for j in range(W - 1):
+            a = px[j] + sx * (row[j + 1] - row[j])
+            px[j] = a
+            m[j] = a * a if first else m[j] + a * a
+        m[W - 1] = zero if first else m[W - 1]
+    px[W - 1] = zero
+
+
+@njit(**INLINE)
+def _iso_scale(m, w, w2, one):
+    """m <- w/√m where m > w², else 1 (the scale of the projection onto |p| ≤ w)."""
+    for j in range(m.shape[0]):
+        mj = m[j]
+        m[j] = w / np.sqrt(mj) if mj > w2 else one
+
+
+@njit(**INLINE)
+def _times(q, m):
+    for j in range(q.shape[0]):
+        q[j] *= m[j]
+
+
+@njit(**INLINE)
+def _dual_rows(p, b, k, i, C, nd, a, ab, ak, ai, n, nb, nk, ni, sx, sy, w, w2, one, iso, m):
+    """Row i of the dual step for every channel: p[:, b, :, k, i] in place.  ū row i is
+    ``a[ab, c, ak, ai]``, row i + 1 ``n[nb, c, nk, ni]`` (row i itself on the last row)."""
+    one_c = C == 1
+    for c in range(C):
+        row = a[ab, c, ak, ai]
+        if nd >= 2:
+            _dual_xy(p[0, b, c, k, i], p[1, b, c, k, i], row, n[nb, c, nk, ni], sx, sy, w, w2,
+                     one, iso, c == 0, one_c, m)
+        else:
+            _dual_x(p[0, b, c, k, i], row, sx, w, w2, one, iso, c == 0, one_c, m)
+    if iso and not one_c:
+        _iso_scale(m, w, w2, one)
+        for d in range(nd):
+            for c in range(C):
+                _times(p[d, b, c, k, i], m)
+
+
+@njit(**INLINE)
+def _primal_row(u, ub, f, px, py, behind, nd, ihx, ihy, tau, theta, inv, want_dual):
+    """Row of the identity data term's primal step (see :func:`cp_primal_step`);
+    returns Σ (f − Dᵀp)² over the row when ``want_dual`` (else 0)."""
+    W = u.shape[0]
+    acc = 0.0
+    t = -px[0] * ihx
+    if nd >= 2:
+        t += (behind[0] - py[0]) * ihy
+    uo = u[0]
+    fj = f[0]
+    if want_dual:
+        r = fj - t
+        acc += r * r
+    un = (uo + tau * (fj - t)) * inv
+    ub[0] = un + theta * (un - uo)
+    u[0] = un
+    if nd >= 2:
+        if want_dual:
+            for j in range(1, W):
+                t = (px[j - 1] - px[j]) * ihx
+                t += (behind[j] - py[j]) * ihy
+                uo = u[j]
+                fj = f[j]
+                r = fj - t
+                acc += r * r
+                un = (uo + tau * (fj - t)) * inv
+                ub[j] = un + theta * (un - uo)
+                u[j] = un
+        else:
+            for j in range(1, W):
+                t = (px[j - 1] - px[j]) * ihx
+                t += (behind[j] - py[j]) * ihy
+                uo = u[j]
+                un = (uo + tau * (f[j] - t)) * inv
+                ub[j] = un + theta * (un - uo)
+                u[j] = un
+    else:
+        for j in range(1, W):
+            t = (px[j - 1] - px[j]) * ihx
+            uo = u[j]
+            fj = f[j]
+            if want_dual:
+                r = fj - t
+                acc += r * r
+            un = (uo + tau * (fj - t)) * inv
+            ub[j] = un + theta * (un - uo)
+            u[j] = un
+    return acc
+
+
+@_kernel
+def cp_fused_step(u, ub, f, p, snap_first, snap_last, snap_p, cur, sigma, w, tau, theta,
+                  one, ihy, ihx, nd, iso, rows, nunits, want_dual, partial):
+    """One Chambolle-Pock iteration with the identity data term in ONE pass
+    (nd ≤ 2, one plane: ``D == 1``): :func:`cp_dual_step` then
+    :func:`cp_primal_step`, row by row.
+
+    Inside a unit, row i's dual update (reads ū rows i, i+1 of the previous
+    iterate) comes before its primal update (writes u, ū row i), so each dual
+    row still sees the old ū.  Across units two rows would race; they come
+    from snapshots that each unit wrote at the end of the previous call, double
+    buffered (read slot ``cur``, write slot ``1 - cur``), per unit:
+    ``snap_first[slot, c, unit, 0]`` = ū of its first row, ``snap_last[slot, c, unit, 0]``
+    = ū of its last row, ``snap_p[d, slot, c, unit, 0]`` = p of its last row (laid out
+    like ``ub[b, c, k, i]`` and ``p[d, b, c, k, i]``).
+
+    * the unit's last dual row reads ū of the next unit's first row from
+      ``snap_first`` (the next unit may already have overwritten it);
+    * the unit's first primal row needs the *new* p of the row above, which
+      the unit above computes: it is recomputed privately from the snapshots
+      with the same arithmetic (same value), not written.
+
+    ``partial[unit]`` receives Σ (f − Dᵀp)² over the unit as in
+    :func:`cp_primal_step` (float64).  ``one`` is 1 in u's dtype: all arithmetic
+    stays in that dtype (:func:`cp_primal_step` forms ``u'`` and ``ū`` in float64
+    for float32 input, which halves its vector lanes; the results differ by rounding).
+    """
+    B, C, D, H, W = u.shape
+    inv = one / (one + tau)
+    w2 = w * w
+    sx = sigma * ihx
+    sy = sigma * ihy
+    nxt = 1 - cur
+    for unit in prange(nunits):
+        b, k, i0, i1 = _unit_bounds(unit, D, H, rows)
+        m = np.empty(W, u.dtype)
+        above = np.zeros((C, W), u.dtype)  # new p_y of row i0 − 1 (0 above row 0)
+        acc = 0.0
+        if nd >= 2 and i0 > 0:
+            q = np.empty((nd, 1, C, 1, 1, W), u.dtype)
+            for d in range(nd):
+                for c in range(C):
+                    q[d, 0, c, 0, 0, :] = snap_p[d, cur, c, unit - 1, 0]  # old p, row i0 − 1
+            _dual_rows(q, 0, 0, 0, C, nd, snap_last, cur, unit - 1, 0, ub, b, k, i0,
+                       sx, sy, w, w2, one, iso, m)
+            for c in range(C):
+                above[c, :] = q[1, 0, c, 0, 0]
+        for i in range(i0, i1):
+            if i + 1 < i1:
+                n, nb, nk, ni = ub, b, k, i + 1
+            elif i + 1 < H:
+                n, nb, nk, ni = snap_first, cur, unit + 1, 0
+            else:
+                n, nb, nk, ni = ub, b, k, i
+            _dual_rows(p, b, k, i, C, nd, ub, b, k, i, n, nb, nk, ni, sx, sy, w, w2, one, iso, m)
+            for c in range(C):
+                if i == i0:
+                    behind = above[c]
+                else:
+                    behind = p[nd - 1, b, c, k, i - 1]
+                acc += _primal_row(u[b, c, k, i], ub[b, c, k, i], f[b, c, k, i],
+                                   p[0, b, c, k, i], p[nd - 1, b, c, k, i], behind, nd, ihx,
+                                   ihy, tau, theta, inv, want_dual)
+        for c in range(C):
+            snap_first[nxt, c, unit, 0, :] = ub[b, c, k, i0]
+            snap_last[nxt, c, unit, 0, :] = ub[b, c, k, i1 - 1]
+            for d in range(nd):
+                snap_p[d, nxt, c, unit, 0, :] = p[d, b, c, k, i1 - 1]
         partial[unit] = acc
 
 
