@@ -111,7 +111,7 @@ def cp_dual_step(ub, p, sigma, w, ihz, ihy, ihx, nd, iso, rows, nunits):
                             q[j] = min(max(q[j], -w), w)
             if iso:
                 # Projection onto |p| <= w: scale w/|p| where |p| > w, else 1.
-                one = zero + 1
+                one = type(sigma)(1)  # zero + 1 would promote float32 to float64
                 for j in range(W):
                     mj = m[j]
                     m[j] = w / np.sqrt(mj) if mj > w2 else one
@@ -145,7 +145,7 @@ def cp_primal_step(u, ub, f, p, tau, theta, ihz, ihy, ihx, nd, rows, nunits, wan
     """
     B, C, D, H, W = u.shape
     zero = tau - tau
-    one = zero + 1
+    one = type(tau)(1)  # zero + 1 would promote float32 to float64 (half the lanes)
     inv = one / (one + tau)
     for unit in prange(nunits):
         b, k, i0, i1 = _unit_bounds(unit, D, H, rows)
