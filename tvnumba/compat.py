@@ -45,6 +45,26 @@ __all__ = [
 ]
 
 
+_DOCS = {
+    "torch_params": '    Parameters\n    ----------\n    x : ndarray, shape (N, C, H, W)\n        Batch of images, channels first, H, W >= 2.\n    weight : float, optional\n        ``TVLoss_weight``.\n    device : {None, "cpu", "cuda"}, optional\n        As in :func:`tvnumba.tv`.',
+    "torch_raises": '    Raises\n    ------\n    ValueError\n        ``x`` not 4-D, empty, with H or W below 2, or holding NaN/Inf;\n        ``weight`` not finite.\n    TypeError\n        ``x`` not a real numeric array, or ``weight`` not a real number.',
+    "tf_x": '    Parameters\n    ----------\n    x : ndarray, shape (H, W, C) or (N, H, W, C)\n        One image or a batch, channels last.',
+    "tf_raises": '    Raises\n    ------\n    ValueError\n        ``x`` not 3-D or 4-D, empty, or holding NaN/Inf.\n    TypeError\n        ``x`` not a real numeric array.',
+    "device": '    device : {None, "cpu", "cuda"}, optional\n        As in :func:`tvnumba.tv`.',
+    "tf_weight_device": ('    weight : float, optional\n        The loss weight.\n'
+                         '    device : {None, "cpu", "cuda"}, optional\n'
+                         '        As in :func:`tvnumba.tv`.'),
+}
+
+
+def _docstring(func):
+    """Fill the shared docstring sections (one text for every function that has them)."""
+    for key, text in _DOCS.items():
+        func.__doc__ = func.__doc__.replace(f"%({key})s", text)
+    return func
+
+
+
 def _check_ndim(x, ndims: tuple[int, ...], layout: str, device=None):
     """``x`` checked here, so that every error names ``x`` (``tv`` would say
     ``u``): not masked, real numeric, the layout's rank, not empty, finite."""
@@ -84,30 +104,18 @@ def _torch_args(x, weight, device):
     return x, ((2, factor / (c * (h - 1) * w)), (3, factor / (c * h * (w - 1))))
 
 
+@_docstring
 def torch_tv_loss(x, weight: float = 1.0, *, device: str | None = None) -> float:
     """The PyTorch ``TVLoss`` module's value on an NCHW array.
 
-    Parameters
-    ----------
-    x : ndarray, shape (N, C, H, W)
-        Batch of images, channels first, H, W >= 2.
-    weight : float, optional
-        ``TVLoss_weight``.
-    device : {None, "cpu", "cuda"}, optional
-        As in :func:`tvnumba.tv`.
+%(torch_params)s
 
     Returns
     -------
     float
         ``2 weight (Σ(D_h x)² / (C(H-1)W) + Σ(D_w x)² / (CH(W-1))) / N``.
 
-    Raises
-    ------
-    ValueError
-        ``x`` not 4-D, empty, with H or W below 2, or holding NaN/Inf;
-        ``weight`` not finite.
-    TypeError
-        ``x`` not a real numeric array, or ``weight`` not a real number.
+%(torch_raises)s
 
     See Also
     --------
@@ -134,31 +142,19 @@ def torch_tv_loss(x, weight: float = 1.0, *, device: str | None = None) -> float
     return sum(f * _tv_value(x, 2.0, axes=a, device=device) for a, f in terms)
 
 
+@_docstring
 def torch_tv_loss_grad(x, weight: float = 1.0, *, device: str | None = None):
     """Gradient of :func:`torch_tv_loss` with respect to ``x`` (what
     ``loss.backward()`` leaves in ``x.grad``).
 
-    Parameters
-    ----------
-    x : ndarray, shape (N, C, H, W)
-        Batch of images, channels first, H, W >= 2.
-    weight : float, optional
-        ``TVLoss_weight``.
-    device : {None, "cpu", "cuda"}, optional
-        As in :func:`tvnumba.tv`.
+%(torch_params)s
 
     Returns
     -------
     ndarray
         ``x``'s shape; float32 for float16/float32 input, float64 otherwise.
 
-    Raises
-    ------
-    ValueError
-        ``x`` not 4-D, empty, with H or W below 2, or holding NaN/Inf;
-        ``weight`` not finite.
-    TypeError
-        ``x`` not a real numeric array, or ``weight`` not a real number.
+%(torch_raises)s
 
     See Also
     --------
@@ -188,27 +184,19 @@ def _tf_args(x, device):
     return x, dict(beta=1.0, axes=axes, channel_axis=x.ndim - 1, isotropic=False)
 
 
+@_docstring
 def tf_total_variation(x, *, device: str | None = None):
     """``tf.image.total_variation``: Σ|D_h x| + Σ|D_w x| per image.
 
-    Parameters
-    ----------
-    x : ndarray, shape (H, W, C) or (N, H, W, C)
-        One image or a batch, channels last.
-    device : {None, "cpu", "cuda"}, optional
-        As in :func:`tvnumba.tv`.
+%(tf_x)s
+%(device)s
 
     Returns
     -------
     float or ndarray
         A float for HWC input, a float64 array of length N for NHWC input.
 
-    Raises
-    ------
-    ValueError
-        ``x`` not 3-D or 4-D, empty, or holding NaN/Inf.
-    TypeError
-        ``x`` not a real numeric array.
+%(tf_raises)s
 
     See Also
     --------
@@ -233,27 +221,19 @@ def tf_total_variation(x, *, device: str | None = None):
     return _tv_value(x, reduction="none" if x.ndim == 4 else "sum", device=device, **kw)
 
 
+@_docstring
 def tf_total_variation_grad(x, *, device: str | None = None):
     """Gradient of ``sum(tf_total_variation(x))`` with respect to ``x``.
 
-    Parameters
-    ----------
-    x : ndarray, shape (H, W, C) or (N, H, W, C)
-        One image or a batch, channels last.
-    device : {None, "cpu", "cuda"}, optional
-        As in :func:`tvnumba.tv`.
+%(tf_x)s
+%(device)s
 
     Returns
     -------
     ndarray
         ``x``'s shape (the subgradient 0 where two neighbours are equal).
 
-    Raises
-    ------
-    ValueError
-        ``x`` not 3-D or 4-D, empty, or holding NaN/Inf.
-    TypeError
-        ``x`` not a real numeric array.
+%(tf_raises)s
 
     See Also
     --------
@@ -271,28 +251,18 @@ def tf_total_variation_grad(x, *, device: str | None = None):
     return _tv_grad(x, device=device, **kw)
 
 
+@_docstring
 def tf_tv_loss(x, weight: float = 1.0, *, device: str | None = None) -> float:
     """``weight * tf.reduce_sum(tf.image.total_variation(x))``.
 
-    Parameters
-    ----------
-    x : ndarray, shape (H, W, C) or (N, H, W, C)
-        One image or a batch, channels last.
-    weight : float, optional
-        The loss weight.
-    device : {None, "cpu", "cuda"}, optional
-        As in :func:`tvnumba.tv`.
+%(tf_x)s
+%(tf_weight_device)s
 
     Returns
     -------
     float
 
-    Raises
-    ------
-    ValueError
-        ``x`` not 3-D or 4-D, empty, or holding NaN/Inf.
-    TypeError
-        ``x`` not a real numeric array.
+%(tf_raises)s
 
     See Also
     --------
@@ -311,29 +281,19 @@ def tf_tv_loss(x, weight: float = 1.0, *, device: str | None = None) -> float:
     return weight * _tv_value(x, device=device, **kw)
 
 
+@_docstring
 def tf_tv_loss_grad(x, weight: float = 1.0, *, device: str | None = None):
     """Gradient of :func:`tf_tv_loss` with respect to ``x``.
 
-    Parameters
-    ----------
-    x : ndarray, shape (H, W, C) or (N, H, W, C)
-        One image or a batch, channels last.
-    weight : float, optional
-        The loss weight.
-    device : {None, "cpu", "cuda"}, optional
-        As in :func:`tvnumba.tv`.
+%(tf_x)s
+%(tf_weight_device)s
 
     Returns
     -------
     ndarray
         ``x``'s shape.
 
-    Raises
-    ------
-    ValueError
-        ``x`` not 3-D or 4-D, empty, or holding NaN/Inf.
-    TypeError
-        ``x`` not a real numeric array.
+%(tf_raises)s
 
     See Also
     --------

@@ -52,6 +52,8 @@ _NOTES_DOC = r"""
 
 
 _RAISES_DOC = """\
+    Raises
+    ------
     ValueError
         β <= 0; a negative or non-finite ``smoothing`` or ``spacing``, or the
         wrong number of spacings; an axis out of range, repeated, or both
@@ -62,6 +64,8 @@ _RAISES_DOC = """\
         argument of the wrong type (a bool axis, a string β)."""
 
 _REFS_DOC = """\
+    References
+    ----------
     .. [1] L. I. Rudin, S. Osher and E. Fatemi, "Nonlinear total variation
        based noise removal algorithms", Physica D 60 (1992), 259-268."""
 
@@ -72,8 +76,9 @@ _OUT_DOC = """\
 
 
 def _docstring(func):
-    for key, text in (("params", _PARAMS_DOC), ("notes", _NOTES_DOC), ("out", _OUT_DOC),
-                      ("raises", _RAISES_DOC), ("refs", _REFS_DOC)):
+    notes_refs = f"    Notes\n    -----\n{_NOTES_DOC}\n\n{_REFS_DOC}"
+    for key, text in (("params", _PARAMS_DOC), ("out", _OUT_DOC), ("raises", _RAISES_DOC),
+                      ("notes_refs", notes_refs)):
         func.__doc__ = func.__doc__.replace(f"%({key})s", text)
     return func
 
@@ -108,21 +113,13 @@ def tv(u, beta: float = 1.0, *, axes=None, channel_axis: int | None = None,
         The reduced TV (a Python float), or with ``reduction="none"`` a
         float64 array over the batch axes.
 
-    Raises
-    ------
 %(raises)s
 
     See Also
     --------
     tv_grad, tv_value_and_grad
 
-    Notes
-    -----
-%(notes)s
-
-    References
-    ----------
-%(refs)s
+%(notes_refs)s
 
     Examples
     --------
@@ -164,21 +161,13 @@ def tv_grad(u, beta: float = 1.0, *, axes=None, channel_axis: int | None = None,
         mean; with ``"none"`` the gradient of the sum (each batch item's own
         gradient).
 
-    Raises
-    ------
 %(raises)s
 
     See Also
     --------
     tv, tv_value_and_grad, denoise_tv_beta
 
-    Notes
-    -----
-%(notes)s
-
-    References
-    ----------
-%(refs)s
+%(notes_refs)s
 
     Examples
     --------
@@ -216,21 +205,13 @@ def tv_value_and_grad(u, beta: float = 1.0, *, axes=None, channel_axis: int | No
     grad : ndarray
         As returned by :func:`tv_grad`.
 
-    Raises
-    ------
 %(raises)s
 
     See Also
     --------
     tv, tv_grad, denoise_tv_beta
 
-    Notes
-    -----
-%(notes)s
-
-    References
-    ----------
-%(refs)s
+%(notes_refs)s
 
     Examples
     --------

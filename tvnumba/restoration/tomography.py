@@ -139,14 +139,12 @@ def reconstruct_tv_beta(sinogram, theta=None, weight: float = DEFAULT_WEIGHT,
 
     References
     ----------
-    .. [1] L. I. Rudin, S. Osher and E. Fatemi, "Nonlinear total variation
-       based noise removal algorithms", Physica D 60 (1992), 259-268.
-    .. [2] A. Chambolle and T. Pock, "A first-order primal-dual algorithm for
-       convex problems with applications to imaging", J. Math. Imaging Vis.
-       40 (2011), 120-145.
-    .. [3] E. Y. Sidky and X. Pan, "Image reconstruction in circular cone-beam
+    .. [1] E. Y. Sidky and X. Pan, "Image reconstruction in circular cone-beam
        computed tomography by constrained, total-variation minimization",
        Phys. Med. Biol. 53 (2008), 4777-4807.
+    .. [2] A. Chambolle and T. Pock, "A first-order primal-dual algorithm for
+       convex problems with applications to imaging" (2011): the β = 1
+       solver, as in :func:`tvnumba.solve_tv_beta`.
 
     Examples
     --------
