@@ -48,7 +48,7 @@ def seams(args):
     import dask.array as da
 
     depths = [int(d) for d in args.depths.split(",")]
-    print(f"| image | chunk | β | weight | " + " | ".join(f"depth {d}" for d in depths)
+    print("| image | chunk | β | weight | " + " | ".join(f"depth {d}" for d in depths)
           + " |")
     print("|---" * (4 + len(depths)) + "|")
     for name, img in _images(args.size, args.vol).items():

@@ -13,7 +13,6 @@ da = pytest.importorskip("dask.array")
 import dask  # noqa: E402
 
 import tvnumba  # noqa: E402
-import tvnumba.dask as tvd  # noqa: E402
 
 CASES = [
     dict(beta=1.0),

@@ -47,7 +47,7 @@ import numbers
 
 import numpy as np
 
-from ._validate import check_nonneg, float_dtype, make_plan, normalize_axis
+from ._validate import float_dtype, make_plan, normalize_axis
 from ._tv_core import tv_compute
 from .backends import is_dask_array
 

@@ -144,8 +144,7 @@ def cp_primal_step(u, ub, f, p, tau, theta, ihz, ihy, ihx, nd, rows, nunits, wan
     written (``f`` is not read).
     """
     B, C, D, H, W = u.shape
-    zero = tau - tau
-    one = type(tau)(1)  # zero + 1 would promote float32 to float64 (half the lanes)
+    one = type(tau)(1)  # tau - tau + 1 would promote float32 to float64 (half the lanes)
     inv = one / (one + tau)
     for unit in prange(nunits):
         b, k, i0, i1 = _unit_bounds(unit, D, H, rows)
