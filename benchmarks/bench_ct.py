@@ -42,21 +42,13 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from tvnumba import reconstruct_tv_beta  # noqa: E402  (this checkout's tvnumba)
 from tvnumba.operators import radon, radon_adjoint  # noqa: E402
 
+from bench_common import best_of  # noqa: E402  (benchmarks/ is the script's folder)
+
 FILTERS = ("ramp", "shepp-logan", "cosine", "hamming", "hann")
 
 
 def psnr(ref, u):
     return peak_signal_noise_ratio(ref, u, data_range=1.0)
-
-
-def best_of(fn, repeat=5):
-    fn()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def fbp(sino, theta, image):

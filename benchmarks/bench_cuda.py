@@ -47,6 +47,8 @@ import time
 
 import numpy as np
 
+from bench_common import median_of  # benchmarks/ is the script's folder
+
 
 # --------------------------------------------------------------------------- baselines
 def xp_tv_value_and_grad(xp, u, beta, want_grad=True):
@@ -93,16 +95,6 @@ def gpu_time(fn, repeat, cuda):
         end.record()
         end.synchronize()
         times.append(start.elapsed_time(end) / 1e3)
-    return statistics.median(times)
-
-
-def cpu_time(fn, repeat):
-    fn()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
     return statistics.median(times)
 
 
@@ -204,7 +196,7 @@ def bench(shapes, betas, aniso, repeat, cpu_repeat, use_cpu, peak):
                         t_cupy = gpu_time(lambda: xp_tv_value_and_grad(cupy, ud, beta, want_grad),
                                           max(3, repeat // 4), cuda)
                     if use_cpu:
-                        t_cpu = cpu_time(cpu, cpu_repeat)
+                        t_cpu = median_of(cpu, cpu_repeat)
                     gbs = moved / t_kernel / 1e9
                     rows.append(dict(
                         shape="×".join(map(str, shape)), beta=beta,
