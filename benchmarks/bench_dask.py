@@ -93,7 +93,7 @@ def _cluster(n_workers, memory_limit="auto"):
     from distributed import Client, LocalCluster
 
     cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                           memory_limit=memory_limit, dashboard_address=None)
+                           memory_limit=memory_limit, dashboard_address=":0")
     return cluster, Client(cluster)
 
 

@@ -36,7 +36,7 @@ def cluster():
         warnings.simplefilter("ignore", ResourceWarning)  # distributed's sockets at close
         warnings.simplefilter("ignore", DeprecationWarning)  # tornado/asyncio internals
         lc = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                      dashboard_address=None, silence_logs=40)
+                                      dashboard_address=":0", silence_logs=40)
         client = distributed.Client(lc)
         try:
             yield client

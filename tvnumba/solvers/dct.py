@@ -27,19 +27,24 @@ def dct(problem: Problem):
         # (2/h · sin)²: an overflow to inf for huge 1/h is the right limit (those
         # modes vanish), while (4/h²)·sin² would give inf·0 = NaN for the mean.
         with np.errstate(over="ignore"):
-            lam = (2.0 * ih * xp.sin(np.pi * k / (2 * n))) ** 2
+            lam = (2.0 * problem.weight) * (2.0 * ih * xp.sin(np.pi * k / (2 * n))) ** 2
         shape = [1] * f.ndim
         shape[ax] = n
-        lam = lam.reshape(shape)
-        denom = lam if denom is None else denom + lam
-    with np.errstate(over="ignore"):
-        denom = (1.0 + 2.0 * problem.weight * denom).astype(f.dtype)
-    u = fft.idctn(F / denom, type=2, norm="ortho", axes=axes).astype(f.dtype)
+        # 1-D factors in float64, the one full-size array in f's dtype.
+        lam = lam.reshape(shape).astype(f.dtype)
+        denom = lam + f.dtype.type(1) if denom is None else denom + lam
+    F /= denom
+    del denom
+    u = fft.idctn(F, type=2, norm="ortho", axes=axes, overwrite_x=True).astype(
+        f.dtype, copy=False)
+    del F
 
-    data = problem.data.astype(np.float64)
+    # The certificate in float64, of the returned (rounded) u; the data term's f
+    # stays in its dtype (the kernels mix them).
     u64 = xp.ascontiguousarray(u, dtype=xp.float64)
     gtv = xp.empty_like(u64)
     value = float(np.sum(backend.tv5(u64, gtv, dataclasses.replace(plan, reduction="sum"))))
+    data = problem.data
     fid, gg = data.objective_grad(u64.reshape(-1), gtv.reshape(-1), problem.weight,
                                   xp.empty(u64.size))
     objective = fid + problem.weight * value
