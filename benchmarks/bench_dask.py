@@ -60,7 +60,7 @@ def seams(args):
     for name, img in _images(args.size, args.vol).items():
         chunk = args.chunk if img.ndim == 2 else args.vol_chunk
         for beta in [float(b) for b in args.betas.split(",")]:
-            for weight in (0.05, 0.3):
+            for weight in [float(w) for w in args.weights.split(",")]:
                 kw = dict(eps=args.eps, max_num_iter=args.max_iter)
                 ref = tvnumba.denoise_tv_beta(img, weight, beta, **kw)
                 errs = []
@@ -175,7 +175,7 @@ def denoise(args):
     cases = [(f"camera tiled {args.size}² f32", img, args.chunk, 1.0, 0.1, None),
              (f"blobs {args.vol}³ f32", vol, args.vol_chunk, 2.0, 0.1, 16)]
     print(f"CPUs: {cpus}; NUMBA_NUM_THREADS={os.environ.get('NUMBA_NUM_THREADS')}; "
-          f"default depth {tvd.DEFAULT_DEPTH}")
+          f"default depth: tvnumba.dask.default_depth")
     print("| data | β | depth | run | workers × threads | s | Mpix/s | peak MiB/worker "
           "| max \\|Δ\\| to in memory |")
     print("|---|---|---|---|---|---|---|---|---|")
@@ -183,7 +183,7 @@ def denoise(args):
         x = clean + np.float32(0.1) * rng.standard_normal(clean.shape, dtype=np.float32)
         del clean
         npix = x.size / 1e6
-        shown = tvd.DEFAULT_DEPTH if depth is None else depth
+        shown = tvd.default_depth(weight, beta) if depth is None else depth
         row = f"| {name} | {beta:g} | {shown} |"
         small = x[:64, :64] if x.ndim == 2 else x[:32, :32, :32]
         tvnumba.denoise_tv_beta(small, weight, beta)  # compile
@@ -261,6 +261,7 @@ def main():
     p.add_argument("--vol-chunk", type=int, default=32)
     p.add_argument("--depths", default="8,16,32,64")
     p.add_argument("--betas", default="0.5,1,2")
+    p.add_argument("--weights", default="0.05,0.3")
     p.add_argument("--eps", type=float, default=1e-6)
     p.add_argument("--max-iter", type=int, default=20000)
     p.add_argument("--memory-limit", default="200MB")

@@ -6,6 +6,8 @@ scheduler and on a real ``distributed.LocalCluster`` (2 worker processes).
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -134,6 +136,33 @@ def test_denoise_small_chunk_is_a_clear_error(camera):
     # One chunk along an axis: no neighbour, any depth there
     u = tvnumba.denoise_tv_beta(da.from_array(camera, chunks=(128, 64)), 0.1, 2.0, depth=(100, 8))
     assert u.shape == camera.shape
+
+
+def test_default_depth_grows_with_the_weight():
+    from tvnumba.dask import default_depth
+
+    d1 = [default_depth(w, 1.0) for w in (0.01, 0.05, 0.1, 0.3, 1.0)]
+    assert d1 == sorted(d1) and d1[1] == 64 and d1[3] == 157  # the measured points
+    assert default_depth(0.3, 2.0) == 16 < default_depth(10.0, 2.0)
+    assert default_depth(0.1, 1.0, spacing=0.5) > default_depth(0.1, 1.0)
+    assert default_depth("auto", 1.0) == default_depth(0.1, 1.0)
+
+
+def test_default_depth_is_used_and_cut_to_short_chunks_with_a_warning(camera):
+    x = da.from_array(camera, chunks=64)
+    # weight 0.02: default 41 pixels, within the chunks: no warning, the same graph
+    # result as passing it
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        u = tvnumba.denoise_tv_beta(x, 0.02, 1.0).compute(scheduler="threads")
+    same = tvnumba.denoise_tv_beta(x, 0.02, 1.0, depth=41).compute(scheduler="threads")
+    np.testing.assert_array_equal(u, same)
+    # weight 0.3: 157 > 64: cut to 64 with a warning naming what to do
+    with pytest.warns(UserWarning, match=r"default halo .* 157 pixels.*rechunk"):
+        v = tvnumba.denoise_tv_beta(x, 0.3, 1.0)
+    np.testing.assert_array_equal(
+        v.compute(scheduler="threads"),
+        tvnumba.denoise_tv_beta(x, 0.3, 1.0, depth=64).compute(scheduler="threads"))
 
 
 def test_denoise_is_lazy_and_smoothing_is_global():

@@ -20,18 +20,24 @@ extended by one pixel on every spatial side that has a neighbour (``depth=1``,
 
 :func:`denoise_tv_beta` is not separable: the solution at a pixel depends on the whole
 image, with an influence that decays with distance.  Each chunk is solved with a halo of
-``depth`` pixels (default :data:`DEFAULT_DEPTH`) and cut back.  The seam error -- the
-largest difference to the whole-image solution on [0, 1] images, both solved to
-``eps=1e-6`` -- measured by ``benchmarks/bench_dask.py seams`` (table in
-``benchmarks/RESULTS.md``, "Dask"; camera 256² in chunks of 64, ``binary_blobs`` 48³
-in chunks of 24):
+``depth`` pixels and cut back.  The seam error -- the largest difference to the
+whole-image solution on [0, 1] images, both solved to ``eps=1e-6`` -- measured by
+``benchmarks/bench_dask.py seams`` (tables in ``benchmarks/RESULTS.md``, "Dask"):
 
-* β = 2 (linear): < 1e-9 from depth 16 at weights 0.05-0.3;
-* β = 1: depth 32 gives 6e-4 at weight 0.05 but 1e-2 at weight 0.3; depth 64 gives
-  4e-5 and 1.1e-3 -- TV's influence is long-range (a flat region's level depends on
-  the whole region), so large weights need depths comparable to the flat regions;
-* β < 1 (non-convex): no depth brings it below 1e-3 (0.1-0.3 at depths 8-64), because
-  each chunk's solver reaches another local minimiser near the input.
+* β = 2 (linear): the influence decays like ``exp(−r/ℓ)`` with ``ℓ = √(2·weight)/h``;
+  < 1e-9 from depth 16 at weights 0.05-0.3;
+* β = 1: TV's influence is long-range (a flat region's level depends on the whole
+  region), so the depth must grow with the weight: on camera 1024² in chunks of 256,
+  depth 64 gives 6e-4 at weight 0.05 but 6e-3 at weight 0.3, which needs depth 160
+  (7e-4);
+* β < 1 (non-convex): no depth brings it below 1e-3, because each chunk's solver
+  reaches another local minimiser near the input (of the same objective value to a
+  few 1e-4, relative: equally good, not the same).
+
+The default depth (:func:`default_depth`) follows these measurements: ``16 ∨ ⌈8ℓ⌉`` for
+β ≥ 2 and ``32 ∨ ⌈64 √(weight / (0.05 h))⌉`` below (about 91 at weight 0.1, 157 at 0.3),
+for data on a [0, 1] scale; where a chunk is shorter than that, the chunk's length is
+used, with a warning.
 
 Everything is lazy: the functions return Dask arrays (the value a 0-d one, or one value
 per batch item with ``reduction="none"``), so ``dask.compute(value, grad)`` shares the
@@ -51,12 +57,32 @@ from ._validate import float_dtype, make_plan, normalize_axis
 from ._tv_core import tv_compute
 from .backends import is_dask_array
 
-__all__ = ["tv_value_and_grad", "denoise_chunked", "is_dask_array",
-           "DEFAULT_DEPTH"]
+__all__ = ["tv_value_and_grad", "denoise_chunked", "is_dask_array", "default_depth"]
 
-#: Halo of :func:`denoise_tv_beta` per chunk side, in pixels: seam error below 1e-3 for
-#: β = 2 and for β = 1 up to weight ~0.3 (1.1e-3 there); see the module docstring.
-DEFAULT_DEPTH = 64
+#: The weight :func:`default_depth` assumes for ``weight="auto"`` (noise σ ≈ 0.1 on [0, 1]).
+AUTO_WEIGHT_FOR_DEPTH = 0.1
+
+
+def default_depth(weight, beta: float, spacing=1.0) -> int:
+    """The halo (pixels per chunk side) that :func:`tvnumba.denoise_tv_beta` gives a Dask
+    array's chunks by default: the seam error stays below 1e-3 on [0, 1] data.
+
+    ``max(16, ⌈8 √(2·weight) / h⌉)`` for β ≥ 2 (the decay length of the linear
+    problem, 8 times), ``max(32, ⌈64 √(weight / (0.05·h))⌉)`` for β < 2 (measured at
+    β = 1: 64 pixels at weight 0.05, 160 at 0.3, on camera 1024² in chunks of 256);
+    ``h`` is the smallest spacing.  β < 1 has no such bound (see the module docstring).
+
+    Examples
+    --------
+    >>> from tvnumba.dask import default_depth
+    >>> default_depth(0.1, 1.0), default_depth(0.3, 1.0), default_depth(0.1, 2.0)
+    (91, 157, 16)
+    """
+    w = AUTO_WEIGHT_FOR_DEPTH if isinstance(weight, str) else float(weight)
+    h = float(np.min(spacing))
+    if beta >= 2:
+        return max(16, int(np.ceil(8 * np.sqrt(2 * w) / h)))
+    return max(32, int(np.ceil(64 * np.sqrt(w / (0.05 * h)))))
 
 
 def _roles(x, axes, channel_axis) -> tuple[tuple[int, ...], int | None]:
@@ -198,8 +224,6 @@ def _block_denoise(block, *, solve, weight, beta, smoothing, kw):
 
 
 def _check_depth(depth, spatial) -> dict[int, int]:
-    if depth is None:
-        depth = DEFAULT_DEPTH
     if np.ndim(depth) == 0:
         depth = (depth,) * len(spatial)
     depth = tuple(depth)
@@ -237,10 +261,10 @@ def denoise_chunked(image, solve, weight=0.1, beta: float = 1.0, *, depth=None,
         As in :func:`tvnumba.denoise_tv_beta` (each chunk is solved to ``eps``).
     depth : int or sequence of int, optional
         Halo in pixels on each side of a chunk, one value or one per spatial axis
-        (default :data:`DEFAULT_DEPTH` = 64: seam error < 1e-3 on [0, 1] images for
-        β = 2, and for β = 1 at weight 0.05 (1.1e-3 at weight 0.3); larger weights
-        spread further and need more; β < 1 differs by a local minimiser whatever the
-        depth, see the module docstring).
+        (default :func:`default_depth` of ``weight``, ``beta`` and ``spacing``: seam error
+        < 1e-3 on [0, 1] data, e.g. 91 pixels for β = 1 at weight 0.1, 16 for β = 2; cut
+        to the chunk length, with a warning, where a chunk is shorter; β < 1 differs by a
+        local minimiser whatever the depth, see the module docstring).
 
     Returns
     -------
@@ -277,7 +301,22 @@ def denoise_chunked(image, solve, weight=0.1, beta: float = 1.0, *, depth=None,
     spatial, channel = _roles(image, None, channel_axis)
     if channel is not None and image.numblocks[channel] > 1:
         image = image.rechunk({channel: -1})
-    depths = _check_depth(depth, spatial)
+    if depth is None:
+        depths = {d: default_depth(weight, plan.beta, spacing) for d in spatial}
+        short = {d: min(image.chunks[d]) for d in spatial
+                 if image.numblocks[d] > 1 and min(image.chunks[d]) < depths[d]}
+        if short:
+            import warnings
+
+            warnings.warn(
+                f"the default halo for weight={weight!r}, beta={plan.beta:g} is "
+                f"{max(depths.values())} pixels, longer than image's chunks along axes "
+                f"{sorted(short)} ({sorted(short.values())}): using the chunk lengths, so the "
+                f"seams may exceed 1e-3; rechunk to larger chunks or pass depth=",
+                stacklevel=3)
+            depths.update(short)
+    else:
+        depths = _check_depth(depth, spatial)
     for d in spatial:
         if image.numblocks[d] > 1 and depths[d] > 0 and min(image.chunks[d]) < depths[d]:
             raise ValueError(
