@@ -221,16 +221,17 @@ def _device_float_array(a, name: str, ndim: int):
     from ..backends.cuda import _launch as L
     from ..backends.cuda import radon_kernels as K
 
-    if a.ndim != ndim:
-        raise ValueError(f"{name} must be {ndim}-D, got {name}.ndim={a.ndim} "
-                         f"({name}.shape={tuple(a.shape)})")
-    if min(a.shape) < 1:
-        raise ValueError(f"{name} must be non-empty, got {name}.shape={tuple(a.shape)}")
-    dtype = np.dtype(a.dtype)
+    d = L.as_numba(a)  # shape and dtype of any __cuda_array_interface__ array
+    if d.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D, got {name}.ndim={d.ndim} "
+                         f"({name}.shape={tuple(d.shape)})")
+    if min(d.shape) < 1:
+        raise ValueError(f"{name} must be non-empty, got {name}.shape={tuple(d.shape)}")
+    dtype = np.dtype(d.dtype)
     if dtype not in (np.float32, np.float64) or not dtype.isnative:
         raise TypeError(f"a GPU {name} must be float32 or float64 (native byte order), "
                         f"got {name}.dtype={dtype}; convert it on the device first")
-    if K.count_nonfinite(L.as_numba(a), L.stream_of(a)):
+    if K.count_nonfinite(d, L.stream_of(a)):
         raise ValueError(f"{name} contains NaN or Inf values")
     return a
 

@@ -8,8 +8,14 @@ import numpy as np
 
 from .._validate import check_bool, check_nonneg, make_plan
 from ..backends import select
-from ..operators.radon import (RadonGeometry, RadonTerm, _adjoint_shape, _check_theta,
-                               _device_float_array, _float_array)
+from ..operators.radon import (
+    RadonGeometry,
+    RadonTerm,
+    _adjoint_shape,
+    _check_theta,
+    _device_float_array,
+    _float_array,
+)
 from ..solvers import solve
 
 __all__ = ["reconstruct_tv_beta"]
