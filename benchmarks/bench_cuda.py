@@ -34,12 +34,25 @@ GPU end to end) against the same call on the NumPy array, camera upsampled to 20
 4096² + noise (σ = 0.1), float32, β ∈ {0.5, 1, 1.5, 2} with the demo's weights; wall
 time of the whole call (it returns after the solve: scalars come to the host every
 iteration), iterations, and the relative difference of the two objectives.
+
+``--ct`` (CuPy optional): the Radon projector pair of :mod:`tvnumba.operators.radon` on
+the GPU (the CUDA kernels on a device array, as the solvers call them: no validation)
+against the CPU pair (same call on NumPy, this machine's threads) and
+``skimage.transform.radon`` (CPU, one ``warp`` per angle), at 256² and 512², 60 and 180
+angles, float64 and float32; with the relative difference of the GPU and CPU results
+and the GPU pair's dot-product test.  Then (needs CuPy) ``reconstruct_tv_beta`` on a
+CuPy sinogram against the NumPy one (Shepp-Logan, 60 angles, 1 % noise, float32):
+wall time, iterations, objective difference and max image difference::
+
+    python benchmarks/bench_cuda.py --ct            # 256², 512²
+    python benchmarks/bench_cuda.py --ct --quick    # 128² only
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import platform
 import statistics
 import sys
@@ -47,7 +60,8 @@ import time
 
 import numpy as np
 
-from bench_common import median_of  # benchmarks/ is the script's folder
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout
+from bench_common import median_of  # noqa: E402  (benchmarks/ is the script's folder)
 
 
 # --------------------------------------------------------------------------- baselines
@@ -295,6 +309,129 @@ def print_denoise(rows):
               f"| {r['cpu'] / r['gpu']:.1f} | {r['rel']:+.1e} |")
 
 
+# --------------------------------------------------------------------------- CT
+CT_WEIGHTS = {128: 0.03, 256: 0.06, 512: 0.12}  # bench_ct.py's best weights, extrapolated
+
+
+def _phantom(n):
+    from skimage.data import shepp_logan_phantom
+    from skimage.transform import resize
+
+    return resize(shepp_logan_phantom(), (n, n), order=1, anti_aliasing=False)
+
+
+def bench_ct_projectors(sizes, angle_counts, repeat, cpu_repeat, use_cpu, cuda):
+    """Rows: the GPU projector pair against the CPU pair and skimage.transform.radon."""
+    from skimage.transform import radon as sk_radon
+
+    from tvnumba.operators import RadonGeometry
+
+    try:
+        import cupy
+    except ImportError:
+        cupy = None
+    rng = np.random.default_rng(0)
+    rows = []
+    for n in sizes:
+        image = _phantom(n)
+        for n_ang in angle_counts:
+            theta = np.linspace(0.0, 180.0, n_ang, endpoint=False)
+            geom = RadonGeometry.create(image.shape, theta, True)
+            for dtype in (np.float64, np.float32):
+                x = image.astype(dtype)
+                s = rng.standard_normal(geom.sinogram_shape).astype(dtype)
+                xd = cupy.asarray(x) if cupy is not None else cuda.to_device(x)
+                sd = cupy.asarray(s) if cupy is not None else cuda.to_device(s)
+                t0 = time.perf_counter()
+                geom.forward(xd)
+                geom.adjoint(sd)
+                cuda.synchronize()
+                first = time.perf_counter() - t0
+                t_fwd = gpu_time(lambda: geom.forward(xd), repeat, cuda)
+                t_adj = gpu_time(lambda: geom.adjoint(sd), repeat, cuda)
+                host = (cupy.asnumpy if cupy is not None else lambda a: a.copy_to_host())
+                au, ats = host(geom.forward(xd)), host(geom.adjoint(sd))
+                lhs = float(np.vdot(au.astype(np.float64), s))
+                rhs = float(np.vdot(x.astype(np.float64), ats))
+                row = dict(shape=f"{n}×{n}", angles=n_ang, dtype=np.dtype(dtype).name,
+                           gpu_fwd=1e3 * t_fwd, gpu_adj=1e3 * t_adj, first=first,
+                           dot=abs(lhs - rhs) / abs(lhs), cpu_fwd=math.nan,
+                           cpu_adj=math.nan, sk=math.nan, diff=math.nan)
+                if use_cpu:
+                    geom.forward(x)
+                    geom.adjoint(s)
+                    row.update(cpu_fwd=1e3 * median_of(lambda: geom.forward(x), cpu_repeat),
+                               cpu_adj=1e3 * median_of(lambda: geom.adjoint(s), cpu_repeat))
+                    ref = geom.forward(x)
+                    row["diff"] = float(np.abs(au - ref).max() / np.abs(ref).max())
+                    if dtype == np.float64:
+                        row["sk"] = 1e3 * median_of(lambda: sk_radon(x, theta), cpu_repeat)
+                rows.append(row)
+                print(f"  CT {row['shape']} {n_ang} angles {row['dtype']}: GPU forward "
+                      f"{row['gpu_fwd']:.3f} ms adjoint {row['gpu_adj']:.3f} ms, CPU "
+                      f"{row['cpu_fwd']:.1f} / {row['cpu_adj']:.1f} ms, skimage {row['sk']:.1f} ms",
+                      file=sys.stderr, flush=True)
+    return rows
+
+
+def print_ct_projectors(rows):
+    print("| shape | angles | dtype | GPU forward ms | GPU adjoint ms | CPU forward ms "
+          "| CPU adjoint ms | skimage radon ms | × CPU (fwd) | × skimage | GPU vs CPU "
+          "| dot test | first call s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['shape']} | {r['angles']} | {r['dtype']} | {r['gpu_fwd']:.3f} "
+              f"| {r['gpu_adj']:.3f} | {r['cpu_fwd']:.1f} | {r['cpu_adj']:.1f} | {r['sk']:.1f} "
+              f"| {r['cpu_fwd'] / r['gpu_fwd']:.0f} | {r['sk'] / r['gpu_fwd']:.0f} "
+              f"| {r['diff']:.1e} | {r['dot']:.1e} | {r['first']:.2f} |")
+
+
+def bench_ct_reconstruct(sizes, use_cpu, n_ang=60):
+    """Rows: reconstruct_tv_beta on a CuPy sinogram against the NumPy one."""
+    import cupy
+
+    from tvnumba.operators import radon
+    from tvnumba.restoration import reconstruct_tv_beta
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for n in sizes:
+        image = _phantom(n)
+        theta = np.linspace(0.0, 180.0, n_ang, endpoint=False)
+        clean = radon(image, theta)
+        sino = (clean + 0.01 * clean.max() * rng.standard_normal(clean.shape)).astype(
+            np.float32)
+        kw = dict(weight=CT_WEIGHTS.get(n, 0.06), return_info=True)
+        small = radon(image[::4, ::4], theta[::4]).astype(np.float32)
+        reconstruct_tv_beta(cupy.asarray(small), theta[::4], **kw)  # compile / warm
+        t0 = time.perf_counter()
+        u_gpu, info = reconstruct_tv_beta(cupy.asarray(sino), theta, **kw)
+        t_gpu = time.perf_counter() - t0
+        row = dict(shape=f"{n}×{n}", angles=n_ang, iters=info.iterations, gpu=t_gpu,
+                   cpu=math.nan, cpu_iters=0, rel=math.nan, diff=math.nan)
+        if use_cpu:
+            reconstruct_tv_beta(small, theta[::4], **kw)
+            t0 = time.perf_counter()
+            u_cpu, info_cpu = reconstruct_tv_beta(sino, theta, **kw)
+            row.update(cpu=time.perf_counter() - t0, cpu_iters=info_cpu.iterations,
+                       rel=(info.objective - info_cpu.objective) / info_cpu.objective,
+                       diff=float(np.abs(cupy.asnumpy(u_gpu) - u_cpu).max()))
+        rows.append(row)
+        print(f"  CT reconstruct {row['shape']}: GPU {t_gpu:.2f} s ({info.iterations} it), "
+              f"CPU {row['cpu']:.2f} s", file=sys.stderr, flush=True)
+    return rows
+
+
+def print_ct_reconstruct(rows):
+    print("| shape | angles | GPU s | GPU iterations | CPU s | CPU iterations | CPU / GPU "
+          "| objective GPU vs CPU | max image diff |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['shape']} | {r['angles']} | {r['gpu']:.2f} | {r['iters']} | {r['cpu']:.2f} "
+              f"| {r['cpu_iters']} | {r['cpu'] / r['gpu']:.1f} | {r['rel']:+.1e} "
+              f"| {r['diff']:.1e} |")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="small shapes, few repeats")
@@ -308,6 +445,8 @@ def main(argv=None):
                     help="denoise_tv_beta on CuPy arrays against the CPU instead")
     ap.add_argument("--shape", action="append", default=None, metavar="NxN[xN]",
                     help="benchmark this shape instead of the defaults (repeatable)")
+    ap.add_argument("--ct", action="store_true",
+                    help="the Radon projector pair and reconstruct_tv_beta instead")
     args = ap.parse_args(argv)
 
     from numba import cuda
@@ -339,6 +478,19 @@ def main(argv=None):
         print(f"Command: `{cmd}` (float32)\n")
         sizes = (1024,) if args.quick else (2048, 4096)
         print_denoise(bench_denoise(cupy, sizes, cpu_repeat, not args.no_cpu))
+        return
+    if args.ct:
+        sizes = (128,) if args.quick else (256, 512)
+        print(f"Command: `{cmd}` (threads per block {_launch.THREADS_PER_BLOCK})\n")
+        print_ct_projectors(bench_ct_projectors(sizes, (60, 180), repeat, cpu_repeat,
+                                                not args.no_cpu, cuda))
+        try:
+            import cupy  # noqa: F401
+        except ImportError:
+            print("\nCuPy not installed: no reconstruct_tv_beta rows", file=sys.stderr)
+            return
+        print()
+        print_ct_reconstruct(bench_ct_reconstruct(sizes, not args.no_cpu))
         return
     print(f"Command: `{cmd}` (float32, threads per block {_launch.THREADS_PER_BLOCK})\n")
     rows = bench(shapes, (1.0, 1.7), args.aniso, repeat, cpu_repeat, not args.no_cpu, peak)

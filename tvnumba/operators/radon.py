@@ -1,5 +1,5 @@
-"""Parallel-beam Radon projector and its exact adjoint (Numba), on
-:func:`skimage.transform.radon`'s geometry.
+"""Parallel-beam Radon projector and its exact adjoint (Numba, CPU and CUDA),
+on :func:`skimage.transform.radon`'s geometry.
 
 scikit-image computes a projection by rotating the image with
 :func:`skimage.transform.warp` (bilinear interpolation, zeros outside) and
@@ -13,180 +13,37 @@ summing its rows: detector bin ``x`` of angle θ is
 
 (row, column coordinates in the square, padded or cropped image of side
 ``P``, ``c = P // 2``).  The forward kernel gathers exactly these samples
-(ray-driven, one detector bin per work item); the adjoint scatters the same
-bilinear weights back, so it is the transpose of the same matrix (not a
-filtered back projection), to summation rounding.
+(ray-driven, one detector bin per work item); the adjoint applies the same
+bilinear weights transposed, so it is the transpose of the same matrix (not
+a filtered back projection), to summation rounding.
+
+Where it runs: NumPy arrays on the CPU (:mod:`tvnumba.backends.cpu.radon_kernels`:
+``prange`` over rays; the adjoint scatters into per-thread images);
+device arrays -- CuPy, Numba device arrays, anything with
+``__cuda_array_interface__`` -- on the GPU
+(:mod:`tvnumba.backends.cuda.radon_kernels`: one thread per ray; the adjoint
+gathers, one thread per pixel, without atomics), with the result in the
+input's kind of array and no host round trip.  ``device="cuda"`` moves NumPy
+input there and back.  Both targets compile one plain-Python source of the
+sampling arithmetic (:mod:`tvnumba.backends.radon_rays`), so the GPU pair is
+the CPU pair to rounding and its adjoint the exact transpose of its forward.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numba
 import numpy as np
-from numba import njit, prange
 
 from .._validate import _describe, check_bool, float_dtype
+from ..backends import is_gpu_array, select
+from ..backends.cpu.radon_kernels import adjoint as _adjoint
+from ..backends.cpu.radon_kernels import forward as _forward
 from ..solvers.data_terms import DataTerm
 
 __all__ = ["radon", "radon_adjoint", "RadonGeometry", "RadonTerm"]
-
-
-# --- kernels ------------------------------------------------------------------------
-@njit(cache=True, inline="always")
-def _coords(x, y, cos_a, sin_a, c):
-    """Input (row, column) of rotated-image pixel (row y, column x): the inverse
-    map that :func:`skimage.transform.radon` hands to ``warp``."""
-    col = cos_a * x + sin_a * y - c * (cos_a + sin_a - 1.0)
-    row = -sin_a * x + cos_a * y - c * (cos_a - sin_a - 1.0)
-    return row, col
-
-
-@njit(cache=True, inline="always")
-def _span(v0, k, hi, lo_y, hi_y):
-    """The ``y`` range where ``v0 + k·y`` stays in ``[m, hi − m]`` (``m`` a margin
-    far above rounding), intersected with ``[lo_y, hi_y]``: there all four
-    bilinear neighbours are inside and no check is needed."""
-    m = 1e-6
-    if abs(k) < 1e-12:
-        if v0 < m or v0 > hi - m:
-            return 1, 0
-        return lo_y, hi_y
-    a = (m - v0) / k
-    b = (hi - m - v0) / k
-    if a > b:
-        a, b = b, a
-    ya = max(lo_y, int(math.ceil(a)))
-    yb = min(hi_y, int(math.floor(b)))
-    return ya, yb
-
-
-@njit(inline="always", cache=True)
-def _interior(x, ca, sa, c, top, P):
-    """The ray positions ``ya ... yb`` of detector ``x`` whose four bilinear
-    neighbours all lie in the image."""
-    r0, q0 = _coords(x, 0.0, ca, sa, c)
-    ya, yb = _span(r0, ca, top, 0, P - 1)
-    return _span(q0, sa, top, ya, yb)
-
-
-@njit(inline="always", cache=True)
-def _cell(x, y, ca, sa, c):
-    """``(i0, j0, dr, dq)`` of an interior sample (coordinates >= 0: truncation
-    is the floor)."""
-    r, q = _coords(x, y, ca, sa, c)
-    i0 = int(r)
-    j0 = int(q)
-    return i0, j0, r - i0, q - j0
-
-
-@njit(inline="always", cache=True)
-def _edge_cell(x, y, ca, sa, c, P):
-    """``(inside, i0, j0, dr, dq)`` of a sample near the image's edge: its cell
-    (floor, may be -1 or P-1) and the bilinear fractions; ``inside`` is False
-    when no neighbour of the sample lies in the image."""
-    r, q = _coords(x, y, ca, sa, c)
-    if r <= -1.0 or q <= -1.0 or r >= P or q >= P:
-        return False, 0, 0, 0.0, 0.0
-    r0 = math.floor(r)
-    q0 = math.floor(q)
-    return True, int(r0), int(q0), r - r0, q - q0
-
-
-@njit(parallel=True, cache=True)
-def _forward(img, cos_t, sin_t, out):
-    """``out[x, a] = Σ_y bilin(img)(coords(x, y, θ_a))``; ``img`` square P×P."""
-    P = img.shape[0]
-    n_ang = cos_t.shape[0]
-    c = float(P // 2)
-    top = P - 1.0
-    for k in prange(n_ang * P):
-        a = k // P
-        x = k - a * P
-        ca = cos_t[a]
-        sa = sin_t[a]
-        ya, yb = _interior(float(x), ca, sa, c, top, P)
-        acc = 0.0
-        # The interior run: all four neighbours inside, no branches.
-        for y in range(ya, yb + 1):
-            i0, j0, dr, dq = _cell(float(x), float(y), ca, sa, c)
-            acc += ((1.0 - dr) * ((1.0 - dq) * img[i0, j0] + dq * img[i0, j0 + 1])
-                    + dr * ((1.0 - dq) * img[i0 + 1, j0] + dq * img[i0 + 1, j0 + 1]))
-        for y in range(P):
-            if ya <= y <= yb:
-                continue
-            inside, i0, j0, dr, dq = _edge_cell(float(x), float(y), ca, sa, c, P)
-            if not inside:
-                continue
-            v = 0.0
-            if i0 >= 0:
-                if j0 >= 0:
-                    v += (1.0 - dr) * (1.0 - dq) * img[i0, j0]
-                if j0 + 1 < P:
-                    v += (1.0 - dr) * dq * img[i0, j0 + 1]
-            if i0 + 1 < P:
-                if j0 >= 0:
-                    v += dr * (1.0 - dq) * img[i0 + 1, j0]
-                if j0 + 1 < P:
-                    v += dr * dq * img[i0 + 1, j0 + 1]
-            acc += v
-        out[x, a] = acc
-
-
-@njit(parallel=True, cache=True)
-def _adjoint(sino, cos_t, sin_t, P, n_chunks, out):
-    """The transpose of :func:`_forward`: every sample's bilinear weights scatter
-    ``sino[x, a]`` back.  Scattering from parallel work items would race, so each
-    of ``n_chunks`` items owns a slab of a private float64 buffer, summed last."""
-    n_ang = cos_t.shape[0]
-    n_lines = n_ang * P
-    c = float(P // 2)
-    top = P - 1.0
-    buf = np.zeros((n_chunks, P, P))
-    for t in prange(n_chunks):
-        lo = t * n_lines // n_chunks
-        hi = (t + 1) * n_lines // n_chunks
-        img = buf[t]
-        for k in range(lo, hi):
-            a = k // P
-            x = k - a * P
-            s = float(sino[x, a])
-            if s == 0.0:
-                continue
-            ca = cos_t[a]
-            sa = sin_t[a]
-            ya, yb = _interior(float(x), ca, sa, c, top, P)
-            for y in range(ya, yb + 1):
-                i0, j0, dr, dq = _cell(float(x), float(y), ca, sa, c)
-                w = (1.0 - dr) * s
-                img[i0, j0] += (1.0 - dq) * w
-                img[i0, j0 + 1] += dq * w
-                w = dr * s
-                img[i0 + 1, j0] += (1.0 - dq) * w
-                img[i0 + 1, j0 + 1] += dq * w
-            for y in range(P):
-                if ya <= y <= yb:
-                    continue
-                inside, i0, j0, dr, dq = _edge_cell(float(x), float(y), ca, sa, c, P)
-                if not inside:
-                    continue
-                if i0 >= 0:
-                    if j0 >= 0:
-                        img[i0, j0] += (1.0 - dr) * (1.0 - dq) * s
-                    if j0 + 1 < P:
-                        img[i0, j0 + 1] += (1.0 - dr) * dq * s
-                if i0 + 1 < P:
-                    if j0 >= 0:
-                        img[i0 + 1, j0] += dr * (1.0 - dq) * s
-                    if j0 + 1 < P:
-                        img[i0 + 1, j0 + 1] += dr * dq * s
-    for i in prange(P):
-        for j in range(P):
-            acc = 0.0
-            for t in range(n_chunks):
-                acc += buf[t, i, j]
-            out[i, j] = acc
 
 
 # --- geometry -----------------------------------------------------------------------
@@ -204,6 +61,9 @@ class RadonGeometry:
     circle: bool
     size: int  # P, the side of the rotated square = the number of detector bins
     offset: tuple[int, int]  # where the image (circle=False) or the square (True) starts
+    # The angles' cosines and sines on the device, per device: uploaded once, not
+    # per projection (an iterative solve projects thousands of times).
+    _device_trig: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @classmethod
     def create(cls, shape, theta, circle: bool = True) -> "RadonGeometry":
@@ -252,7 +112,11 @@ class RadonGeometry:
         return np.ascontiguousarray(sq[o0:o0 + self.shape[0], o1:o1 + self.shape[1]])
 
     def forward(self, image, out=None):
-        """Sinogram of a validated float image of :attr:`shape`."""
+        """Sinogram of a validated float image of :attr:`shape`: NumPy in,
+        NumPy out; a device array in, a device array of its kind out (both
+        computed where the input lives)."""
+        if is_gpu_array(image):
+            return self._forward_device(image, out)
         if out is None:
             out = np.empty(self.sinogram_shape, image.dtype)
         cos_t, sin_t = self.trig()
@@ -261,13 +125,55 @@ class RadonGeometry:
 
     def adjoint(self, sinogram):
         """Back projection (the exact transpose of :meth:`forward`) of a validated
-        float sinogram of :attr:`sinogram_shape`."""
+        float sinogram of :attr:`sinogram_shape`, where it lives (as
+        :meth:`forward`)."""
+        if is_gpu_array(sinogram):
+            return self._adjoint_device(sinogram)
         P = self.size
         cos_t, sin_t = self.trig()
         n_chunks = max(1, min(numba.get_num_threads(), len(self.theta) * P))
         sq = np.empty((P, P), sinogram.dtype)
         _adjoint(np.ascontiguousarray(sinogram), cos_t, sin_t, P, n_chunks, sq)
         return self.unsquare(sq)
+
+    # --- the GPU path (CUDA kernels on device arrays) ---------------------------------
+    def _trig_on_device(self, L):
+        key = getattr(L.cuda.get_current_device(), "id", 0)
+        if key not in self._device_trig:
+            self._device_trig[key] = tuple(L.to_device(np.ascontiguousarray(t))
+                                           for t in self.trig())
+        return self._device_trig[key]
+
+    def _forward_device(self, image, out=None):
+        from ..backends.cuda import _launch as L
+        from ..backends.cuda import radon_kernels as K
+
+        stream = L.stream_of(image)
+        img = L.as_numba(image)
+        (o0, o1), P = self.offset, self.size
+        # circle=True: the square is a view of the image (the kernel takes any
+        # strides); circle=False: a zero-padded copy, ~1/n_angles of the work.
+        sq = img[o0:o0 + P, o1:o1 + P] if self.circle else K.pad(img, P, self.offset, stream)
+        if out is None:
+            out, outd = L.empty_like_kind(image, self.sinogram_shape, img.dtype, stream)
+        else:
+            outd = L.as_numba(out)
+        K.forward(sq, *self._trig_on_device(L), outd, stream)
+        return out
+
+    def _adjoint_device(self, sinogram):
+        from ..backends.cuda import _launch as L
+        from ..backends.cuda import radon_kernels as K
+
+        stream = L.stream_of(sinogram)
+        sd = L.as_numba(sinogram)
+        o0, o1 = self.offset
+        # image pixel (r, s) is square pixel (r + d0, s + d1): the kernel writes
+        # the cropped (circle=False) or embedded (circle=True) back projection.
+        shift = (-o0, -o1) if self.circle else (o0, o1)
+        out, outd = L.empty_like_kind(sinogram, self.shape, sd.dtype, stream)
+        K.adjoint(sd, *self._trig_on_device(L), self.size, shift, outd, stream)
+        return out
 
 
 # --- validation ---------------------------------------------------------------------
@@ -309,6 +215,48 @@ def _float_array(a, name: str, ndim: int, scale_ints: bool):
     return a
 
 
+def _device_float_array(a, name: str, ndim: int):
+    """``a``, a device array, checked as :func:`_float_array` checks host arrays
+    (no conversion: float32 or float64 only, as the other GPU paths)."""
+    from ..backends.cuda import _launch as L
+    from ..backends.cuda import radon_kernels as K
+
+    d = L.as_numba(a)  # shape and dtype of any __cuda_array_interface__ array
+    if d.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D, got {name}.ndim={d.ndim} "
+                         f"({name}.shape={tuple(d.shape)})")
+    if min(d.shape) < 1:
+        raise ValueError(f"{name} must be non-empty, got {name}.shape={tuple(d.shape)}")
+    dtype = np.dtype(d.dtype)
+    if dtype not in (np.float32, np.float64) or not dtype.isnative:
+        raise TypeError(f"a GPU {name} must be float32 or float64 (native byte order), "
+                        f"got {name}.dtype={dtype}; convert it on the device first")
+    if K.count_nonfinite(d, L.stream_of(a)):
+        raise ValueError(f"{name} contains NaN or Inf values")
+    return a
+
+
+def _on_device(a, name: str, ndim: int, device, scale_ints: bool):
+    """``(array, where)``: ``a`` validated where this call runs -- ``"cpu"``
+    (a NumPy array), ``"to_gpu"`` (NumPy, ``device="cuda"``: moved by the
+    caller) or ``"gpu"`` (a device array, left there)."""
+    backend = select(a, device)
+    if backend.name != "cuda":
+        return _float_array(a, name, ndim, scale_ints), "cpu"
+    if backend.host:
+        return _float_array(a, name, ndim, scale_ints), "to_gpu"
+    return _device_float_array(a, name, ndim), "gpu"
+
+
+def _run_on(where, fn, a):
+    """``fn(a)`` where :func:`_on_device` said, the result in ``a``'s kind."""
+    if where != "to_gpu":
+        return fn(a)
+    from ..backends.cuda import _launch as L
+
+    return L.to_host(fn(L.to_device(np.ascontiguousarray(a))))
+
+
 def _adjoint_shape(shape, n_det: int, circle: bool):
     if shape is not None:
         shape = tuple(int(s) for s in shape)
@@ -325,7 +273,7 @@ def _adjoint_shape(shape, n_det: int, circle: bool):
 
 
 # --- public functions ---------------------------------------------------------------
-def radon(image, theta=None, circle: bool = True):
+def radon(image, theta=None, circle: bool = True, *, device=None):
     """Parallel-beam Radon transform, on :func:`skimage.transform.radon`'s geometry.
 
     Parameters
@@ -342,17 +290,28 @@ def radon(image, theta=None, circle: bool = True):
         the sinogram has ``min(image.shape)`` detector bins (a non-square image
         is cropped to its centred square, as in scikit-image).  ``False``: the
         image is zero-padded to ``ceil(√2 · max(image.shape))`` bins.
+    device : {None, "cpu", "cuda"}, optional
+        ``None`` runs where ``image`` lives: a device array (CuPy, Numba,
+        anything with ``__cuda_array_interface__``; float32 or float64) is
+        projected by the CUDA kernel and gives a device array of its kind
+        (CuPy is not needed).  ``"cuda"`` moves a NumPy image to the GPU and
+        the sinogram back; ``"cpu"`` refuses device arrays.
 
     Returns
     -------
     sinogram : (P, len(theta)) ndarray
         Column ``i`` is the projection at ``theta[i]``; the rotation axis is
-        at detector bin ``P // 2``.
+        at detector bin ``P // 2``.  Same kind of array as ``image``.
 
     Raises
     ------
     ValueError
-        ``image`` not 2-D, empty, or not finite; ``theta`` not 1-D or not finite.
+        ``image`` not 2-D, empty, or not finite; ``theta`` not 1-D or not
+        finite; a device array with ``device="cpu"``.
+    TypeError
+        A device array that is not float32 or float64.
+    RuntimeError
+        The GPU path without a CUDA GPU.
 
     See Also
     --------
@@ -382,12 +341,12 @@ def radon(image, theta=None, circle: bool = True):
     >>> bool(np.allclose(sino, sk_radon(image, theta, circle=False), atol=1e-9))
     True
     """
-    image = _float_array(image, "image", 2, scale_ints=True)
+    image, where = _on_device(image, "image", 2, device, scale_ints=True)
     geom = RadonGeometry.create(image.shape, np.arange(180) if theta is None else theta, circle)
-    return geom.forward(image)
+    return _run_on(where, geom.forward, image)
 
 
-def radon_adjoint(sinogram, theta=None, circle: bool = True, *, shape=None):
+def radon_adjoint(sinogram, theta=None, circle: bool = True, *, shape=None, device=None):
     """The adjoint (transpose) of :func:`radon`: unfiltered back projection.
 
     ``<radon(x), y> == <x, radon_adjoint(y)>`` for all ``x`` and ``y``, to
@@ -409,16 +368,26 @@ def radon_adjoint(sinogram, theta=None, circle: bool = True, *, shape=None):
     shape : (int, int), optional
         Shape of the image :func:`radon` was applied to.  ``None``: the square
         image that gives ``P`` bins.
+    device : {None, "cpu", "cuda"}, optional
+        As in :func:`radon`: a device ``sinogram`` is back-projected on the
+        GPU (a gather, one thread per pixel, deterministic) into a device
+        array of its kind.
 
     Returns
     -------
     image : ndarray of shape ``shape``
+        Same kind of array as ``sinogram``.
 
     Raises
     ------
     ValueError
         ``sinogram`` not 2-D or not finite; ``len(theta) != sinogram.shape[1]``;
-        ``shape`` inconsistent with ``sinogram.shape[0]``.
+        ``shape`` inconsistent with ``sinogram.shape[0]``; a device array with
+        ``device="cpu"``.
+    TypeError
+        A device array that is not float32 or float64.
+    RuntimeError
+        The GPU path without a CUDA GPU.
 
     Examples
     --------
@@ -431,7 +400,7 @@ def radon_adjoint(sinogram, theta=None, circle: bool = True, *, shape=None):
     >>> bool(abs(lhs - rhs) <= 1e-12 * abs(lhs))
     True
     """
-    sinogram = _float_array(sinogram, "sinogram", 2, scale_ints=False)
+    sinogram, where = _on_device(sinogram, "sinogram", 2, device, scale_ints=False)
     n_det, n_ang = sinogram.shape
     if theta is None:
         theta = np.linspace(0.0, 180.0, n_ang, endpoint=False)
@@ -443,7 +412,7 @@ def radon_adjoint(sinogram, theta=None, circle: bool = True, *, shape=None):
     if geom.size != n_det:
         raise ValueError(f"an image of shape={geom.shape} with circle={circle} has "
                          f"{geom.size} detector bins, but sinogram.shape[0]={n_det}")
-    return geom.adjoint(sinogram)
+    return _run_on(where, geom.adjoint, sinogram)
 
 
 # --- data term ----------------------------------------------------------------------
@@ -453,27 +422,25 @@ class RadonTerm(DataTerm):
 
     ``scale`` multiplies the operator and the data (``1/√n_angles`` in
     :func:`tvnumba.restoration.reconstruct_tv_beta`); :meth:`op_norm` is
-    computed by power iteration once and cached.
+    computed by power iteration once and cached.  Bound to the CUDA backend,
+    ``f`` and the iterates are CuPy arrays and the projections run on the GPU
+    (:meth:`RadonGeometry.forward` dispatches on the array).
     """
 
     def __init__(self, geom: RadonGeometry, f, scale: float = 1.0):
-        f = np.ascontiguousarray(f)
+        if isinstance(f, np.ndarray):
+            f = np.ascontiguousarray(f)
         super().__init__(f * f.dtype.type(scale) if scale != 1.0 else f)
         self.geom = geom
         self.scale = float(scale)
         self._norm = None
         self._start = None
 
-    def bind(self, backend):
-        if not getattr(backend, "host", True):
-            raise ValueError("the Radon data term runs on the CPU only (NumPy arrays)")
-        return super().bind(backend)
-
     def _canon(self, img):
         return img.reshape((1, 1, 1) + self.geom.shape)
 
     def forward(self, u):
-        out = self.geom.forward(np.ascontiguousarray(u.reshape(self.geom.shape)))
+        out = self.geom.forward(u.reshape(self.geom.shape))
         if self.scale != 1.0:
             out *= out.dtype.type(self.scale)
         return out
@@ -488,11 +455,12 @@ class RadonTerm(DataTerm):
         """The back projection ``Aᵀf`` rescaled by the ``c`` that minimises
         ``‖c·AAᵀf − f‖``: of the image's scale, unlike ``Aᵀf`` itself."""
         if self._start is None or self._start.dtype != self.f.dtype:
+            xp = self.xp
             b = self.adjoint(self.f)
-            ab = self.forward(b)
-            den = float(np.vdot(ab.astype(np.float64), ab))
-            c = float(np.vdot(ab.astype(np.float64), self.f)) / den if den > 0 else 0.0
-            self._start = np.ascontiguousarray(b * b.dtype.type(c))
+            ab = self.forward(b).astype(np.float64)
+            den = float(xp.vdot(ab, ab))
+            c = float(xp.vdot(ab, self.f.astype(np.float64))) / den if den > 0 else 0.0
+            self._start = xp.ascontiguousarray(b * b.dtype.type(c))
         return self._start
 
     def f_shape(self):
@@ -502,7 +470,7 @@ class RadonTerm(DataTerm):
         # The internal smoothing of "mm" is relative to the image's range, and f
         # is a sinogram: use the first iterate's.
         s = self.start()
-        return float(np.max(s)) - float(np.min(s))
+        return float(self.xp.max(s)) - float(self.xp.min(s))
 
     def op_norm(self, iters: int = 30, seed: int = 0) -> float:
         if self._norm is None:

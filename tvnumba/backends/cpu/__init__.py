@@ -5,7 +5,8 @@ Modules:
 * :mod:`.tv_kernels` -- the β-TV value and gradient (fused, one pass);
 * :mod:`.solver_kernels` -- the passes of the primal-dual and
   majorize-minimize solvers;
-* :mod:`.vector_kernels` -- the solvers' fused vector operations (no BLAS).
+* :mod:`.vector_kernels` -- the solvers' fused vector operations (no BLAS);
+* :mod:`.radon_kernels` -- the parallel-beam Radon projector pair.
 
 How a case is specialised: every kernel is compiled once per dtype
 (``cache=True``) and takes the specialisation -- number of spatial axes

@@ -6,7 +6,10 @@ Modules:
   reduction, device-array views and copies;
 * :mod:`.tv_kernels` -- the β-TV value and gradient (fused, one launch);
 * :mod:`.solver_kernels` -- the two fused launches of a β = 1 primal-dual
-  iteration.
+  iteration;
+* :mod:`.radon_kernels` -- the parallel-beam Radon projector pair (the
+  sampling arithmetic shared with the CPU kernels through
+  :mod:`tvnumba.backends.radon_rays`).
 
 How a case is specialised: each kernel module has one cached factory
 (``make_kernel``, ``make_cp_kernels``) that closes over the case's ints and
