@@ -76,6 +76,32 @@ def test_cp_float64_converges_on_everyday_cases(seed):
         assert info.converged, (weight, iso, info)
 
 
+def test_cp_anisotropic_tight_eps_converges_by_exact_finish():
+    """Aniso, weight 3, eps = 1e-8 on the reproducer: not within 20 000 CP
+    iterations before the exact finish (solvers/_polish.py); now < 10 000, and
+    the answer's own objective and certificate are those reported."""
+    from skimage import data, img_as_float
+
+    g = img_as_float(data.camera()[100:196, 200:280])
+    f = g + 0.1 * np.random.default_rng(6).standard_normal(g.shape)
+    u, info = tvnumba.denoise_tv_beta(f, 3.0, isotropic=False, eps=1e-8, return_info=True)
+    assert info.converged and info.gap <= 1e-8 and info.iterations < 10000, info
+    tv1 = float(np.abs(np.diff(u, axis=0)).sum() + np.abs(np.diff(u, axis=1)).sum())
+    assert_allclose(0.5 * float(((u - f) ** 2).sum()) + 3.0 * tv1, info.objective, rtol=1e-12)
+    # the same problem without the finish, run long: the same image
+    from tvnumba.solvers import primal_dual
+
+    start = primal_dual.POLISH_START
+    primal_dual.POLISH_START = float("inf")
+    try:
+        u_cp, info_cp = tvnumba.denoise_tv_beta(f, 3.0, isotropic=False, eps=1e-8,
+                                                max_num_iter=6000, return_info=True)
+    finally:
+        primal_dual.POLISH_START = start
+    assert info_cp.objective >= info.objective * (1 - 1e-8)
+    assert_allclose(u_cp, u, atol=2e-3)
+
+
 # --------------------------------------------------------------------------- no silent NaN image
 @pytest.mark.parametrize("dtype,weight", [(np.float32, 1e35), (np.float64, 1e200)])
 def test_huge_weight_beta_below_one_raises_instead_of_nan(dtype, weight):

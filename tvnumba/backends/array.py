@@ -202,6 +202,11 @@ class CPArray:
         self.u = un
         return _sumsq(xp, self.f - dt) if want_residual else 0.0
 
+    def dual_fields(self):
+        """``(axis, 1/h, p_axis)`` of every differenced canonical axis (for
+        :mod:`tvnumba.solvers._polish`)."""
+        return list(zip(self.axes, self.ih, self.p))
+
     def primal_terms(self):
         """(½‖u − f‖², TV₁(u)) in float64."""
         xp = self.xp

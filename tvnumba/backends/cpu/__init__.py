@@ -172,6 +172,11 @@ class CPNumba:
                        self.identity)
         return float(self.partial.sum()) if want_residual and self.identity else 0.0
 
+    def dual_fields(self):
+        """``(axis, 1/h, p_axis)`` of every differenced canonical axis (for
+        :mod:`tvnumba.solvers._polish`)."""
+        return [(4 - d, self.ih[2 - d], self.p[d]) for d in range(self.nd)]
+
     def primal_terms(self):
         """(½‖u − f‖², TV₁(u)) in float64 (the first is 0 without the identity
         data term, which then evaluates its own)."""
