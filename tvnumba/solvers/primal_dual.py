@@ -52,6 +52,9 @@ CP_GAMMA = 0.3
 #: of iterations).
 POLISH_START = 500
 POLISH_EVERY = 100
+#: ... and only for tolerances this tight: at 1e-4 and above CP alone is about as fast
+#: (a failed try costs a flow solve; benchmarks/RESULTS.md, "exact finish").
+POLISH_EPS = 1e-5
 
 #: τ/σ balance of the initial steps (τσ‖K‖² = 1): insensitive in [3, 30] on
 #: natural images; primal-heavy.
@@ -82,7 +85,7 @@ def _rof(problem: Problem, check_every: int):
     :data:`CP_STALL_CHECKS` checks (float32 with eps ≲ 1e-6; never in float64
     above ~1e-12).
 
-    Anisotropic float64 solves that take long try, from iteration
+    Anisotropic float64 solves to ``eps ≤`` :data:`POLISH_EPS` that take long try, from iteration
     :data:`POLISH_START` on, the explicit solution for the bound set that the
     dual iterate indicates (:func:`._polish.polish_anisotropic`), accepted only
     when its own duality gap is ≤ eps: the heavy cases of the sweep converge in
@@ -102,7 +105,7 @@ def _rof(problem: Problem, check_every: int):
     best, since_best = math.inf, 0
     fields = getattr(state, "dual_fields", None)
     last_pattern = None
-    polish_at = (POLISH_START if fields is not None and not state.iso
+    polish_at = (POLISH_START if fields is not None and not state.iso and eps <= POLISH_EPS
                  and state.T is np.float64 and isinstance(state.u, np.ndarray) else math.inf)
     while it < max_iter and since_best < CP_STALL_CHECKS:
         it += 1
