@@ -36,12 +36,12 @@ def dct(problem: Problem):
         denom = (1.0 + 2.0 * problem.weight * denom).astype(f.dtype)
     u = fft.idctn(F / denom, type=2, norm="ortho", axes=axes).astype(f.dtype)
 
-    data = problem.data.astype(np.float64)
+    data = problem.data.at_float64()
     u64 = xp.ascontiguousarray(u, dtype=xp.float64)
-    gtv = xp.empty_like(u64)
-    value = float(np.sum(backend.tv5(u64, gtv, dataclasses.replace(plan, reduction="sum"))))
-    fid, gg = data.objective_grad(u64.reshape(-1), gtv.reshape(-1), problem.weight,
-                                  xp.empty(u64.size))
+    g = xp.empty_like(u64)  # ∇TV, then ∇F in place
+    value = float(np.sum(backend.tv5(u64, g, dataclasses.replace(plan, reduction="sum"))))
+    fid, gg = data.objective_grad(u64.reshape(-1), g.reshape(-1), problem.weight,
+                                  g.reshape(-1))
     objective = fid + problem.weight * value
     gap = certificate(objective, gg, data.mu)
     # Exact in exact arithmetic; the certificate says whether rounding (float32,
