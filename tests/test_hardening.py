@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
@@ -142,3 +144,25 @@ def test_dct_tiny_spacing_gives_the_limit_not_an_error():
     img = np.random.default_rng(0).random((16, 16))
     u = tvnumba.denoise_tv_beta(img, 0.1, 2, spacing=1e-200)
     assert_allclose(u, img.mean(), rtol=1e-12)
+
+
+# --------------------------------------------------------------------------- peak memory
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("method,beta,smoothing", [
+    ("lbfgs", 1.5, 0.0), ("lbfgs", 1.0, 0.01), ("lbfgs", 1.2, 0.0),
+    ("cp", 1.0, 0.0), ("mm", 0.5, 0.0), ("dct", 2.0, 0.0)])
+def test_peak_memory_within_12x_the_input(method, beta, smoothing, dtype):
+    """L-BFGS peaked at 47x a float32 input and 22x a float64 one (float64 work arrays,
+    eight float64 pairs, a float64 copy of the data); every solver must stay within 12x
+    (tracemalloc sees NumPy's allocations; the input itself is not counted)."""
+    f = np.random.default_rng(0).random((256, 256)).astype(dtype)
+    kw = dict(method=method, smoothing=smoothing, max_num_iter=5)
+    tvnumba.denoise_tv_beta(f[:32, :32], 0.25, beta, **kw)  # compiled before tracing
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        tvnumba.denoise_tv_beta(f, 0.25, beta, **kw)
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    assert peak <= 12 * f.nbytes, f"{method} peak {peak / f.nbytes:.1f}x the input"

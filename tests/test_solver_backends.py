@@ -88,16 +88,32 @@ def test_array_ops_match_numba_kernels(dtype):
     both("pcg_step", a, b, c, d, np.abs(m), t, outs=(0, 1))
     both("pcg_direction", a, b, np.abs(m), t, outs=(0,))
     both("axpy_to", a, b, t, c, outs=(0,))
+    both("axpy", a, t, b, outs=(0,))
     both("axpy_norm", a, t, b, outs=(0,))
     both("extrapolate", a, b, c, t, outs=(0, 2))
+    # L-BFGS: a float64 iterate, gradients and direction in ``dtype``, float32 pairs
     f64 = [x.astype(np.float64) for x in vec]
-    both("smooth_objective_grad", *f64[:3], 0.3, f64[3], outs=(4,))
-    both("lbfgs_pair", *f64, outs=(0, 1))
+    both("smooth_objective_grad", f64[0], b, c, 0.3, d, outs=(4,))
+    # the TV gradient in place of the total one (gtv is g)
+    for ops in (A, N):
+        g = c.copy()
+        fid, gg = ops.smooth_objective_grad(f64[0], b, g, 0.3, g)
+        r = f64[0] - b.astype(np.float64)
+        ref = r + 0.3 * c.astype(np.float64)
+        assert_allclose(g, ref, rtol=rtol, atol=rtol)
+        assert_allclose((fid, gg), (0.5 * r @ r, ref @ ref), rtol=1e-12)
+    s32, y32 = np.empty(n, np.float32), np.empty(n, np.float32)
+    both("lbfgs_pair", s32, y32, a, 0.25, b, c, outs=(0, 1))
+    for ops in (A, N):  # s·y and y·y of the stored (rounded) vectors
+        sy, yy = ops.lbfgs_pair(s32, y32, a, 0.25, b, c)
+        s64, y64 = s32.astype(np.float64), y32.astype(np.float64)
+        assert_allclose((sy, yy), (s64 @ y64, y64 @ y64), rtol=1e-12)
     S, Y = rng.standard_normal((2, 4, n))
     Y = S + 0.1 * Y  # positive curvature pairs
-    rho = 1.0 / np.einsum("ij,ij->i", S, Y)
+    S, Y = S.astype(np.float32), Y.astype(np.float32)
+    rho = 1.0 / np.einsum("ij,ij->i", S.astype(np.float64), Y.astype(np.float64))
     order = np.array([2, 0, 3], dtype=np.int64)
-    both("lbfgs_direction", f64[0], S, Y, rho, order, 0.7, np.empty(n), np.zeros(4),
+    both("lbfgs_direction", a, S, Y, rho, order, 0.7, np.empty(n, dtype), np.zeros(4),
          outs=(6,))
 
 

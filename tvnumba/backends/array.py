@@ -101,6 +101,11 @@ class ArrayOps:
     def dot(self, a, b) -> float:
         return float(self.xp.sum(a * b, dtype=self.xp.float64))
 
+    def dot64(self, a, b) -> float:
+        """Σ a·b with the products in float64 too (L-BFGS's float32 pairs)."""
+        xp = self.xp
+        return float(xp.sum(xp.asarray(a, dtype=xp.float64) * xp.asarray(b, dtype=xp.float64)))
+
     def sumsq_diff(self, a, b) -> float:
         r = a - b
         return self.dot(r, r)
@@ -122,16 +127,23 @@ class ArrayOps:
         p += minv * r
 
     def smooth_objective_grad(self, u, f, gtv, weight, g):
-        """g = (u - f) + weight·gtv; returns (½‖u - f‖², ‖g‖²)."""
-        self.xp.subtract(u, f, out=g)
-        fid = 0.5 * self.dot(g, g)
-        g += weight * gtv
-        return fid, self.dot(g, g)
+        """g = (u - f) + weight·gtv (``gtv`` may be ``g``); returns (½‖u - f‖², ‖g‖²),
+        the latter before the rounding to ``g``'s dtype."""
+        xp = self.xp
+        r = xp.asarray(u, dtype=xp.float64) - f
+        fid = 0.5 * self.dot(r, r)
+        r += weight * xp.asarray(gtv, dtype=xp.float64)
+        g[...] = r
+        return fid, self.dot(r, r)
 
     def axpy_to(self, out, x, alpha, d):
         """out = x + α d."""
         self.xp.multiply(d, alpha, out=out)
         out += x
+
+    def axpy(self, y, alpha, x):
+        """y += α x."""
+        y += alpha * x
 
     def axpy_norm(self, y, alpha, x) -> float:
         """y += α x; returns ‖y‖²."""
@@ -145,24 +157,25 @@ class ArrayOps:
         ub += un
         u[...] = un
 
-    def lbfgs_pair(self, s, y, u_new, u, g_new, g):
-        """s = u_new - u, y = g_new - g; returns (s·y, y·y)."""
-        self.xp.subtract(u_new, u, out=s)
+    def lbfgs_pair(self, s, y, d, step, g_new, g):
+        """s = step·d, y = g_new - g (in their own dtypes); returns (s·y, y·y) of
+        the stored values."""
+        self.xp.multiply(d, step, out=s)
         self.xp.subtract(g_new, g, out=y)
-        return self.dot(s, y), self.dot(y, y)
+        return self.dot64(s, y), self.dot64(y, y)
 
     def lbfgs_direction(self, g, S, Y, rho, order, gamma, q, alpha):
         """q = -H g by the two-loop recursion (pairs ``order``, oldest first);
         returns g·q."""
         q[...] = g
         for i in order[::-1]:
-            alpha[i] = rho[i] * self.dot(S[i], q)
+            alpha[i] = rho[i] * self.dot64(S[i], q)
             q -= alpha[i] * Y[i]
         q *= gamma
         for i in order:
-            q += (alpha[i] - rho[i] * self.dot(Y[i], q)) * S[i]
+            q += (alpha[i] - rho[i] * self.dot64(Y[i], q)) * S[i]
         q *= -1.0
-        return self.dot(g, q)
+        return self.dot64(g, q)
 
 
 # --------------------------------------------------------------------------- solver state

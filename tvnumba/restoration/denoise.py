@@ -125,11 +125,14 @@ def denoise_tv_beta(image, weight: float | str = 0.1, beta: float = 1.0, *, eps:
         the objective, so the default ``eps=1e-3`` returns an image whose
         objective is within 0.1 % of the optimum.
     ``"lbfgs"``
-        L-BFGS (8 pairs, Armijo backtracking) on the fused
-        :func:`tvnumba.tv_value_and_grad` kernel, in float64, with its vector
-        work in parallel Numba kernels (NumPy) or CuPy (GPU) rather than
-        SciPy's L-BFGS-B, which would move GPU arrays to the host and run
-        BLAS threads next to Numba's.  ``F`` is 1-strongly convex for β ≥ 1, so
+        L-BFGS (Armijo backtracking) on the fused
+        :func:`tvnumba.tv_value_and_grad` kernel, with a float64 iterate and
+        float64 values and gradients; the gradients and direction are stored
+        in the input's dtype and the (s, y) pairs in float32, as many as keep
+        the peak memory under 12× the input (7 for float64 input, 3 for
+        float32).  Its vector work runs in parallel Numba kernels (NumPy) or
+        CuPy (GPU) rather than SciPy's L-BFGS-B, which would move GPU arrays
+        to the host and run BLAS threads next to Numba's.  ``F`` is 1-strongly convex for β ≥ 1, so
         ``F(u) − F* ≤ ½‖∇F(u)‖²``; it stops when that bound, relative to
         ``F(u) − ½‖∇F(u)‖² ≤ F*``, is at most ``eps``.
     ``"mm"``

@@ -150,7 +150,7 @@ def reconstruct_tv_beta(sinogram, theta=None, weight: float = DEFAULT_WEIGHT,
         residual: the data term is not strongly convex, so no cheap bound on
         the objective error exists.
     ``"lbfgs"``
-        L-BFGS in float64; ``info.gap`` is
+        L-BFGS with a float64 iterate; ``info.gap`` is
         :math:`\tfrac12\|\nabla F\|^2 / (F - \tfrac12\|\nabla F\|^2)`, a
         relative stationarity measure (not a bound, for the same reason).
     ``"mm"``

@@ -62,13 +62,20 @@ class DataTerm:
         return self
 
     def astype(self, dtype) -> "DataTerm":
-        """The same term with its arrays in ``dtype`` (L-BFGS runs in float64)."""
+        """The same term with its arrays in ``dtype``."""
         if all(getattr(self, name).dtype == dtype for name in self.arrays):
             return self
         other = copy.copy(self)
         for name in self.arrays:
             setattr(other, name, self.xp.ascontiguousarray(getattr(self, name), dtype=dtype))
         return other
+
+    def at_float64(self) -> "DataTerm":
+        """The term as L-BFGS and the DCT certificate evaluate it, at a float64
+        iterate: its arrays in float64, so that the operators compute in float64
+        (a copy of float32 data).  The identity's fused kernel reads ``f`` in its
+        own dtype and computes in float64, so it keeps ``f`` as it is."""
+        return self.astype(np.float64)
 
     # --- the operator -------------------------------------------------------------
     def forward(self, u):
@@ -88,10 +95,16 @@ class DataTerm:
         return 0.5 * self._sumsq(r)
 
     def objective_grad(self, u, gtv, weight, g):
-        """``g = ∇G(u) + weight·gtv`` (flat arrays); returns ``(G(u), ‖g‖²)``."""
+        """``g = ∇G(u) + weight·gtv`` (flat arrays; ``gtv`` may be ``g``, so that
+        the TV gradient is written where the total one goes); returns
+        ``(G(u), ‖g‖²)``."""
         shape = self.f_shape()
-        fid = self.grad(u.reshape(shape), g.reshape(shape))
-        return fid, self.ops.axpy_norm(g, weight, gtv)
+        grad_g = self.xp.empty(shape, g.dtype)
+        fid = self.grad(u.reshape(shape), grad_g)
+        if gtv is not g:
+            g[...] = gtv
+        g *= weight
+        return fid, self.ops.axpy_norm(g, 1.0, grad_g.reshape(-1))
 
     def normal(self, x, out) -> None:
         out[...] = self.adjoint(self.forward(x))
@@ -155,6 +168,10 @@ class Identity(DataTerm):
 
     def value(self, u) -> float:
         return 0.5 * self.ops.sumsq_diff(u.reshape(-1), self.f.reshape(-1))
+
+    def at_float64(self):
+        """Itself: the fused kernel reads ``f`` in its own dtype (no float64 copy)."""
+        return self
 
     def objective_grad(self, u, gtv, weight, g):
         return self.ops.smooth_objective_grad(u, self.f.reshape(-1), gtv, weight, g)

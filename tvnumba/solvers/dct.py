@@ -39,14 +39,13 @@ def dct(problem: Problem):
         f.dtype, copy=False)
     del F
 
-    # The certificate in float64, of the returned (rounded) u; the data term's f
-    # stays in its dtype (the kernels mix them).
+    # The certificate in float64, of the returned (rounded) u.
+    data = problem.data.at_float64()
     u64 = xp.ascontiguousarray(u, dtype=xp.float64)
-    gtv = xp.empty_like(u64)
-    value = float(np.sum(backend.tv5(u64, gtv, dataclasses.replace(plan, reduction="sum"))))
-    data = problem.data
-    fid, gg = data.objective_grad(u64.reshape(-1), gtv.reshape(-1), problem.weight,
-                                  xp.empty(u64.size))
+    g = xp.empty_like(u64)  # ∇TV, then ∇F in place
+    value = float(np.sum(backend.tv5(u64, g, dataclasses.replace(plan, reduction="sum"))))
+    fid, gg = data.objective_grad(u64.reshape(-1), g.reshape(-1), problem.weight,
+                                  g.reshape(-1))
     objective = fid + problem.weight * value
     gap = certificate(objective, gg, data.mu)
     # Exact in exact arithmetic; the certificate says whether rounding (float32,

@@ -129,7 +129,10 @@ def residual_init(b, ax, minv, r):
 
 @_kernel
 def smooth_objective_grad(u, f, gtv, weight, g):
-    """g = (u - f) + weight·gtv.  Returns (½‖u - f‖², ‖g‖²) in float64."""
+    """g = (u - f) + weight·gtv, computed in float64 whatever the arrays' float
+    types (``gtv`` may be ``g``: each element is read before it is written).
+    Returns (½‖u - f‖², ‖g‖²) in float64, the latter of the values before
+    their rounding to ``g``'s dtype."""
     n = u.shape[0]
     part = np.empty((_n_chunks(n), 2))
     for c in prange(part.shape[0]):
@@ -138,8 +141,8 @@ def smooth_objective_grad(u, f, gtv, weight, g):
         fid = 0.0
         gg = 0.0
         for t in range(su.shape[0]):
-            r = su[t] - sf[t]
-            gt = r + weight * sgtv[t]
+            r = np.float64(su[t]) - np.float64(sf[t])
+            gt = r + weight * np.float64(sgtv[t])
             sg[t] = gt
             fid += 0.5 * r * r
             gg += gt * gt
@@ -156,7 +159,8 @@ def axpy_to(out, x, alpha, d):
 
 
 @_kernel
-def _axpy(y, alpha, x):
+def axpy(y, alpha, x):
+    """y += α x."""
     for t in prange(y.shape[0]):
         y[t] += alpha * x[t]
 
@@ -164,26 +168,29 @@ def _axpy(y, alpha, x):
 def axpy_norm(y, alpha, x) -> float:
     """y += α x; returns ‖y‖² (float64).  Two passes: only the generic data
     terms' L-BFGS gradient uses it (the identity's is fused)."""
-    _axpy(y, alpha, x)
+    axpy(y, alpha, x)
     return _pair_sum(y, y, False)
 
 
 @_kernel
-def lbfgs_pair(s, y, u_new, u, g_new, g):
-    """s = u_new - u, y = g_new - g.  Returns (s·y, y·y)."""
+def lbfgs_pair(s, y, d, step, g_new, g):
+    """s = step·d, y = g_new - g, rounded to ``s``'s and ``y``'s dtype.  Returns
+    (s·y, y·y) of the stored values, in float64: ρ = 1/(s·y) computed from what
+    the two-loop recursion will read keeps its inverse Hessian positive
+    definite whatever the storage precision."""
     n = s.shape[0]
     part = np.empty((_n_chunks(n), 2))
     for c in prange(part.shape[0]):
         lo, hi = _span(c, n)
-        ss, sy_, sun, su = s[lo:hi], y[lo:hi], u_new[lo:hi], u[lo:hi]
+        ss, sy_, sd = s[lo:hi], y[lo:hi], d[lo:hi]
         sgn, sg = g_new[lo:hi], g[lo:hi]
         sy = 0.0
         yy = 0.0
         for t in range(ss.shape[0]):
-            st = sun[t] - su[t]
-            yt = sgn[t] - sg[t]
-            ss[t] = st
-            sy_[t] = yt
+            ss[t] = step * np.float64(sd[t])
+            sy_[t] = np.float64(sgn[t]) - np.float64(sg[t])
+            st = np.float64(ss[t])  # the stored (rounded) values
+            yt = np.float64(sy_[t])
             sy += st * yt
             yy += yt * yt
         part[c, 0] = sy
@@ -200,7 +207,7 @@ def _dot_rows(A, i, q, part):
         sa, sq = A[i, lo:hi], q[lo:hi]
         acc = 0.0
         for t in range(sq.shape[0]):
-            acc += sa[t] * sq[t]
+            acc += np.float64(sa[t]) * np.float64(sq[t])
         part[c] = acc
     return part.sum()
 
@@ -208,7 +215,8 @@ def _dot_rows(A, i, q, part):
 @_kernel
 def lbfgs_direction(g, S, Y, rho, order, gamma, q, alpha):
     """q = -H g by the two-loop recursion over the pairs ``order`` (oldest
-    first); returns g·q (negative for a descent direction)."""
+    first); returns g·q (negative for a descent direction).  Any float types
+    (L-BFGS keeps the pairs in float32); dot products in float64."""
     n = g.shape[0]
     part = np.empty(_n_chunks(n))
     for t in prange(n):
@@ -233,7 +241,7 @@ def lbfgs_direction(g, S, Y, rho, order, gamma, q, alpha):
         sg, sq = g[lo:hi], q[lo:hi]
         acc = 0.0
         for t in range(sg.shape[0]):
-            acc += sg[t] * sq[t]
+            acc += np.float64(sg[t]) * np.float64(sq[t])
         part[c] = acc
     return part.sum()
 
