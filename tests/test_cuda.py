@@ -38,9 +38,10 @@ def _cuda_present() -> bool:
     if ctypes.util.find_library("cuda") is None and not os.path.exists("/dev/nvidiactl"):
         return False
     try:  # pragma: no cover - machines with a driver
-        from numba import cuda
+        # through tvnumba's module: it makes numba-cuda importable with NumPy 2.5
+        from tvnumba.backends.cuda._launch import cuda
 
-        return bool(cuda.is_available())
+        return cuda is not None and bool(cuda.is_available())
     except Exception:  # pragma: no cover
         return False
 

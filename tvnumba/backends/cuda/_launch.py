@@ -28,6 +28,13 @@ import numpy as np
 from ..._validate import Plan
 from .. import array_kind, is_numba_array
 
+if not hasattr(np, "row_stack"):
+    # numba-cuda <= 0.30.4 registers an overload of ``np.row_stack`` when it is
+    # imported, an alias of ``np.vstack`` that NumPy 2.5 removed: without it the
+    # CUDA target fails to import (seen on an H100 with NumPy 2.5.2).  Restoring the
+    # alias changes nothing else.
+    np.row_stack = np.vstack
+
 try:
     import numba
     from numba import cuda
