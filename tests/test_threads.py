@@ -201,3 +201,68 @@ def test_public_api():
     for name in ("set_num_threads", "get_num_threads", "thread_limit"):
         assert name in tvnumba.__all__
         assert getattr(tvnumba, name).__doc__
+
+
+# --------------------------------------------------------------------------- load-aware
+@pytest.mark.parametrize("others,cpus,n,expected", [
+    (0, 2, 2, 2), (1, 2, 2, 1), (2, 2, 2, 1), (5, 2, 2, 1), (3, 8, 8, 5), (0, 8, 4, 4),
+    (None, 2, 2, 2), (4, 2, 1, 1),
+])
+def test_threads_for_load(monkeypatch, others, cpus, n, expected):
+    from tvnumba import _threads
+
+    monkeypatch.delenv("TVNUMBA_LOAD_AWARE", raising=False)
+    monkeypatch.setattr(_threads, "_others_running", lambda: others)
+    monkeypatch.setattr(_threads.os, "sched_getaffinity", lambda pid: set(range(cpus)))
+    assert _threads.threads_for_load(n) == expected
+    monkeypatch.setenv("TVNUMBA_LOAD_AWARE", "0")
+    assert _threads.threads_for_load(n) == n
+
+
+def test_others_running_reads_proc_loadavg():
+    from tvnumba import _threads
+
+    got = _threads._others_running()
+    if not os.path.exists("/proc/loadavg"):
+        assert got is None
+    else:
+        assert isinstance(got, int) and got >= 0
+
+
+def test_for_solve_lowers_the_count_for_the_solve_only(monkeypatch):
+    from tvnumba import _threads
+
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("needs a pool of 2 threads")
+    monkeypatch.delenv("TVNUMBA_LOAD_AWARE", raising=False)
+    monkeypatch.setattr(_threads, "_others_running", lambda: 10**6)  # a saturated machine
+    seen = []
+
+    def record(*_):
+        seen.append(numba.get_num_threads())
+
+    def run():
+        before = numba.get_num_threads()
+        f = np.random.default_rng(0).random((24, 24))
+        tvnumba.denoise_tv_beta(f, 0.1, callback=record)
+        return before, numba.get_num_threads()
+
+    box = []
+    # in a fresh thread: the main thread may have chosen its count already (explicit)
+    worker = threading.Thread(target=lambda: box.append(run()))
+    worker.start()
+    worker.join()
+    before, after = box[0]
+    assert set(seen) == {1} and after == before == numba.config.NUMBA_NUM_THREADS
+
+    seen.clear()
+
+    def explicit():
+        with tvnumba.thread_limit(2):  # the user's own count: left alone
+            tvnumba.denoise_tv_beta(np.random.default_rng(0).random((24, 24)), 0.1,
+                                    callback=record)
+
+    worker = threading.Thread(target=explicit)
+    worker.start()
+    worker.join()
+    assert set(seen) == {2}

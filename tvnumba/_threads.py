@@ -117,6 +117,10 @@ _choose_layer()
 
 _lock = threading.Lock()
 
+#: Per Python thread: True once it chose its count (set_num_threads / thread_limit), which
+#: turns off the load-aware choice of :func:`for_solve` in that thread.
+_explicit = threading.local()
+
 
 def _new_lock_after_fork() -> None:
     # A lock held by another thread at fork() would stay locked forever in the child.
@@ -209,6 +213,7 @@ def set_num_threads(n: int) -> None:
     ValueError: n must be between 1 and ... (NUMBA_NUM_THREADS), got 0
     """
     numba.set_num_threads(_check_count(n))
+    _explicit.set = True
 
 
 def get_num_threads() -> int:
@@ -271,8 +276,62 @@ def thread_limit(n: int) -> Iterator[None]:
     """
     count = _check_count(n)
     before = numba.get_num_threads()
+    was_explicit = getattr(_explicit, "set", False)
     numba.set_num_threads(count)
+    _explicit.set = True
     try:
         yield
     finally:
         numba.set_num_threads(before)
+        _explicit.set = was_explicit
+
+
+def _others_running() -> int | None:
+    """Runnable threads of other processes (and this one's other threads) now, from
+    ``/proc/loadavg`` (Linux); None where it cannot be read."""
+    try:
+        with open("/proc/loadavg") as fh:
+            running = int(fh.read().split()[3].split("/")[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return max(0, running - 1)  # less the thread reading it
+
+
+def threads_for_load(n: int) -> int:
+    """How many of ``n`` threads an iterative solve should use now: no more than the
+    CPUs that other runnable threads leave free, and at least one.
+
+    A parallel region ends when its slowest thread does; on a machine whose cores are
+    taken, a thread that loses its time slice stalls every region (the iterative
+    solvers run hundreds), so fewer threads finish sooner.  Next to two busy processes
+    on 2 cores, denoising camera 512² on one thread took 1.4-2.0× less time than on two
+    (``benchmarks/RESULTS.md``, "Threads: busy machine").
+    """
+    if n <= 1 or os.environ.get("TVNUMBA_LOAD_AWARE", "1").strip() == "0":
+        return n
+    others = _others_running()
+    if others is None:
+        return n
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        cpus = os.cpu_count() or n
+    return max(1, min(n, cpus - others))
+
+
+@contextlib.contextmanager
+def for_solve() -> Iterator[None]:
+    """The thread count of one iterative solve: :func:`threads_for_load` of this
+    thread's count, unless this thread chose its count itself (:func:`set_num_threads`,
+    :func:`thread_limit`) or ``TVNUMBA_LOAD_AWARE=0``.  The kernels split their work
+    by the pool's size, not by this count, so the result does not depend on it."""
+    n = numba.get_num_threads()
+    m = n if getattr(_explicit, "set", False) else threads_for_load(n)
+    if m >= n:
+        yield
+        return
+    numba.set_num_threads(m)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(n)

@@ -131,7 +131,8 @@ class RadonGeometry:
             return self._adjoint_device(sinogram)
         P = self.size
         cos_t, sin_t = self.trig()
-        n_chunks = max(1, min(numba.get_num_threads(), len(self.theta) * P))
+        # From the pool's size: the chunks fix the order of the sums, whatever the count.
+        n_chunks = max(1, min(numba.config.NUMBA_NUM_THREADS, len(self.theta) * P))
         sq = np.empty((P, P), sinogram.dtype)
         _adjoint(np.ascontiguousarray(sinogram), cos_t, sin_t, P, n_chunks, sq)
         return self.unsquare(sq)

@@ -20,6 +20,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from .._threads import for_solve
 from .._validate import Plan, check_callback, check_choice, check_max_iter, check_positive
 from ._common import Problem, SolveInfo
 from .data_terms import DataTerm, Diagonal, Identity
@@ -66,7 +67,8 @@ def solve(data: DataTerm, weight: float, *, backend, plan: Plan, method: str = "
                       view=lambda u5: plan.from_canonical(backend.wrap(u5)))
     if solver.needs_smoothing and plan.smoothing == 0:
         problem = replace(problem, smoothing=internal_smoothing(problem))
-    u5, info = solver.run(problem)
+    with for_solve():  # fewer threads when other processes hold the cores
+        u5, info = solver.run(problem)
     if not math.isfinite(info.objective):
         # Finite, validated input: only overflow gets here (e.g. β < 1 weights
         # weight·β·s^(β−2) beyond the dtype).  Never hand back a NaN image silently.

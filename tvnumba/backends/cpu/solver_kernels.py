@@ -586,4 +586,7 @@ def irls_apply(x, a, y, c0, ihz, ihy, ihx, nd, rows, nunits, partial):
                 for j in range(W):
                     acc += np.float64(xr[j]) * np.float64(yr[j])
         partial[unit] = acc
-    return partial.sum()
+    total = 0.0  # in order: partial.sum() would be a thread-count-dependent reduction
+    for i in range(partial.shape[0]):
+        total += partial[i]
+    return total

@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import get_num_threads, njit, prange
+from numba import config, njit, prange
 
 from ..._threads import serialised
 
@@ -477,8 +477,10 @@ def _aniso_kernel(u, g, with_grad, nd, mode, single, s2, ihz, ihy, ihx, p, beta,
 
 def _rows_per_unit(B: int, D: int, H: int, W: int) -> int:
     """Rows per work unit: enough units to balance the threads, few enough
-    that the one recomputed boundary row per unit stays cheap."""
-    target = 8 * get_num_threads()
+    that the one recomputed boundary row per unit stays cheap.  From the pool's
+    size, not the calling thread's count: the units fix the order of the sums, so
+    the results do not depend on how many threads run them."""
+    target = 8 * config.NUMBA_NUM_THREADS
     per_plane = max(1, -(-target // max(1, B * D)))
     return max(1, min(H, max(-(-H // per_plane), 16)))
 

@@ -13,7 +13,10 @@ elements, one float64 partial per chunk, added in chunk order.  A ``prange``
 reduction would combine per-thread partials whose extent the scheduler
 chooses (TBB steals work dynamically), so the last bits of a solve changed
 from run to run; chunked, they do not depend on the scheduler or on the number
-of threads.
+of threads.  Elementwise updates are chunked the same way: a ``prange`` over
+elements would let the scheduler place the split points, and the elements at a
+split take the loop's scalar remainder (other instructions than the vector
+body, e.g. no fused multiply-add): another last bit.
 """
 
 from __future__ import annotations
@@ -36,6 +39,16 @@ def _kernel(func):
     # Launched from Python only: the wrapper keeps two threads from launching at once
     # under the workqueue layer (see tvnumba._threads).
     return serialised(njit(**JIT)(func))
+
+
+@njit(**INLINE)
+def _in_order(part):
+    """Σ part, first to last.  ``part.sum()`` inside a parallel kernel becomes a
+    parallel reduction whose grouping follows the thread count."""
+    acc = 0.0
+    for i in range(part.shape[0]):
+        acc += part[i]
+    return acc
 
 
 @njit(**INLINE)
@@ -65,7 +78,7 @@ def _pair_sum(a, b, diff):
             for t in range(sa.shape[0]):
                 acc += np.float64(sa[t]) * np.float64(sb[t])
         part[c] = acc
-    return part.sum()
+    return _in_order(part)
 
 
 def dot(a, b) -> float:
@@ -97,14 +110,18 @@ def pcg_step(x, r, p, ap, minv, alpha):
             rz += np.float64(rt) * np.float64(sm[t] * rt)
         part[c, 0] = rr
         part[c, 1] = rz
-    return part[:, 0].sum(), part[:, 1].sum()
+    return _in_order(part[:, 0]), _in_order(part[:, 1])
 
 
 @_kernel
 def pcg_direction(p, r, minv, beta):
     """p = M⁻¹r + β p."""
-    for t in prange(p.shape[0]):
-        p[t] = minv[t] * r[t] + beta * p[t]
+    n = p.shape[0]
+    for c in prange(_n_chunks(n)):
+        lo, hi = _span(c, n)
+        sp, sr, sm = p[lo:hi], r[lo:hi], minv[lo:hi]  # slices: indices >= 0, vectorised
+        for t in range(sp.shape[0]):
+            sp[t] = sm[t] * sr[t] + beta * sp[t]
 
 
 @_kernel
@@ -124,7 +141,7 @@ def residual_init(b, ax, minv, r):
             rz += np.float64(rt) * np.float64(sm[t] * rt)
         part[c, 0] = rr
         part[c, 1] = rz
-    return part[:, 0].sum(), part[:, 1].sum()
+    return _in_order(part[:, 0]), _in_order(part[:, 1])
 
 
 @_kernel
@@ -148,21 +165,29 @@ def smooth_objective_grad(u, f, gtv, weight, g):
             gg += gt * gt
         part[c, 0] = fid
         part[c, 1] = gg
-    return part[:, 0].sum(), part[:, 1].sum()
+    return _in_order(part[:, 0]), _in_order(part[:, 1])
 
 
 @_kernel
 def axpy_to(out, x, alpha, d):
     """out = x + α d."""
-    for t in prange(out.shape[0]):
-        out[t] = x[t] + alpha * d[t]
+    n = out.shape[0]
+    for c in prange(_n_chunks(n)):
+        lo, hi = _span(c, n)
+        so, sx, sd = out[lo:hi], x[lo:hi], d[lo:hi]
+        for t in range(so.shape[0]):
+            so[t] = sx[t] + alpha * sd[t]
 
 
 @_kernel
 def axpy(y, alpha, x):
     """y += α x."""
-    for t in prange(y.shape[0]):
-        y[t] += alpha * x[t]
+    n = y.shape[0]
+    for c in prange(_n_chunks(n)):
+        lo, hi = _span(c, n)
+        sy, sx = y[lo:hi], x[lo:hi]
+        for t in range(sy.shape[0]):
+            sy[t] += alpha * sx[t]
 
 
 def axpy_norm(y, alpha, x) -> float:
@@ -195,7 +220,7 @@ def lbfgs_pair(s, y, d, step, g_new, g):
             yy += yt * yt
         part[c, 0] = sy
         part[c, 1] = yy
-    return part[:, 0].sum(), part[:, 1].sum()
+    return _in_order(part[:, 0]), _in_order(part[:, 1])
 
 
 @njit(**INLINE)
@@ -209,7 +234,7 @@ def _dot_rows(A, i, q, part):
         for t in range(sq.shape[0]):
             acc += np.float64(sa[t]) * np.float64(sq[t])
         part[c] = acc
-    return part.sum()
+    return _in_order(part)
 
 
 @_kernel
@@ -218,24 +243,40 @@ def lbfgs_direction(g, S, Y, rho, order, gamma, q, alpha):
     first); returns g·q (negative for a descent direction).  Any float types
     (L-BFGS keeps the pairs in float32); dot products in float64."""
     n = g.shape[0]
-    part = np.empty(_n_chunks(n))
-    for t in prange(n):
-        q[t] = g[t]
+    m = _n_chunks(n)
+    part = np.empty(m)
+    for c in prange(m):
+        lo, hi = _span(c, n)
+        sq, sg = q[lo:hi], g[lo:hi]
+        for t in range(sq.shape[0]):
+            sq[t] = sg[t]
     for ii in range(order.shape[0] - 1, -1, -1):
         i = order[ii]
         a = rho[i] * _dot_rows(S, i, q, part)
         alpha[i] = a
-        for t in prange(n):
-            q[t] -= a * Y[i, t]
-    for t in prange(n):
-        q[t] *= gamma
+        for c in prange(m):
+            lo, hi = _span(c, n)
+            sq, sy = q[lo:hi], Y[i, lo:hi]
+            for t in range(sq.shape[0]):
+                sq[t] -= a * sy[t]
+    for c in prange(m):
+        lo, hi = _span(c, n)
+        sq = q[lo:hi]
+        for t in range(sq.shape[0]):
+            sq[t] *= gamma
     for ii in range(order.shape[0]):
         i = order[ii]
         cc = alpha[i] - rho[i] * _dot_rows(Y, i, q, part)
-        for t in prange(n):
-            q[t] += cc * S[i, t]
-    for t in prange(n):
-        q[t] = -q[t]
+        for c in prange(m):
+            lo, hi = _span(c, n)
+            sq, ss = q[lo:hi], S[i, lo:hi]
+            for t in range(sq.shape[0]):
+                sq[t] += cc * ss[t]
+    for c in prange(m):
+        lo, hi = _span(c, n)
+        sq = q[lo:hi]
+        for t in range(sq.shape[0]):
+            sq[t] = -sq[t]
     for c in prange(part.shape[0]):
         lo, hi = _span(c, n)
         sg, sq = g[lo:hi], q[lo:hi]
@@ -243,13 +284,17 @@ def lbfgs_direction(g, S, Y, rho, order, gamma, q, alpha):
         for t in range(sg.shape[0]):
             acc += np.float64(sg[t]) * np.float64(sq[t])
         part[c] = acc
-    return part.sum()
+    return _in_order(part)
 
 
 @_kernel
 def extrapolate(u, un, ub, theta):
     """ub = un + θ(un - u); u = un (the primal-dual over-relaxation)."""
-    for t in prange(u.shape[0]):
-        v = un[t]
-        ub[t] = v + theta * (v - u[t])
-        u[t] = v
+    n = u.shape[0]
+    for c in prange(_n_chunks(n)):
+        lo, hi = _span(c, n)
+        su, sn, sb = u[lo:hi], un[lo:hi], ub[lo:hi]
+        for t in range(su.shape[0]):
+            v = sn[t]
+            sb[t] = v + theta * (v - su[t])
+            su[t] = v
