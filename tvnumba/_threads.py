@@ -38,7 +38,11 @@ fork = a ``fork`` Pool after use, 8 threads = concurrent ``tv_value_and_grad``):
 
 ``benchmarks/bench_threads.py`` compares the library's default with the old one, rounds
 alternating (``benchmarks/RESULTS.md``, "Threads: busy machine"): loaded/idle 2.4-3.1× with
-workqueue, 3.1-3.8× with TBB, up to 98× with the old default.  The price, idle and without
+workqueue, 3.1-3.8× with TBB, up to 98× with the old default.  With TBB the ratio stayed at
+3.0-3.9× on a quiet machine: two threads sharing two cores with two busy processes lose
+their time slices in turn, and every parallel region waits for the late one.  So each
+iterative solve also asks :func:`threads_for_load` how many threads the other runnable ones
+leave cores for (:func:`for_solve`): 1.3-2.5×.  The price, idle and without
 TBB: the MM solver (β < 1), with its thousands of short launches, up to 2× slower than with
 spinning OpenMP threads.
 
