@@ -40,6 +40,14 @@ def check_weight(weight):
     return check_nonneg("weight", weight)
 
 
+def no_auto_weight(weight, function: str):
+    """``weight`` unchanged, unless it is ``"auto"``, which ``function`` lacks."""
+    if isinstance(weight, str) and weight == "auto":
+        raise ValueError(f"weight='auto' is available for denoise_tv_beta and "
+                         f"deconvolve_tv_beta only; pass a number >= 0 to {function}")
+    return weight
+
+
 def denoise(image, weight, beta, *, eps=1e-3, max_num_iter=None, channel_axis=None,
             isotropic=True, smoothing=0.0, spacing=1.0, method="auto", device=None,
             callback=None):

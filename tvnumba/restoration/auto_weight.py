@@ -1,6 +1,7 @@
-"""Automatic choice of the denoising weight: noise level and weight rules.
+"""Automatic choice of the weight: noise level and weight rules.
 
-Used by :func:`tvnumba.restoration.denoise_tv_beta` with ``weight="auto"``.
+Used by :func:`tvnumba.restoration.denoise_tv_beta` and
+:func:`tvnumba.restoration.deconvolve_tv_beta` with ``weight="auto"``.
 """
 
 from __future__ import annotations
@@ -88,12 +89,16 @@ def initial_guess(sigma: float, beta: float, value_range: float = 1.0) -> float:
 
 
 def sure_search(solve_at: Callable, f, sigma: float, guess: float, *, xp=np,
-                seed: int = PROBE_SEED, step: float = math.log(2.0), xtol: float = 0.05,
+                predict: Callable | None = None, seed: int = PROBE_SEED,
+                step: float = math.log(2.0), xtol: float = 0.05,
                 max_evals: int = 8) -> tuple[float, int, list]:
     """Minimise Monte-Carlo SURE over ``log(weight)``.
 
-    ``solve_at(w, g)`` returns the denoiser's output for data ``g`` and weight
-    ``w`` (arrays of ``xp``, float64).  SURE(w) = ‖D_w(f) − f‖² − Nσ²
+    ``solve_at(w, g)`` returns the solution for data ``g`` and weight ``w``
+    (arrays of ``xp``, float64), and ``predict`` maps a solution to the data
+    space: ``D_w = predict ∘ solve_at(w, ·)`` (``predict`` ``None``: the
+    identity, denoising; the forward operator ``A``: the predicted-risk SURE,
+    an estimate of ``E‖A(u − x)‖²``).  SURE(w) = ‖D_w(f) − f‖² − Nσ²
     + 2σ² div D_w(f), the divergence estimated with one Gaussian probe
     ``b``: ``bᵀ(D_w(f + δb) − D_w(f)) / δ``, ``δ = 0.01 σ``.  A 3-point grid
     ``guess · 2^{-1, 0, 1}`` is walked downhill until it brackets a minimum,
@@ -117,6 +122,8 @@ def sure_search(solve_at: Callable, f, sigma: float, guess: float, *, xp=np,
             w = math.exp(t)
             u = solve_at(w, f)
             up = solve_at(w, fp)
+            if predict is not None:
+                u, up = predict(u), predict(up)
             div = float(xp.sum(b * (up - u))) / delta
             cache[t] = (float(xp.sum((u - f) ** 2)) - n * sigma**2 + 2 * sigma**2 * div) / n
         return cache[t]
@@ -144,6 +151,39 @@ def sure_search(solve_at: Callable, f, sigma: float, guess: float, *, xp=np,
     return math.exp(t_best), len(cache), history
 
 
+def _search_solver(make_term, plan64, backend, *, method, max_num_iter) -> Callable:
+    """``solve_at(w, g)``: the float64 solution for the data term
+    ``make_term(g)`` at weight ``w`` and :data:`SEARCH_EPS`."""
+    from dataclasses import replace
+
+    from ..solvers import solve
+
+    state = {"plan": plan64}
+
+    def solve_at(w, g):
+        u, info = solve(make_term(g), w, backend=backend, plan=state["plan"], method=method,
+                        eps=SEARCH_EPS, max_num_iter=max_num_iter)
+        if state["plan"].smoothing == 0 and info.smoothing > 0:
+            # β < 1: the internal smoothing depends on the data's range; freeze
+            # the one of f so that f and f + δb see the same objective.
+            state["plan"] = replace(state["plan"], smoothing=info.smoothing)
+        return u
+
+    return solve_at
+
+
+def _checked_sigma(f5, plan, backend) -> float:
+    sigma = _canonical_sigma(f5, plan, backend)
+    # The wavelet filters leave rounding (~1e-17 of the values) on a clean image.
+    if not sigma > 1e-10 * float(backend.xp.max(backend.xp.abs(f5))):
+        raise ValueError(
+            "weight='auto' estimated the noise level of image as sigma=0 (an image with no "
+            "detectable noise: constant, or piecewise constant on a coarse grid); there is "
+            "nothing to denoise, or pass a numeric weight, e.g. weight=0.1"
+        )
+    return sigma
+
+
 def choose_weight(f5, plan, backend, *, method: str, max_num_iter: int | None,
                   seed: int = PROBE_SEED) -> tuple[float, float, int]:
     """``weight="auto"`` for :func:`~tvnumba.restoration.denoise_tv_beta`.
@@ -153,32 +193,48 @@ def choose_weight(f5, plan, backend, *, method: str, max_num_iter: int | None,
     """
     from dataclasses import replace
 
-    from ..solvers import Identity, solve
+    from ..solvers import Identity
 
-    sigma = _canonical_sigma(f5, plan, backend)
-    # The wavelet filters leave rounding (~1e-17 of the values) on a clean image.
-    if not sigma > 1e-10 * float(backend.xp.max(backend.xp.abs(f5))):
-        raise ValueError(
-            "weight='auto' estimated the noise level of image as sigma=0 (an image with no "
-            "detectable noise: constant, or piecewise constant on a coarse grid); there is "
-            "nothing to denoise, or pass a numeric weight, e.g. weight=0.1"
-        )
+    sigma = _checked_sigma(f5, plan, backend)
     # The search runs in float64: the divergence is a difference of two
     # solutions 0.01 σ apart, which float32 would resolve poorly.
-    plan64 = replace(plan, dtype=np.dtype(np.float64))
     f64 = f5.astype(np.float64)
-    state = {"plan": plan64}
-
-    def solve_at(w, g):
-        u, info = solve(Identity(g), w, backend=backend, plan=state["plan"], method=method,
-                        eps=SEARCH_EPS, max_num_iter=max_num_iter)
-        if state["plan"].smoothing == 0 and info.smoothing > 0:
-            # β < 1: the internal smoothing depends on the data's range; freeze
-            # the one of f so that f and f + δb see the same objective.
-            state["plan"] = replace(state["plan"], smoothing=info.smoothing)
-        return u
-
+    solve_at = _search_solver(Identity, replace(plan, dtype=np.dtype(np.float64)), backend,
+                              method=method, max_num_iter=max_num_iter)
     xp = backend.xp
     guess = initial_guess(sigma, plan.beta, float(xp.max(f64) - xp.min(f64)))
     weight, evals, _ = sure_search(solve_at, f64, sigma, guess, xp=backend.xp, seed=seed)
+    return weight, sigma, 2 * evals
+
+
+#: Deconvolution's starting weight relative to denoising's (:func:`initial_guess`
+#: at the same σ and β): the geometric mean of oracle / guess over the 12 cases of
+#: benchmarks/bench_auto_deconv.py (camera and astronaut at 256² and 512², Gaussian and
+#: motion blur, σ ∈ {0.005, 0.01, 0.02}; the ratios spread from 0.5 to 1.3, which the
+#: search's downhill walk absorbs).  ≈ 0.001 for σ = 0.01 on [0, 1], the default weight.
+DECONV_GUESS_SCALE = 0.2
+
+
+def choose_deconv_weight(make_term, f5, plan, u_plan, backend, *, method: str,
+                         max_num_iter: int | None,
+                         seed: int = PROBE_SEED) -> tuple[float, float, int]:
+    """``weight="auto"`` for :func:`~tvnumba.restoration.deconvolve_tv_beta`.
+
+    ``make_term(g)`` builds the float64 convolution data term of data ``g``
+    (``f5``'s canonical layout, ``plan``); the unknown has ``u_plan``'s
+    layout.  Predicted-risk SURE: the search's ``predict`` is the blur
+    ``A``.  Returns ``(weight, sigma, number of solves)``.
+    """
+    from dataclasses import replace
+
+    sigma = _checked_sigma(f5, plan, backend)
+    f64 = f5.astype(np.float64)
+    solve_at = _search_solver(make_term, replace(u_plan, dtype=np.dtype(np.float64)), backend,
+                              method=method, max_num_iter=max_num_iter)
+    forward = make_term(f64).bind(backend).forward
+    xp = backend.xp
+    guess = DECONV_GUESS_SCALE * initial_guess(sigma, plan.beta,
+                                               float(xp.max(f64) - xp.min(f64)))
+    weight, evals, _ = sure_search(solve_at, f64, sigma, guess, xp=xp, predict=forward,
+                                   seed=seed)
     return weight, sigma, 2 * evals

@@ -17,6 +17,7 @@ from ..operators.radon import (
     _float_array,
 )
 from ..solvers import solve
+from ._core import no_auto_weight
 
 __all__ = ["reconstruct_tv_beta"]
 
@@ -190,7 +191,7 @@ def reconstruct_tv_beta(sinogram, theta=None, weight: float = DEFAULT_WEIGHT,
     >>> bool(np.abs(u - image).mean() < 0.05)
     True
     """
-    weight = check_nonneg("weight", weight)
+    weight = check_nonneg("weight", no_auto_weight(weight, "reconstruct_tv_beta"))
     check_bool("return_info", return_info)
     backend = select(sinogram, device, solver=True)
     if backend.name == "cuda" and not backend.host:
