@@ -301,3 +301,60 @@ def test_killed_run_leaves_complete_outputs_and_resumes(tmp_path):
     assert sorted(os.listdir(out)) == sorted(os.listdir(clean))  # no temporaries left
     for n in os.listdir(clean):
         np.testing.assert_array_equal(tifffile.imread(out / n), tifffile.imread(clean / n))
+
+
+# ------------------------------------------------------------------- tvnumba deconvolve
+def test_deconvolve_outputs_match_library(data, tmp_path):
+    from tvnumba import deconvolve_tv_beta
+
+    y, x = np.mgrid[-2:3, -2:3]
+    psf = np.exp(-(x * x + y * y) / 3.0)
+    tifffile.imwrite(tmp_path / "psf.tif", (7 * psf).astype(np.float32))  # any positive scale
+    out = tmp_path / "out"
+    r = run_cli("deconvolve", data / "gray.png", data / "rgb.png", "--psf", tmp_path / "psf.tif",
+                "-o", out, "--weight", "0.002", "--json")
+    assert r.returncode == 0, r.stderr
+    records = json_lines(r.stdout)
+    assert [rec.get("status") for rec in records[:-1]] == ["ok", "ok"]
+    assert records[-1]["summary"] and records[-1]["ok"] == 2
+    assert all(rec["parameters"]["problem"] == "deconvolve" for rec in records[:-1])
+    assert all(rec["weight"] == 0.002 for rec in records[:-1])
+    gray = iio.imread(data / "gray.png")
+    psf32 = (7 * psf).astype(np.float32).astype(np.float64)
+    np.testing.assert_allclose(tifffile.imread(out / "gray.tif"),
+                               deconvolve_tv_beta(gray, psf32 / psf32.sum(), 0.002), atol=1e-6)
+    rgb = iio.imread(data / "rgb.png")
+    np.testing.assert_allclose(tifffile.imread(out / "rgb.tif"),
+                               deconvolve_tv_beta(rgb, psf32 / psf32.sum(), 0.002,
+                                                  channel_axis=-1), atol=1e-6)
+    # periodic boundary reaches the solver: another result
+    r = run_cli("deconvolve", data / "gray.png", "--psf", tmp_path / "psf.tif", "-o", out,
+                "--weight", "0.002", "--boundary", "periodic", "--suffix", "_p", "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert not np.allclose(tifffile.imread(out / "gray_p.tif"), tifffile.imread(out / "gray.tif"))
+
+
+@pytest.mark.parametrize("make,match", [
+    (lambda p: None, "no such file"),
+    (lambda p: tifffile.imwrite(p, -np.ones((3, 3), np.float32)), "positive sum"),
+    (lambda p: p.write_bytes(b""), "empty file"),
+])
+def test_deconvolve_bad_psf_is_a_usage_error(data, tmp_path, make, match):
+    psf = tmp_path / "psf.tif"
+    make(psf)
+    r = run_cli("deconvolve", data / "gray.png", "--psf", psf, "-o", tmp_path / "out")
+    assert r.returncode == 2 and match in r.stderr and "--psf" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert not (tmp_path / "out" / "gray.tif").exists()
+
+
+def test_deconvolve_help_and_psf_dimension_error(data, tmp_path):
+    r = run_cli("deconvolve", "--help")
+    assert r.returncode == 0 and "examples:" in r.stdout and "--psf" in r.stdout
+    assert "deconvolve" in run_cli("--help").stdout
+    tifffile.imwrite(tmp_path / "psf3.tif", np.ones((3, 3, 3), np.float32), photometric="minisblack")
+    r = run_cli("deconvolve", data / "gray.png", "--psf", tmp_path / "psf3.tif",
+                "-o", tmp_path / "out")
+    # a per-file error: one line naming the file, exit status 1
+    assert r.returncode == 1 and "gray.png" in r.stderr and "Traceback" not in r.stderr
+    assert len([ln for ln in r.stderr.splitlines() if "error" in ln]) == 1

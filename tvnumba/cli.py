@@ -7,6 +7,9 @@
 ``tvnumba denoise INPUT [INPUT ...] -o OUTDIR``
     Denoises image files, folders of them or glob patterns into ``OUTDIR`` (float32
     TIFF), in a process pool with ``--jobs``; atomic writes, re-runs skip finished files.
+``tvnumba deconvolve INPUT [INPUT ...] --psf PSF -o OUTDIR``
+    The same batch, deconvolving each image with the point-spread function in ``PSF``
+    (:func:`tvnumba.deconvolve_tv_beta`).
 ``tvnumba --version``
     Prints the version.
 
@@ -74,6 +77,21 @@ outputs:
   renamed when complete, so a killed run leaves only complete outputs; the next run
   skips inputs whose output exists (unless --overwrite) and deletes the temporaries
   the killed run left.
+
+""" + _EXIT_DOC
+
+
+_DECONVOLVE_EPILOG = """\
+examples:
+  tvnumba deconvolve blurred.tif --psf psf.tif -o out/          # out/blurred.tif (float32)
+  tvnumba deconvolve data/ --psf psf.tif -o out/ --weight auto --jobs 2
+  tvnumba deconvolve stack.tif --psf psf3d.tif -o out/ --spacing 2 0.5 0.5
+
+The PSF is read like the inputs (TIFF or PNG/JPEG), as floats, and normalised to sum 1;
+it needs as many axes as the images' spatial axes.  --boundary extend (the default)
+solves for the scene on the full support of the blur, so real images do not ring at the
+border; periodic is the circular model.  Inputs, outputs, atomic writes, re-runs and
+--jobs as for tvnumba denoise (tvnumba denoise --help).
 
 """ + _EXIT_DOC
 
@@ -231,13 +249,44 @@ def _denoise_task(task: dict) -> dict:
     return record
 
 
+def _solver(p: dict):
+    """``solve(image, **kwargs) -> (u, info)`` for the command's problem."""
+    from .restoration import deconvolve_tv_beta, denoise_tv_beta
+
+    if p["problem"] == "deconvolve":
+        psf = _read_psf(p["psf"])
+
+        def solve(image, **kwargs):
+            return deconvolve_tv_beta(image, psf, p["weight"], p["beta"],
+                                      boundary=p["boundary"], **kwargs)
+        return solve
+
+    def solve(image, **kwargs):
+        return denoise_tv_beta(image, p["weight"], p["beta"], **kwargs)
+    return solve
+
+
+def _read_psf(path: str):
+    """The PSF file as float64 normalised to sum 1, or :class:`InputError`."""
+    import numpy as np
+
+    from .io import InputError, read_image
+
+    psf, _ = read_image(path)
+    psf = np.asarray(psf, dtype=np.float64)
+    total = float(psf.sum())
+    if not np.isfinite(psf).all() or not total > 0:
+        raise InputError(f"the PSF {path} must be finite with a positive sum, got sum {total:g}")
+    return psf / total
+
+
 def _denoise_file(task: dict, record: dict) -> None:
     import numpy as np
 
     from .io import InputError, read_image, to_input_dtype, write_tiff_atomic
-    from .restoration import denoise_tv_beta
 
     p = task["parameters"]
+    solve = _solver(p)
     img, meta = read_image(task["input"])
     record["shape"], record["dtype"] = list(img.shape), str(img.dtype)
     channel_axis = p["channel_axis"]
@@ -270,20 +319,19 @@ def _denoise_file(task: dict, record: dict) -> None:
         out = None
         infos = []
         for i in range(img.shape[0]):
-            u, info = denoise_tv_beta(img[i], p["weight"], p["beta"], channel_axis=channel_axis,
-                                      **kwargs)
+            u, info = solve(img[i], channel_axis=channel_axis, **kwargs)
             if out is None:
                 out = np.empty(img.shape, u.dtype)
             out[i] = u
             infos.append(info)
         record.update(method=infos[0].method, iterations=[i.iterations for i in infos],
                       gap=max(i.gap for i in infos),
-                      converged=all(i.converged for i in infos))
+                      converged=all(i.converged for i in infos),
+                      weight=[getattr(i, "weight", None) for i in infos])
     else:
-        out, info = denoise_tv_beta(img, p["weight"], p["beta"], channel_axis=channel_axis,
-                                    **kwargs)
+        out, info = solve(img, channel_axis=channel_axis, **kwargs)
         record.update(method=info.method, iterations=info.iterations, gap=info.gap,
-                      converged=info.converged)
+                      converged=info.converged, weight=getattr(info, "weight", None))
     out = np.asarray(out)
     out = to_input_dtype(out, img.dtype) if p["like_input"] else out.astype(np.float32)
     record["out_dtype"] = str(out.dtype)
@@ -295,10 +343,13 @@ def _denoise_file(task: dict, record: dict) -> None:
 def _plan_outputs(args, inputs, report_error) -> list[dict]:
     """Tasks for the inputs that need work; reports the others (conflicts, skips)."""
     tasks, outputs = [], {}
-    parameters = dict(weight=args.weight, beta=args.beta, eps=args.eps, max_iter=args.max_iter,
-                      channel_axis=args.channel_axis, isotropic=not args.anisotropic,
-                      spacing=args.spacing, method=args.method, device=args.device,
-                      as_batch=args.as_batch, like_input=args.like_input)
+    parameters = dict(problem=args.command, weight=args.weight, beta=args.beta, eps=args.eps,
+                      max_iter=args.max_iter, channel_axis=args.channel_axis,
+                      isotropic=not args.anisotropic, spacing=args.spacing,
+                      method=args.method, device=args.device, as_batch=args.as_batch,
+                      like_input=args.like_input)
+    if args.command == "deconvolve":
+        parameters.update(psf=os.path.abspath(args.psf), boundary=args.boundary)
     sources = {os.path.realpath(p) for p, problem in inputs if problem is None}
     for path, problem in inputs:
         stem = os.path.splitext(os.path.basename(path))[0]
@@ -321,9 +372,15 @@ def _plan_outputs(args, inputs, report_error) -> list[dict]:
 
 
 def _denoise_files(args, parser) -> int:
-    from .io import clear_stale_temporaries, expand_inputs
+    from .io import InputError, clear_stale_temporaries, expand_inputs
 
     t_start = time.perf_counter()
+    name = f"tvnumba {args.command}"
+    if args.command == "deconvolve":
+        try:
+            _read_psf(args.psf)  # a bad PSF fails every input: a usage error, before any work
+        except InputError as e:
+            parser.error(f"argument --psf: {args.psf}: {e}")
     try:
         os.makedirs(args.outdir, exist_ok=True)
     except OSError as e:
@@ -342,7 +399,7 @@ def _denoise_files(args, parser) -> int:
     elif threads > limit:
         parser.error(f"argument --threads: at most {limit} (NUMBA_NUM_THREADS), got {threads}")
     elif jobs * threads > cpus and not args.quiet:
-        print(f"tvnumba denoise: warning: --jobs {jobs} x --threads {threads} exceeds "
+        print(f"{name}: warning: --jobs {jobs} x --threads {threads} exceeds "
               f"the {cpus} CPUs available", file=sys.stderr)
 
     counts = dict(ok=0, skipped=0, failed=0)
@@ -358,7 +415,7 @@ def _denoise_files(args, parser) -> int:
     def report_error(path, output, message) -> None:
         counts["failed"] += 1
         sys.stdout.flush()
-        say(f"tvnumba denoise: error: {path}: {message}", sys.stderr)
+        say(f"{name}: error: {path}: {message}", sys.stderr)
         if args.json:
             _emit_json(dict(input=path, output=output, status="error", error=message))
 
@@ -366,7 +423,7 @@ def _denoise_files(args, parser) -> int:
         if record["status"] == "error":
             counts["failed"] += 1
             sys.stdout.flush()
-            say(f"tvnumba denoise: error: {record['input']}: {record['error']}", sys.stderr)
+            say(f"{name}: error: {record['input']}: {record['error']}", sys.stderr)
         else:
             counts[record["status"]] += 1
         if args.json:
@@ -414,7 +471,7 @@ def _denoise_files(args, parser) -> int:
     except KeyboardInterrupt:
         if bar is not None:
             bar.close()
-        print("tvnumba denoise: interrupted; finished outputs are complete, "
+        print(f"{name}: interrupted; finished outputs are complete, "
               "the next run skips them", file=sys.stderr)
         return 130
     if bar is not None:
@@ -426,7 +483,7 @@ def _denoise_files(args, parser) -> int:
                         outdir=args.outdir, jobs=jobs, threads=threads,
                         cleared_temporaries=len(cleared)))
     elif not args.quiet:
-        print(f"done: {counts['ok']} denoised, {counts['skipped']} skipped, "
+        print(f"done: {counts['ok']} {args.command}d, {counts['skipped']} skipped, "
               f"{counts['failed']} failed in {seconds:.1f} s")
     return 1 if counts["failed"] else 0
 
@@ -455,13 +512,53 @@ def _run_pool(todo, jobs, threads, start_method, report) -> None:
             raise
 
 
+def _add_batch_options(p, methods, *, weight: float, what: str) -> None:
+    """The options ``tvnumba denoise`` and ``tvnumba deconvolve`` share."""
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="image files, folders or glob patterns")
+    p.add_argument("-o", "--outdir", required=True, help="output folder (created)")
+    p.add_argument("--weight", type=_weight, default=weight,
+                   help=f"{what} weight >= 0, or 'auto' (default {weight:g})")
+    p.add_argument("--beta", type=_number("beta", 0.0, True), default=1.0,
+                   help="order β > 0 (default 1)")
+    p.add_argument("--eps", type=_number("eps", 0.0, True), default=1e-3,
+                   help="stopping tolerance (default 1e-3; see the function's eps)")
+    p.add_argument("--max-iter", type=_count("max-iter"), default=None,
+                   help="iteration cap (default: the method's)")
+    p.add_argument("--channel-axis", type=int, default=None,
+                   help="default: -1 for RGB(A) images, else none")
+    p.add_argument("--anisotropic", action="store_true", help="anisotropic TV")
+    p.add_argument("--spacing", type=_number("spacing", 0.0, True), nargs="+",
+                   default=None, help="grid spacing: one value, or one per spatial axis "
+                                      "(default: from TIFF metadata for 3-D volumes, else 1)")
+    p.add_argument("--method", choices=methods, default="auto")
+    p.add_argument("--device", choices=("cpu", "cuda"), default=None)
+    p.add_argument("-j", "--jobs", type=_count("jobs"), default=1,
+                   help="worker processes (default 1: in this process)")
+    p.add_argument("--threads", type=_count("threads"), default=None,
+                   help="threads per job (default: CPUs // jobs)")
+    p.add_argument("--start-method", choices=("spawn", "fork", "forkserver"),
+                   default="spawn", help="how --jobs workers start (default spawn)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="recompute inputs whose output exists (default: skip them)")
+    p.add_argument("--suffix", default="", help="added to the output stem (default none)")
+    p.add_argument("--json", action="store_true",
+                   help="one JSON line per file on stdout, then a summary line")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress bar, no per-file lines (errors still shown)")
+    p.add_argument("--as-batch", action="store_true",
+                   help="treat a 3-D stack as 2-D images processed one by one")
+    p.add_argument("--like-input", action="store_true",
+                   help="write the input's dtype instead of float32")
+
+
 # ------------------------------------------------------------------------------- main
 def _build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
     parser = argparse.ArgumentParser(
         prog="tvnumba", description=__doc__.split("\n")[0],
-        epilog="commands: demo, tv, denoise (tvnumba COMMAND --help)\n\n" + _EXIT_DOC,
+        epilog="commands: demo, tv, denoise, deconvolve (tvnumba COMMAND --help)\n\n" + _EXIT_DOC,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"tvnumba {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -492,42 +589,14 @@ def _build_parser() -> argparse.ArgumentParser:
     p_dn = sub.add_parser("denoise", help="denoise image files into a folder",
                           epilog=_DENOISE_EPILOG,
                           formatter_class=argparse.RawDescriptionHelpFormatter)
-    p_dn.add_argument("inputs", nargs="+", metavar="INPUT",
-                      help="image files, folders or glob patterns")
-    p_dn.add_argument("-o", "--outdir", required=True, help="output folder (created)")
-    p_dn.add_argument("--weight", type=_weight, default=0.1,
-                      help="denoising weight >= 0, or 'auto' (default 0.1)")
-    p_dn.add_argument("--beta", type=_number("beta", 0.0, True), default=1.0,
-                      help="order β > 0 (default 1)")
-    p_dn.add_argument("--eps", type=_number("eps", 0.0, True), default=1e-3,
-                      help="stopping tolerance on the gap (default 1e-3)")
-    p_dn.add_argument("--max-iter", type=_count("max-iter"), default=None,
-                      help="iteration cap (default: the method's)")
-    p_dn.add_argument("--channel-axis", type=int, default=None,
-                      help="default: -1 for RGB(A) images, else none")
-    p_dn.add_argument("--anisotropic", action="store_true", help="anisotropic TV")
-    p_dn.add_argument("--spacing", type=_number("spacing", 0.0, True), nargs="+",
-                      default=None, help="grid spacing: one value, or one per spatial axis "
-                                         "(default: from TIFF metadata for 3-D volumes, else 1)")
-    p_dn.add_argument("--method", choices=METHODS, default="auto")
-    p_dn.add_argument("--device", choices=("cpu", "cuda"), default=None)
-    p_dn.add_argument("-j", "--jobs", type=_count("jobs"), default=1,
-                      help="worker processes (default 1: in this process)")
-    p_dn.add_argument("--threads", type=_count("threads"), default=None,
-                      help="threads per job (default: CPUs // jobs)")
-    p_dn.add_argument("--start-method", choices=("spawn", "fork", "forkserver"),
-                      default="spawn", help="how --jobs workers start (default spawn)")
-    p_dn.add_argument("--overwrite", action="store_true",
-                      help="recompute inputs whose output exists (default: skip them)")
-    p_dn.add_argument("--suffix", default="", help="added to the output stem (default none)")
-    p_dn.add_argument("--json", action="store_true",
-                      help="one JSON line per file on stdout, then a summary line")
-    p_dn.add_argument("-q", "--quiet", action="store_true",
-                      help="no progress bar, no per-file lines (errors still shown)")
-    p_dn.add_argument("--as-batch", action="store_true",
-                      help="treat a 3-D stack as 2-D images denoised one by one")
-    p_dn.add_argument("--like-input", action="store_true",
-                      help="write the input's dtype instead of float32")
+    _add_batch_options(p_dn, METHODS, weight=0.1, what="denoising")
+    p_dc = sub.add_parser("deconvolve", help="deconvolve image files into a folder",
+                          epilog=_DECONVOLVE_EPILOG,
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+    p_dc.add_argument("--psf", required=True, help="point-spread function file (TIFF, PNG, ...)")
+    p_dc.add_argument("--boundary", choices=("extend", "periodic"), default="extend",
+                      help="extend (default: no ringing at the border) or periodic")
+    _add_batch_options(p_dc, METHODS, weight=0.001, what="deconvolution")
     return parser
 
 
@@ -544,11 +613,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognised arguments: {' '.join(rest)}")
     if args.command == "tv":
         return _tv_files(args)
-    sub = parser._subparsers._group_actions[0].choices["denoise"]
+    sub = parser._subparsers._group_actions[0].choices[args.command]
     try:
         return _denoise_files(args, sub)
     except KeyboardInterrupt:
-        print("tvnumba denoise: interrupted", file=sys.stderr)
+        print(f"tvnumba {args.command}: interrupted", file=sys.stderr)
         return 130
 
 
