@@ -358,3 +358,43 @@ def test_deconvolve_help_and_psf_dimension_error(data, tmp_path):
     # a per-file error: one line naming the file, exit status 1
     assert r.returncode == 1 and "gray.png" in r.stderr and "Traceback" not in r.stderr
     assert len([ln for ln in r.stderr.splitlines() if "error" in ln]) == 1
+
+
+# ---------------------------------------------------------------------- tvnumba inpaint
+def test_inpaint_outputs_match_library(data, tmp_path):
+    from tvnumba import inpaint_tv_beta
+
+    gray = iio.imread(data / "gray.png")
+    mask = np.zeros(gray.shape, np.uint8)
+    mask[10:14, :] = 255
+    mask[:, 30:33] = 1
+    iio.imwrite(tmp_path / "mask.png", mask)
+    rgb_mask = np.repeat(mask[..., None], 3, axis=-1)  # a mask drawn in colour
+    rgb_mask[..., 1:] = 0
+    iio.imwrite(tmp_path / "mask_rgb.png", rgb_mask)
+    out = tmp_path / "out"
+    r = run_cli("inpaint", data / "gray.png", "--mask", tmp_path / "mask.png", "-o", out,
+                "--json")
+    assert r.returncode == 0, r.stderr
+    rec = json_lines(r.stdout)[0]
+    assert rec["status"] == "ok" and rec["parameters"]["problem"] == "inpaint"
+    want = inpaint_tv_beta(gray, mask != 0)
+    got = tifffile.imread(out / "gray.tif")
+    np.testing.assert_allclose(got, want, atol=1e-6)
+    np.testing.assert_array_equal(got[mask == 0], (gray / 255.0).astype(np.float32)[mask == 0])
+    r = run_cli("inpaint", data / "gray.png", "--mask", tmp_path / "mask_rgb.png", "-o", out,
+                "--suffix", "_rgbmask", "--quiet")
+    assert r.returncode == 0, r.stderr
+    np.testing.assert_allclose(tifffile.imread(out / "gray_rgbmask.tif"), want, atol=1e-6)
+
+
+def test_inpaint_bad_mask(data, tmp_path):
+    r = run_cli("inpaint", data / "gray.png", "--mask", tmp_path / "none.png", "-o", tmp_path)
+    assert r.returncode == 2 and "--mask" in r.stderr and "no such file" in r.stderr
+    iio.imwrite(tmp_path / "small.png", np.zeros((5, 5), np.uint8))
+    r = run_cli("inpaint", data / "gray.png", "--mask", tmp_path / "small.png",
+                "-o", tmp_path / "out")
+    assert r.returncode == 1 and "gray.png" in r.stderr and "mask" in r.stderr
+    assert "Traceback" not in r.stderr
+    r = run_cli("inpaint", "--help")
+    assert r.returncode == 0 and "examples:" in r.stdout and "nonzero" in r.stdout

@@ -10,6 +10,9 @@
 ``tvnumba deconvolve INPUT [INPUT ...] --psf PSF -o OUTDIR``
     The same batch, deconvolving each image with the point-spread function in ``PSF``
     (:func:`tvnumba.deconvolve_tv_beta`).
+``tvnumba inpaint INPUT [INPUT ...] --mask MASK -o OUTDIR``
+    The same batch, filling the pixels that ``MASK`` marks (nonzero = missing) with
+    :func:`tvnumba.inpaint_tv_beta`.
 ``tvnumba --version``
     Prints the version.
 
@@ -92,6 +95,19 @@ it needs as many axes as the images' spatial axes.  --boundary extend (the defau
 solves for the scene on the full support of the blur, so real images do not ring at the
 border; periodic is the circular model.  Inputs, outputs, atomic writes, re-runs and
 --jobs as for tvnumba denoise (tvnumba denoise --help).
+
+""" + _EXIT_DOC
+
+
+_INPAINT_EPILOG = """\
+examples:
+  tvnumba inpaint damaged.png --mask scratches.png -o out/        # out/damaged.tif
+  tvnumba inpaint frames/ --mask dead_pixels.tif -o out/ --beta 1.5 --jobs 2
+
+The mask is read like the inputs; nonzero pixels are missing (as the mask of
+skimage.restoration.inpaint_biharmonic).  It has the images' spatial shape (one mask for
+every channel) or their full shape.  The known pixels are kept exactly.  Inputs, outputs,
+atomic writes, re-runs and --jobs as for tvnumba denoise (tvnumba denoise --help).
 
 """ + _EXIT_DOC
 
@@ -260,6 +276,14 @@ def _solver(p: dict):
             return deconvolve_tv_beta(image, psf, p["weight"], p["beta"],
                                       boundary=p["boundary"], **kwargs)
         return solve
+    if p["problem"] == "inpaint":
+        from .restoration import inpaint_tv_beta
+
+        mask = _read_mask(p["mask"])
+
+        def solve(image, **kwargs):
+            return inpaint_tv_beta(image, mask, p["weight"], p["beta"], **kwargs)
+        return solve
 
     def solve(image, **kwargs):
         return denoise_tv_beta(image, p["weight"], p["beta"], **kwargs)
@@ -278,6 +302,21 @@ def _read_psf(path: str):
     if not np.isfinite(psf).all() or not total > 0:
         raise InputError(f"the PSF {path} must be finite with a positive sum, got sum {total:g}")
     return psf / total
+
+
+def _read_mask(path: str):
+    """The mask file as bool (nonzero = missing), or :class:`InputError`."""
+    import numpy as np
+
+    from .io import InputError, read_image
+
+    mask, _ = read_image(path)
+    mask = np.asarray(mask)
+    if mask.ndim == 3 and mask.shape[-1] in (3, 4):  # an RGB(A) drawing: any channel set
+        mask = mask[..., :3].any(axis=-1)
+    if not np.isfinite(mask).all():
+        raise InputError(f"the mask {path} holds NaN or infinite values")
+    return mask != 0
 
 
 def _denoise_file(task: dict, record: dict) -> None:
@@ -350,6 +389,8 @@ def _plan_outputs(args, inputs, report_error) -> list[dict]:
                       like_input=args.like_input)
     if args.command == "deconvolve":
         parameters.update(psf=os.path.abspath(args.psf), boundary=args.boundary)
+    if args.command == "inpaint":
+        parameters.update(mask=os.path.abspath(args.mask))
     sources = {os.path.realpath(p) for p, problem in inputs if problem is None}
     for path, problem in inputs:
         stem = os.path.splitext(os.path.basename(path))[0]
@@ -381,6 +422,11 @@ def _denoise_files(args, parser) -> int:
             _read_psf(args.psf)  # a bad PSF fails every input: a usage error, before any work
         except InputError as e:
             parser.error(f"argument --psf: {args.psf}: {e}")
+    if args.command == "inpaint":
+        try:
+            _read_mask(args.mask)
+        except InputError as e:
+            parser.error(f"argument --mask: {args.mask}: {e}")
     try:
         os.makedirs(args.outdir, exist_ok=True)
     except OSError as e:
@@ -483,7 +529,8 @@ def _denoise_files(args, parser) -> int:
                         outdir=args.outdir, jobs=jobs, threads=threads,
                         cleared_temporaries=len(cleared)))
     elif not args.quiet:
-        print(f"done: {counts['ok']} {args.command}d, {counts['skipped']} skipped, "
+        done = {"denoise": "denoised", "deconvolve": "deconvolved", "inpaint": "inpainted"}
+        print(f"done: {counts['ok']} {done[args.command]}, {counts['skipped']} skipped, "
               f"{counts['failed']} failed in {seconds:.1f} s")
     return 1 if counts["failed"] else 0
 
@@ -558,7 +605,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="tvnumba", description=__doc__.split("\n")[0],
-        epilog="commands: demo, tv, denoise, deconvolve (tvnumba COMMAND --help)\n\n" + _EXIT_DOC,
+        epilog="commands: demo, tv, denoise, deconvolve, inpaint (tvnumba COMMAND --help)\n\n" + _EXIT_DOC,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"tvnumba {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -597,6 +644,11 @@ def _build_parser() -> argparse.ArgumentParser:
     p_dc.add_argument("--boundary", choices=("extend", "periodic"), default="extend",
                       help="extend (default: no ringing at the border) or periodic")
     _add_batch_options(p_dc, METHODS, weight=0.001, what="deconvolution")
+    p_in = sub.add_parser("inpaint", help="inpaint image files into a folder",
+                          epilog=_INPAINT_EPILOG,
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+    p_in.add_argument("--mask", required=True, help="mask file: nonzero pixels are missing")
+    _add_batch_options(p_in, METHODS, weight=0.01, what="inpainting")
     return parser
 
 
