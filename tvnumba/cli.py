@@ -236,11 +236,19 @@ def _tv_files(args) -> int:
 
 
 # --------------------------------------------------------------------- tvnumba denoise
-def _init_worker(threads: int) -> None:
-    """Pool initializer: this worker's kernels use ``threads`` threads."""
+def _init_worker(threads: int, explicit: bool = True) -> None:
+    """Pool initializer: this worker's kernels use ``threads`` threads.  A count the
+    user gave (``--threads``) is kept as it is; the default (CPUs // jobs) is only a
+    cap, below which each solve still adapts to the machine's load
+    (:func:`tvnumba._threads.for_solve`)."""
+    import numba
+
     from ._threads import set_num_threads
 
-    set_num_threads(threads)
+    if explicit:
+        set_num_threads(threads)
+    else:
+        numba.set_num_threads(threads)
 
 
 def _denoise_task(task: dict) -> dict:
@@ -509,11 +517,11 @@ def _denoise_files(args, parser) -> int:
 
     try:
         if jobs == 1 or len(todo) <= 1:
-            _init_worker(threads)
+            _init_worker(threads, args.threads is not None)
             for t in todo:
                 report(_denoise_task(t))
         else:
-            _run_pool(todo, jobs, threads, args.start_method, report)
+            _run_pool(todo, jobs, threads, args.threads is not None, args.start_method, report)
     except KeyboardInterrupt:
         if bar is not None:
             bar.close()
@@ -535,14 +543,15 @@ def _denoise_files(args, parser) -> int:
     return 1 if counts["failed"] else 0
 
 
-def _run_pool(todo, jobs, threads, start_method, report) -> None:
+def _run_pool(todo, jobs, threads, explicit, start_method, report) -> None:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from concurrent.futures.process import BrokenProcessPool
 
     ctx = multiprocessing.get_context(start_method)
     with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=ctx,
-                             initializer=_init_worker, initargs=(threads,)) as pool:
+                             initializer=_init_worker,
+                             initargs=(threads, explicit)) as pool:
         futures = {pool.submit(_denoise_task, t): t for t in todo}
         try:
             for fut in as_completed(futures):
