@@ -43,8 +43,9 @@ def check_weight(weight):
 def no_auto_weight(weight, function: str):
     """``weight`` unchanged, unless it is ``"auto"``, which ``function`` lacks."""
     if isinstance(weight, str) and weight == "auto":
-        raise ValueError(f"weight='auto' is available for denoise_tv_beta and "
-                         f"deconvolve_tv_beta only; pass a number >= 0 to {function}")
+        raise ValueError(f"weight='auto' is available only for denoise_tv_beta, "
+                         f"deconvolve_tv_beta and reconstruct_tv_beta; pass a number >= 0 "
+                         f"to {function}")
     return weight
 
 

@@ -1,7 +1,8 @@
 """Automatic choice of the weight: noise level and weight rules.
 
-Used by :func:`tvnumba.restoration.denoise_tv_beta` and
-:func:`tvnumba.restoration.deconvolve_tv_beta` with ``weight="auto"``.
+Used by :func:`tvnumba.restoration.denoise_tv_beta`,
+:func:`tvnumba.restoration.deconvolve_tv_beta` and
+:func:`tvnumba.restoration.reconstruct_tv_beta` with ``weight="auto"``.
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ def initial_guess(sigma: float, beta: float, value_range: float = 1.0) -> float:
 def sure_search(solve_at: Callable, f, sigma: float, guess: float, *, xp=np,
                 predict: Callable | None = None, seed: int = PROBE_SEED,
                 step: float = math.log(2.0), xtol: float = 0.05,
-                max_evals: int = 8) -> tuple[float, int, list]:
+                max_evals: int = 8, gcv: bool = False) -> tuple[float, int, list]:
     """Minimise Monte-Carlo SURE over ``log(weight)``.
 
     ``solve_at(w, g)`` returns the solution for data ``g`` and weight ``w``
@@ -104,8 +105,13 @@ def sure_search(solve_at: Callable, f, sigma: float, guess: float, *, xp=np,
     ``guess · 2^{-1, 0, 1}`` is walked downhill until it brackets a minimum,
     then refined by bounded Brent in ``log w`` to ``xtol``.
 
+    ``gcv=True`` minimises generalised cross-validation instead,
+    ``(‖D_w(f) − f‖² / N) / (1 − div D_w(f) / N)²`` with the same divergence
+    estimate: it does not use σ (only for the probe's step), so a biased σ
+    estimate does not bias the weight.
+
     Returns the weight, the number of SURE evaluations (2 solves each) and
-    the ``(weight, SURE / N)`` pairs evaluated.
+    the ``(weight, SURE / N)`` pairs evaluated (GCV with ``gcv=True``).
     """
     from scipy.optimize import minimize_scalar
 
@@ -125,7 +131,11 @@ def sure_search(solve_at: Callable, f, sigma: float, guess: float, *, xp=np,
             if predict is not None:
                 u, up = predict(u), predict(up)
             div = float(xp.sum(b * (up - u))) / delta
-            cache[t] = (float(xp.sum((u - f) ** 2)) - n * sigma**2 + 2 * sigma**2 * div) / n
+            if gcv:
+                cache[t] = float(xp.sum((u - f) ** 2)) / n / (1.0 - div / n) ** 2
+            else:
+                cache[t] = (float(xp.sum((u - f) ** 2)) - n * sigma**2
+                            + 2 * sigma**2 * div) / n
         return cache[t]
 
     t0 = math.log(guess)
@@ -215,15 +225,24 @@ def choose_weight(f5, plan, backend, *, method: str, max_num_iter: int | None,
 DECONV_GUESS_SCALE = 0.2
 
 
-def choose_deconv_weight(make_term, f5, plan, u_plan, backend, *, method: str,
-                         max_num_iter: int | None,
-                         seed: int = PROBE_SEED) -> tuple[float, float, int]:
-    """``weight="auto"`` for :func:`~tvnumba.restoration.deconvolve_tv_beta`.
+def choose_inverse_weight(make_term, f5, plan, u_plan, backend, *, method: str,
+                          max_num_iter: int | None, guess_scale: float = DECONV_GUESS_SCALE,
+                          data_scale: float = 1.0, value_range: float | None = None,
+                          gcv: bool = False,
+                          seed: int = PROBE_SEED) -> tuple[float, float, int]:
+    """``weight="auto"`` for an inverse problem ``f = A x + n``: predicted-risk SURE.
 
-    ``make_term(g)`` builds the float64 convolution data term of data ``g``
-    (``f5``'s canonical layout, ``plan``); the unknown has ``u_plan``'s
-    layout.  Predicted-risk SURE: the search's ``predict`` is the blur
-    ``A``.  Returns ``(weight, sigma, number of solves)``.
+    Serves :func:`~tvnumba.restoration.deconvolve_tv_beta` (the defaults) and
+    :func:`~tvnumba.restoration.reconstruct_tv_beta`.  ``make_term(g)`` builds
+    the float64 data term of data ``g`` (``f5``'s canonical layout, ``plan``,
+    from which σ is estimated); the unknown has ``u_plan``'s layout.  The
+    search's ``predict`` is the term's operator.  ``data_scale`` is the factor
+    ``s`` the term applies to its operator and data (``½‖s(Au − g)‖²``):
+    SURE then runs on the data the term compares, ``s·f`` with noise ``s·σ``.
+    The starting weight is ``guess_scale`` times :func:`initial_guess` at that
+    noise level and ``value_range`` (``None``: the range of ``f5``).
+    ``gcv``: minimise GCV rather than SURE (see :func:`sure_search`).
+    Returns ``(weight, sigma of f5, number of solves)``.
     """
     from dataclasses import replace
 
@@ -233,8 +252,16 @@ def choose_deconv_weight(make_term, f5, plan, u_plan, backend, *, method: str,
                               method=method, max_num_iter=max_num_iter)
     forward = make_term(f64).bind(backend).forward
     xp = backend.xp
-    guess = DECONV_GUESS_SCALE * initial_guess(sigma, plan.beta,
-                                               float(xp.max(f64) - xp.min(f64)))
-    weight, evals, _ = sure_search(solve_at, f64, sigma, guess, xp=xp, predict=forward,
-                                   seed=seed)
+    if value_range is None:
+        value_range = float(xp.max(f64) - xp.min(f64))
+    f_search, sigma_search, solve_search = f64, sigma, solve_at
+    if data_scale != 1.0:
+        # make_term takes unscaled data and scales it; the search works on scaled data.
+        f_search, sigma_search = f64 * data_scale, sigma * data_scale
+
+        def solve_search(w, g):
+            return solve_at(w, g / data_scale)
+    guess = guess_scale * initial_guess(sigma_search, plan.beta, value_range)
+    weight, evals, _ = sure_search(solve_search, f_search, sigma_search, guess, xp=xp,
+                                   predict=forward, seed=seed, gcv=gcv)
     return weight, sigma, 2 * evals

@@ -14,7 +14,7 @@ from ..operators.convolution import BOUNDARIES, Convolution
 from ..operators.linear import LinearOperatorTerm, _is_matrix_like
 from ..solvers import Diagonal, solve
 from ._core import check_weight, finish, no_auto_weight, prepare
-from .auto_weight import choose_deconv_weight
+from .auto_weight import choose_inverse_weight
 
 __all__ = ["solve_tv_beta", "deconvolve_tv_beta", "inpaint_tv_beta",
            "DECONVOLVE_WEIGHT", "INPAINT_WEIGHT"]
@@ -428,7 +428,7 @@ def deconvolve_tv_beta(image, psf, weight: float | str = DECONVOLVE_WEIGHT, beta
     sigma = None
     if weight == "auto":
         h64 = h5.astype(np.float64)
-        weight, sigma, _ = choose_deconv_weight(
+        weight, sigma, _ = choose_inverse_weight(
             lambda g: Convolution(h64, g, boundary=boundary), f5, plan, u_plan, backend,
             method=method, max_num_iter=max_num_iter)
     u5, info = solve(term, weight, backend=backend, plan=u_plan, method=method, eps=eps,
