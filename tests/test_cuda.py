@@ -799,3 +799,24 @@ def test_deconvolve_and_inpaint_cupy_end_to_end(beta, method, dtype, rng):  # pr
         assert_allclose(cupy.asnumpy(u_gpu), u_cpu, rtol=0, atol=tol * np.ptp(u_cpu))
         u_host = run(img, device="cuda", **kw)[0]
         assert isinstance(u_host, np.ndarray)
+
+
+@gpu_only
+@pytest.mark.parametrize("beta,method", [(1.0, "cp"), (1.5, "lbfgs"), (0.7, "mm")])
+def test_solve_tv_beta_cupy_callables(beta, method, rng):  # pragma: no cover - GPU
+    """A forward/adjoint pair of callables on CuPy arrays: the solve stays on the GPU
+    and follows the same solve with NumPy callables."""
+    cupy = pytest.importorskip("cupy")
+    from tvnumba import solve_tv_beta
+
+    x = np.zeros((24, 20))
+    x[5:18, 4:15] = 1
+    m = (rng.random(x.shape) < 0.6).astype(np.float64)  # a sampling operator
+    f = m * (x + 0.05 * rng.standard_normal(x.shape))
+    mc, fc = cupy.asarray(m), cupy.asarray(f)
+    kw = dict(beta=beta, method=method, max_num_iter=15, eps=1e-12, return_info=True)
+    u_gpu, info_gpu = solve_tv_beta(lambda u: mc * u, fc, 0.05, AT=lambda r: mc * r, **kw)
+    assert isinstance(u_gpu, cupy.ndarray)
+    u_cpu, info_cpu = solve_tv_beta(lambda u: m * u, f, 0.05, AT=lambda r: m * r, **kw)
+    assert info_gpu.iterations == info_cpu.iterations
+    assert_allclose(cupy.asnumpy(u_gpu), u_cpu, rtol=0, atol=1e-8 * np.ptp(u_cpu))
