@@ -21,18 +21,20 @@ one solve at the auto weight, ratio.
 from __future__ import annotations
 
 import argparse
-import math
 import os
+import sys
 import time
 
 import numpy as np
-from scipy.optimize import minimize_scalar
 from skimage.data import shepp_logan_phantom
 from skimage.metrics import peak_signal_noise_ratio
 from skimage.transform import resize
 
 from tvnumba import reconstruct_tv_beta
 from tvnumba.operators import radon
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_common import oracle_weight
 
 
 def psnr(ref, u) -> float:
@@ -50,20 +52,8 @@ def case(n: int, n_angles: int):
 
 
 def oracle(sino, theta, image, center, points=7, factor=4.0):
-    cache = {}
-
-    def neg(t):
-        if t not in cache:
-            cache[t] = -psnr(image, reconstruct_tv_beta(sino, theta, weight=math.exp(t)))
-        return cache[t]
-
-    ts = list(np.linspace(math.log(center / factor), math.log(center * factor), points))
-    vals = [neg(t) for t in ts]
-    k = int(np.argmin(vals))
-    lo, hi = ts[max(k - 1, 0)], ts[min(k + 1, points - 1)]
-    minimize_scalar(neg, bounds=(lo, hi), method="bounded", options={"maxiter": 4})
-    t_best = min(cache, key=cache.get)
-    return math.exp(t_best), -cache[t_best]
+    return oracle_weight(lambda w: psnr(image, reconstruct_tv_beta(sino, theta, weight=w)),
+                         center, factor=factor, points=points, maxiter=4)
 
 
 def main():

@@ -28,17 +28,20 @@ import sys
 import time
 
 import numpy as np
-from scipy.optimize import minimize_scalar
 from scipy.signal import fftconvolve
 from skimage import color, data, img_as_float
 from skimage.transform import resize
 
 from tvnumba.restoration import deconvolve_tv_beta
-from tvnumba.restoration.auto_weight import (DECONV_GUESS_SCALE, estimate_noise_sigma,
-                                             initial_guess)
+from tvnumba.restoration.auto_weight import (
+    DECONV_GUESS_SCALE,
+    estimate_noise_sigma,
+    initial_guess,
+)
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_inverse import blur, gaussian_psf, motion_psf  # noqa: E402
+from bench_common import oracle_weight
+from bench_inverse import blur, gaussian_psf, motion_psf
 
 CASES = [("camera", "Gaussian", 0.01), ("camera", "motion", 0.01),
          ("astronaut", "Gaussian", 0.01), ("astronaut", "motion", 0.01),
@@ -58,20 +61,8 @@ def psnr(u, clean) -> float:
 
 
 def oracle(f, psf, clean, guess):
-    score = {}
-
-    def neg(t):
-        if t not in score:
-            score[t] = psnr(deconvolve_tv_beta(f, psf, math.exp(t)), clean)
-        return -score[t]
-
-    ts = np.log(guess * np.geomspace(1 / 8, 8, 12))
-    vals = [neg(t) for t in ts]
-    i = int(np.argmin(vals))
-    lo, hi = ts[max(i - 1, 0)], ts[min(i + 1, len(ts) - 1)]
-    minimize_scalar(neg, bounds=(lo, hi), method="bounded", options={"xatol": 0.02})
-    t = max(score, key=score.get)
-    return math.exp(t), score[t]
+    return oracle_weight(lambda w: psnr(deconvolve_tv_beta(f, psf, w), clean), guess,
+                         xatol=0.02)
 
 
 def residual_ratio(f, psf, w, sigma):

@@ -23,15 +23,19 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
+import sys
 import time
 
 import numpy as np
-from scipy.optimize import minimize_scalar
 from skimage import color, data, img_as_float
 from skimage.transform import resize
 
 from tvnumba.restoration import denoise_tv_beta
 from tvnumba.restoration.auto_weight import estimate_noise_sigma, initial_guess
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_common import oracle_weight
 
 NAMES = ["camera", "astronaut", "coins", "moon", "chelsea", "coffee", "retina"]
 SIGMAS = [0.05, 0.1, 0.2]
@@ -49,20 +53,7 @@ def psnr(u, clean) -> float:
 
 
 def oracle(f, clean, beta, guess):
-    score = {}
-
-    def neg(t):
-        if t not in score:
-            score[t] = psnr(denoise_tv_beta(f, math.exp(t), beta), clean)
-        return -score[t]
-
-    ts = np.log(guess * np.geomspace(1 / 8, 8, 12))
-    vals = [neg(t) for t in ts]
-    i = int(np.argmin(vals))
-    lo, hi = ts[max(i - 1, 0)], ts[min(i + 1, len(ts) - 1)]
-    minimize_scalar(neg, bounds=(lo, hi), method="bounded", options={"xatol": 0.02})
-    t = max(score, key=score.get)
-    return math.exp(t), score[t]
+    return oracle_weight(lambda w: psnr(denoise_tv_beta(f, w, beta), clean), guess, xatol=0.02)
 
 
 def discrepancy(f, beta, sigma, tau=1.0):

@@ -38,3 +38,30 @@ def best_of(fn, repeat: int = 5) -> float:
 
 def median_of(fn, repeat: int = 5) -> float:
     return statistics.median(warm_times(fn, repeat))
+
+
+def oracle_weight(psnr_at, center: float, *, factor: float = 8.0, points: int = 12,
+                  **brent_options) -> tuple[float, float]:
+    """The weight of best PSNR: ``points`` log-spaced weights from ``center / factor`` to
+    ``center * factor``, then bounded Brent in ``log w`` between the best one's neighbours
+    (``brent_options``, e.g. ``xatol=0.02`` or ``maxiter=4``).  ``psnr_at(w)`` is called
+    once per weight; returns ``(weight, psnr)`` of the best weight evaluated."""
+    import math
+
+    import numpy as np
+    from scipy.optimize import minimize_scalar
+
+    score = {}
+
+    def neg(t):
+        if t not in score:
+            score[t] = psnr_at(math.exp(t))
+        return -score[t]
+
+    ts = list(np.log(center * np.geomspace(1 / factor, factor, points)))
+    vals = [neg(t) for t in ts]
+    i = int(np.argmin(vals))
+    lo, hi = ts[max(i - 1, 0)], ts[min(i + 1, len(ts) - 1)]
+    minimize_scalar(neg, bounds=(lo, hi), method="bounded", options=brent_options)
+    t = max(score, key=score.get)
+    return math.exp(t), score[t]
