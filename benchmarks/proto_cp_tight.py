@@ -12,6 +12,7 @@ import sys
 import time
 
 import numpy as np
+from sweep_cp_eps import cases  # the sweep's three cases (same folder)
 
 
 def grad(u):
@@ -156,15 +157,6 @@ def pdhg_restart(f, w, iso, eps, maxit, ratio=5.0, accel_until=None, gamma=0.3, 
     return maxit, g
 
 
-def cases():
-    from skimage import data, img_as_float
-    from skimage.data import binary_blobs
-    g = img_as_float(data.camera()[100:196, 200:280])
-    yield "cam96x80", g + 0.1 * np.random.default_rng(6).standard_normal(g.shape)
-    g = img_as_float(data.camera()[::2, ::2])
-    yield "cam256", g + 0.1 * np.random.default_rng(0).standard_normal(g.shape)
-    v = binary_blobs(32, n_dim=3, rng=1).astype(float)
-    yield "blobs32", v + 0.2 * np.random.default_rng(2).standard_normal(v.shape)
 
 
 METHODS = {"cp": cp, "fista": fista_dual, "pdhg": pdhg_restart}
