@@ -44,7 +44,7 @@ from numba import njit, prange
 
 from ..._threads import serialised
 from .tv_kernels import (FASTMATH, INLINE, MODE_POW, _rows_per_unit, _sqmag_row, _unit_bounds,
-                         _weights)
+                         _weights, in_order)
 
 JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy", parallel=True)
 
@@ -586,7 +586,4 @@ def irls_apply(x, a, y, c0, ihz, ihy, ihx, nd, rows, nunits, partial):
                 for j in range(W):
                     acc += np.float64(xr[j]) * np.float64(yr[j])
         partial[unit] = acc
-    total = 0.0  # in order: partial.sum() would be a thread-count-dependent reduction
-    for i in range(partial.shape[0]):
-        total += partial[i]
-    return total
+    return in_order(partial)

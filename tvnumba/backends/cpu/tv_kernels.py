@@ -42,6 +42,16 @@ INLINE = dict(inline="always", fastmath=FASTMATH, error_model="numpy")
 MODE_ONE, MODE_TWO, MODE_POW = 1, 2, 3
 
 
+@njit(**INLINE)
+def in_order(part):
+    """Σ part, first to last.  ``part.sum()`` inside a parallel kernel becomes a
+    parallel reduction whose grouping follows the thread count."""
+    acc = 0.0
+    for i in range(part.shape[0]):
+        acc += part[i]
+    return acc
+
+
 def beta_mode(beta: float) -> int:
     """Which specialisation serves β: 1 (sqrt only), 2 (no pow) or any."""
     if beta == 1.0:

@@ -25,7 +25,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..._threads import serialised
-from .tv_kernels import FASTMATH
+from .tv_kernels import FASTMATH, in_order
 
 JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy", parallel=True)
 INLINE = dict(inline="always", fastmath=FASTMATH, error_model="numpy")
@@ -39,16 +39,6 @@ def _kernel(func):
     # Launched from Python only: the wrapper keeps two threads from launching at once
     # under the workqueue layer (see tvnumba._threads).
     return serialised(njit(**JIT)(func))
-
-
-@njit(**INLINE)
-def _in_order(part):
-    """Σ part, first to last.  ``part.sum()`` inside a parallel kernel becomes a
-    parallel reduction whose grouping follows the thread count."""
-    acc = 0.0
-    for i in range(part.shape[0]):
-        acc += part[i]
-    return acc
 
 
 @njit(**INLINE)
@@ -78,7 +68,7 @@ def _pair_sum(a, b, diff):
             for t in range(sa.shape[0]):
                 acc += np.float64(sa[t]) * np.float64(sb[t])
         part[c] = acc
-    return _in_order(part)
+    return in_order(part)
 
 
 def dot(a, b) -> float:
@@ -110,7 +100,7 @@ def pcg_step(x, r, p, ap, minv, alpha):
             rz += np.float64(rt) * np.float64(sm[t] * rt)
         part[c, 0] = rr
         part[c, 1] = rz
-    return _in_order(part[:, 0]), _in_order(part[:, 1])
+    return in_order(part[:, 0]), in_order(part[:, 1])
 
 
 @_kernel
@@ -141,7 +131,7 @@ def residual_init(b, ax, minv, r):
             rz += np.float64(rt) * np.float64(sm[t] * rt)
         part[c, 0] = rr
         part[c, 1] = rz
-    return _in_order(part[:, 0]), _in_order(part[:, 1])
+    return in_order(part[:, 0]), in_order(part[:, 1])
 
 
 @_kernel
@@ -165,7 +155,7 @@ def smooth_objective_grad(u, f, gtv, weight, g):
             gg += gt * gt
         part[c, 0] = fid
         part[c, 1] = gg
-    return _in_order(part[:, 0]), _in_order(part[:, 1])
+    return in_order(part[:, 0]), in_order(part[:, 1])
 
 
 @_kernel
@@ -220,7 +210,7 @@ def lbfgs_pair(s, y, d, step, g_new, g):
             yy += yt * yt
         part[c, 0] = sy
         part[c, 1] = yy
-    return _in_order(part[:, 0]), _in_order(part[:, 1])
+    return in_order(part[:, 0]), in_order(part[:, 1])
 
 
 @njit(**INLINE)
@@ -234,7 +224,7 @@ def _dot_rows(A, i, q, part):
         for t in range(sq.shape[0]):
             acc += np.float64(sa[t]) * np.float64(sq[t])
         part[c] = acc
-    return _in_order(part)
+    return in_order(part)
 
 
 @_kernel
@@ -284,7 +274,7 @@ def lbfgs_direction(g, S, Y, rho, order, gamma, q, alpha):
         for t in range(sg.shape[0]):
             acc += np.float64(sg[t]) * np.float64(sq[t])
         part[c] = acc
-    return _in_order(part)
+    return in_order(part)
 
 
 @_kernel
