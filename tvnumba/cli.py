@@ -34,6 +34,7 @@ Exit status
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -298,8 +299,10 @@ def _solver(p: dict):
     return solve
 
 
+@functools.lru_cache(maxsize=4)
 def _read_psf(path: str):
-    """The PSF file as float64 normalised to sum 1, or :class:`InputError`."""
+    """The PSF file as float64 normalised to sum 1, or :class:`InputError`; read once
+    per process (every input of a batch uses it), returned read-only."""
     import numpy as np
 
     from .io import InputError, read_image
@@ -309,11 +312,15 @@ def _read_psf(path: str):
     total = float(psf.sum())
     if not np.isfinite(psf).all() or not total > 0:
         raise InputError(f"the PSF {path} must be finite with a positive sum, got sum {total:g}")
-    return psf / total
+    psf = psf / total
+    psf.flags.writeable = False
+    return psf
 
 
+@functools.lru_cache(maxsize=4)
 def _read_mask(path: str):
-    """The mask file as bool (nonzero = missing), or :class:`InputError`."""
+    """The mask file as bool (nonzero = missing), or :class:`InputError`; read once per
+    process, returned read-only."""
     import numpy as np
 
     from .io import InputError, read_image
@@ -324,7 +331,9 @@ def _read_mask(path: str):
         mask = mask[..., :3].any(axis=-1)
     if not np.isfinite(mask).all():
         raise InputError(f"the mask {path} holds NaN or infinite values")
-    return mask != 0
+    mask = mask != 0
+    mask.flags.writeable = False
+    return mask
 
 
 def _denoise_file(task: dict, record: dict) -> None:
