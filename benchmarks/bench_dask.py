@@ -26,6 +26,7 @@ reduced by ``tvnumba.dask.tv`` and denoised to another Zarr store.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -89,12 +90,16 @@ def _objective(u, f, weight, beta):
     return 0.5 * float(np.sum((u - f) ** 2)) + weight * float(tvnumba.tv(u, beta=beta))
 
 
+@contextlib.contextmanager
 def _cluster(n_workers, memory_limit="auto"):
+    """A ``LocalCluster`` of ``n_workers`` one-thread processes and its client, closed
+    on exit."""
     from distributed import Client, LocalCluster
 
-    cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                           memory_limit=memory_limit, dashboard_address=":0")
-    return cluster, Client(cluster)
+    with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                      memory_limit=memory_limit, dashboard_address=":0") as cluster, \
+            Client(cluster) as client:
+        yield client
 
 
 def _peak_worker_memory(client):
@@ -143,8 +148,7 @@ def throughput(args):
         for n in (1, 2):
             if n > cpus:
                 continue
-            cluster, client = _cluster(n)
-            try:
+            with _cluster(n) as client:
                 # The data are made on the workers (not shipped), like data read from disk.
                 Y = da.random.default_rng(0).random(shape, dtype=np.float32, chunks=chunk)
                 v, g = tvd.tv_value_and_grad(Y)
@@ -153,17 +157,12 @@ def throughput(args):
                 vv, gsum = dask.compute(v, g.sum())
                 dt = time.perf_counter() - t
                 peak = _peak_worker_memory(client)
-            finally:
-                client.close()
-                cluster.close()
             print(f"| {name} | LocalCluster, chunks {chunk} | {n} × 1 | {dt:.2f} | "
                   f"{npix / dt:.0f} | {max(peak.values()):.0f} |", flush=True)
 
 
 def denoise(args):
-    import dask
     import dask.array as da
-
     from skimage import data
 
     cpus = len(os.sched_getaffinity(0))
@@ -204,17 +203,13 @@ def denoise(args):
         for n in (1, 2):
             if n > cpus:
                 continue
-            cluster, client = _cluster(n)
-            try:
-                warm = da.from_array(small, chunks=tuple(n // 2 for n in small.shape))
+            with _cluster(n) as client:
+                warm = da.from_array(small, chunks=tuple(k // 2 for k in small.shape))
                 tvnumba.denoise_tv_beta(warm, weight, beta, depth=8).compute()  # imports, kernels
                 t = time.perf_counter()
                 u = tvnumba.denoise_tv_beta(X, weight, beta, depth=depth).compute()
                 dt = time.perf_counter() - t
                 peak = _peak_worker_memory(client)
-            finally:
-                client.close()
-                cluster.close()
             print(f"{row} LocalCluster, chunks {chunk} | {n} × 1 | {dt:.2f} | "
                   f"{npix / dt:.1f} | {max(peak.values()):.0f} | "
                   f"{np.abs(u - ref).max():.1e} |", flush=True)
@@ -233,8 +228,7 @@ def ooc(args):
         src = os.path.join(d, "vol.zarr")
         da.random.default_rng(0).random(shape, dtype=np.float32,
                                         chunks=args.vol_chunk).to_zarr(src)
-        cluster, client = _cluster(2, args.memory_limit)
-        try:
+        with _cluster(2, args.memory_limit) as client:
             x = da.from_zarr(src)
             t = time.perf_counter()
             value = tvnumba.tv(x).compute()
@@ -243,9 +237,6 @@ def ooc(args):
             tvnumba.denoise_tv_beta(x, 0.1, 2.0, depth=8).to_zarr(os.path.join(d, "out.zarr"))
             t_dn = time.perf_counter() - t
             peak = _peak_worker_memory(client)
-        finally:
-            client.close()
-            cluster.close()
     print(f"volume {shape} float32 = {nbytes / 2**20:.0f} MiB on disk (Zarr, chunks "
           f"{args.vol_chunk}³); 2 workers × 1 thread, memory_limit {args.memory_limit} each")
     print(f"tv: {t_tv:.1f} s (value {value:.6g}); denoise β=2 depth 8 to Zarr: {t_dn:.1f} s; "
