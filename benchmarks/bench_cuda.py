@@ -2,8 +2,10 @@
 
 Columns
 -------
-* ``kernel ms``: the TV kernel alone (CUDA events around one launch on canonical device
-  arrays: no Python layer, no allocation).  Its bandwidth ``GB/s`` = bytes that must move
+* ``kernel ms``: the TV kernel alone (CUDA events around ten back-to-back launches on
+  canonical device arrays: no Python layer, no allocation); ``per-pixel ms`` the same for
+  the one-thread-per-pixel kernel that the strip kernel replaced for one channel and 2-3
+  spatial axes (the A/B in one run).  Its bandwidth ``GB/s`` = bytes that must move
   (``tv``: read ``u``; ``tv_value_and_grad``: read ``u`` + write the gradient) ÷ time, and
   ``% peak`` = that ÷ the card's peak memory bandwidth (``--peak-gbs``, else computed from
   the device's memory clock and bus width).
@@ -97,18 +99,23 @@ def xp_tv_value_and_grad(xp, u, beta, want_grad=True):
 
 
 # --------------------------------------------------------------------------- timing
-def gpu_time(fn, repeat, cuda):
-    """Median seconds of ``fn`` between two CUDA events (fn warmed up first)."""
+def gpu_time(fn, repeat, cuda, batch=10):
+    """Median seconds per call of ``fn`` between two CUDA events around ``batch``
+    back-to-back calls (fn warmed up first): with one call per pair of events the
+    host-side launch time (~60 µs for a Numba kernel) sits between them and was
+    counted as kernel time (the H100 table of the fourth session: 0.186 ms against
+    Nsight Compute's 0.109 ms for the same kernel)."""
     fn()
     cuda.synchronize()
     start, end = cuda.event(), cuda.event()
     times = []
     for _ in range(repeat):
         start.record()
-        fn()
+        for _ in range(batch):
+            fn()
         end.record()
         end.synchronize()
-        times.append(start.elapsed_time(end) / 1e3)
+        times.append(start.elapsed_time(end) / 1e3 / batch)
     return statistics.median(times)
 
 
@@ -125,12 +132,14 @@ def peak_bandwidth(dev):
 
 
 # --------------------------------------------------------------------------- runs
-def kernel_launcher(ud, gd, beta, isotropic, want_grad, cuda):
-    """A zero-argument callable that launches the TV kernel alone on ``ud``/``gd``."""
+def kernel_launcher(ud, gd, beta, isotropic, want_grad, cuda, per_pixel=False):
+    """A zero-argument callable that launches the TV kernel alone on ``ud``/``gd``
+    (the kernel the public call selects for this layout, or with ``per_pixel`` the
+    one-thread-per-pixel kernel, for the A/B column)."""
     from tvnumba._validate import make_plan
     from tvnumba.backends.cpu.tv_kernels import beta_mode
     from tvnumba.backends.cuda import _launch as L
-    from tvnumba.backends.cuda.tv_kernels import make_kernel
+    from tvnumba.backends.cuda.tv_kernels import make_kernel, select
 
     plan = make_plan(ud, beta, isotropic=isotropic)
     u5 = L.canonical(ud, plan)
@@ -140,10 +149,11 @@ def kernel_launcher(ud, gd, beta, isotropic, want_grad, cuda):
         g, gl = L.flat(L.canonical(gd, plan))
     else:
         g, gl = L.device_empty((1,), plan.dtype), (0,) * 6
-    tpb = L.threads_per_block()
-    kernel = make_kernel(min(plan.n_spatial, 3), beta_mode(beta), isotropic, want_grad, tpb,
-                         C == 1)
-    grid = L.grid(B, D * H * W, tpb)
+    kernel, grid, tpb = select((B, C, D, H, W), plan, want_grad, plan.dtype)
+    if per_pixel:
+        kernel = make_kernel(min(plan.n_spatial, 3), beta_mode(beta), isotropic, want_grad,
+                             tpb, C == 1)
+        grid = L.grid(B, D * H * W, tpb)
     T = plan.dtype.type
     values = cuda.device_array(B + 1, np.float64)
     args = (u, ul, g, gl, (B, C, D, H, W), T(0), T(1), T(1), T(1), T(beta / 2 - 1), T(beta),
@@ -204,6 +214,8 @@ def bench(shapes, betas, aniso, repeat, cpu_repeat, use_cpu, peak):
                     launch, grid, tpb = kernel_launcher(ud_nb, gd_nb, beta, iso, want_grad,
                                                         cuda)
                     t_kernel = gpu_time(launch, repeat, cuda)
+                    t_pixel = gpu_time(kernel_launcher(ud_nb, gd_nb, beta, iso, want_grad, cuda,
+                                                       per_pixel=True)[0], repeat, cuda)
                     t_call = gpu_time(call, repeat, cuda)
                     t_cupy = t_cpu = math.nan
                     if cupy is not None and iso:
@@ -215,13 +227,13 @@ def bench(shapes, betas, aniso, repeat, cpu_repeat, use_cpu, peak):
                     rows.append(dict(
                         shape="×".join(map(str, shape)), beta=beta,
                         norm="iso" if iso else "aniso", job=job, first=first,
-                        kernel=1e3 * t_kernel, call=1e3 * t_call, gbs=gbs,
+                        kernel=1e3 * t_kernel, pixel=1e3 * t_pixel, call=1e3 * t_call, gbs=gbs,
                         peak=100 * gbs / peak if peak else math.nan,
                         copy=1e3 * floor, cupy=1e3 * t_cupy, vs_cupy=t_cupy / t_kernel,
                         cpu=1e3 * t_cpu, vs_cpu=t_cpu / t_kernel, grid=grid, tpb=tpb))
                     r = rows[-1]
                     print(f"  {r['shape']} β={beta} {r['norm']} {job}: kernel {r['kernel']:.3f} ms "
-                          f"({gbs:.0f} GB/s, {r['peak']:.0f}% peak), call {r['call']:.3f} ms, "
+                          f"(per-pixel kernel {r['pixel']:.3f} ms, {gbs:.0f} GB/s, {r['peak']:.0f}% peak), call {r['call']:.3f} ms, "
                           f"CuPy {r['cupy']:.2f} ms, CPU {r['cpu']:.1f} ms",
                           file=sys.stderr, flush=True)
         del ud, gd, ud_nb, gd_nb
@@ -494,12 +506,12 @@ def main(argv=None):
         return
     print(f"Command: `{cmd}` (float32, threads per block {_launch.THREADS_PER_BLOCK})\n")
     rows = bench(shapes, (1.0, 1.7), args.aniso, repeat, cpu_repeat, not args.no_cpu, peak)
-    print("| shape | β | norm | job | kernel ms | GB/s | % peak | call ms | copy ms "
-          "| CuPy ms | × CuPy | CPU ms | × CPU | first call s |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| shape | β | norm | job | kernel ms | per-pixel ms | GB/s | % peak | call ms "
+          "| copy ms | CuPy ms | × CuPy | CPU ms | × CPU | first call s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['shape']} | {r['beta']:g} | {r['norm']} | {r['job']} | {r['kernel']:.3f} "
-              f"| {r['gbs']:.0f} | {r['peak']:.0f} | {r['call']:.3f} | {r['copy']:.3f} "
+              f"| {r['pixel']:.3f} | {r['gbs']:.0f} | {r['peak']:.0f} | {r['call']:.3f} | {r['copy']:.3f} "
               f"| {r['cupy']:.2f} | {r['vs_cupy']:.1f} | {r['cpu']:.1f} | {r['vs_cpu']:.0f} "
               f"| {r['first']:.2f} |")
 

@@ -17,7 +17,7 @@ for s in $steps; do
              --repeat 20 --no-cpu 2>&1 | tee "$OUT/bench.txt" ;;
     denoise) timeout 200 python3 benchmarks/bench_cuda.py --denoise --shape 4096x4096 2>&1 \
              | tee "$OUT/denoise.txt" ;;
-    profile) timeout 100 python3 benchmarks/profile_cuda_call.py 2>&1 | tee "$OUT/profile.txt" | head -60 ;;
+    profile) timeout 100 python3 benchmarks/profile_cuda_call.py --parts 2>&1 | tee "$OUT/profile.txt" ;;
     ncu) timeout 150 ncu --clock-control none --kernel-name regex:kernel --launch-skip 2 \
            --launch-count 2 --section SpeedOfLight --section Occupancy --section LaunchStats \
            --section WarpStateStats --section MemoryWorkloadAnalysis --section SchedulerStats \

@@ -66,9 +66,11 @@ RTOL = {np.dtype(np.float64): 1e-9, np.dtype(np.float32): 1e-5}
 
 @pytest.fixture(autouse=True)
 def small_blocks(monkeypatch):
-    """32 threads per block: tiny inputs span several blocks."""
+    """32 threads per block and strips of 3 rows: tiny inputs span several blocks
+    and several strips."""
     monkeypatch.setattr(_launch, "THREADS_PER_BLOCK", 32)
     monkeypatch.setattr(_launch, "MAX_BLOCKS", None)
+    monkeypatch.setattr(tv_kernels, "STRIP_ROWS", 3)
 
 
 def grad_dtype(dtype):
@@ -391,11 +393,11 @@ def test_no_host_round_trip(monkeypatch, rng):
 def test_one_kernel_per_specialisation_not_per_shape(rng):
     """The factory is keyed by the specialisation; a new shape reuses the dispatcher
     (and, on a GPU, its compiled overload)."""
-    tv_kernels.make_kernel.cache_clear()
+    tv_kernels.make_strip_kernel.cache_clear()
     for shape in ((12, 10), (7, 9)):
         tvnumba.tv_value_and_grad(data(rng, shape, "float32"), beta=1.7, device="cuda")
-    assert tv_kernels.make_kernel.cache_info().currsize == 1
-    kernel = tv_kernels.make_kernel(2, beta_mode(1.7), True, True, 32, True)
+    assert tv_kernels.make_strip_kernel.cache_info().currsize == 1
+    kernel = tv_kernels.make_strip_kernel(2, beta_mode(1.7), True, True, 32, 3, "float32")
     if REAL_GPU:  # pragma: no cover - the simulator keeps no overloads
         assert len(kernel.overloads) == 1
 

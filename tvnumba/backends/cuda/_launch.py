@@ -315,6 +315,25 @@ def to_device(a, stream=0):
     return cuda.to_device(a, stream=stream)
 
 
+def zeros(shape, dtype, stream=0):
+    """A zeroed device array, set on the device: ``to_device`` of a host zero array
+    copies the zeros over the bus (a 2-element per-batch sum vector took 110 µs on an
+    H200, against ~25 µs for the allocation; a 128 MiB CP dual, milliseconds)."""
+    a = device_empty((shape,) if isinstance(shape, int) else shape, dtype, stream)
+    set_zero(a, stream)
+    return a
+
+
+def set_zero(a, stream=0):
+    """Zero a C-contiguous device array in place (a memset on ``stream``)."""
+    if _SIM:
+        a.copy_to_device(np.zeros(a.shape, a.dtype), stream=stream)
+        return
+    from numba.cuda.cudadrv import driver  # pragma: no cover - needs a GPU
+
+    driver.device_memset(a, 0, a.size * a.dtype.itemsize, stream)  # pragma: no cover
+
+
 def to_host(d, stream=0):
     host = d.copy_to_host(stream=stream)
     if stream != 0:  # pragma: no cover - needs a GPU and a non-default stream

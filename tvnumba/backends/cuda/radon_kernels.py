@@ -141,6 +141,6 @@ def pad(img, P, shift, stream=0):
 
 def count_nonfinite(a, stream=0) -> int:
     """The number of NaN/Inf entries of the 2-D device array ``a``."""
-    count = cuda.to_device(np.zeros(1, np.float64), stream=stream)
+    count = L.zeros(1, np.float64, stream)
     _run(_kernels()[3], a.shape[0] * a.shape[1], stream, a, count)
     return int(L.to_host(count, stream)[0])

@@ -165,7 +165,7 @@ class CPCuda:
         self.ub = L.device_empty(shape, dtype)
         L.copy(self.f, self.u)
         L.copy(self.f, self.ub)
-        self.p = cuda.to_device(np.zeros((nd,) + shape, dtype))
+        self.p = L.zeros((nd,) + shape, dtype)
         self.nd, self.weight, self.T = nd, weight, T
         self.iso = plan.isotropic
         self.inv_spacing = plan.canonical_inv_spacing
@@ -175,14 +175,14 @@ class CPCuda:
         self.tpb = tpb
         self.grid = L.grid(shape[0], shape[2] * shape[3] * shape[4], tpb)
         self.dual_k, self.primal_k, self.sumsq_k = make_cp_kernels(nd, plan.isotropic, tpb)
-        self.sums = cuda.to_device(np.zeros(2, np.float64))
+        self.sums = L.zeros(2, np.float64)
         self.fid = 0.0
 
     def _run(self, kernel, *args):
         L.launch(kernel, self.grid, self.tpb, 0, *args)
 
     def _reset_sums(self):
-        self.sums.copy_to_device(np.zeros(2, np.float64))
+        L.set_zero(self.sums)
 
     def sumsq_f(self) -> float:
         self._reset_sums()
