@@ -177,3 +177,50 @@ def test_denoise_is_lazy_and_smoothing_is_global():
     # depth = chunk: every chunk sees the whole image; same problem, same solver start
     ref = tvnumba.denoise_tv_beta(x, 0.05, 0.5)
     assert np.abs(got - ref).max() < 1e-3
+
+
+# --------------------------------------------------------------------------- β < 1, global
+@pytest.mark.parametrize("dtype, atol", [("float64", 1e-10), ("float32", 1e-4)])
+def test_beta_below_one_runs_the_in_memory_algorithm_without_seams(camera, dtype, atol):
+    """Without depth=, β < 1 runs the in-memory MM on the whole Dask array: the same
+    iterates, step for step (so the same local minimiser; a chunked solve with a halo
+    differs by up to ~0.2, whatever the depth), to the order of the float64 sums.
+    Eight steps keep the test quick (one synchronisation per inner product)."""
+    img = camera[:64, :48].astype(dtype)
+    ref = tvnumba.denoise_tv_beta(img, 0.05, 0.5, max_num_iter=8)
+    with dask.config.set(scheduler="threads"):
+        u = tvnumba.denoise_tv_beta(da.from_array(img, chunks=(24, 16)), 0.05, 0.5,
+                                    max_num_iter=8)
+        assert isinstance(u, da.Array) and u.chunks == ((24, 24, 16), (16, 16, 16))
+        got = u.compute()
+        # a halo instead: chunk-local minimisers, visibly different at this size
+        local = tvnumba.denoise_tv_beta(da.from_array(img, chunks=(24, 16)), 0.05, 0.5,
+                                        depth=8, max_num_iter=8).compute()
+    assert got.dtype == np.dtype(dtype)
+    np.testing.assert_allclose(got, ref, rtol=0, atol=atol)
+    assert np.abs(local - ref).max() > 100 * atol
+
+
+@pytest.mark.parametrize("shape, chunks, kw", [
+    ((20, 18, 3), (7, 9, 3), dict(channel_axis=-1, spacing=(0.5, 1.0), max_num_iter=5)),
+    ((30, 26), (10, 13), dict(isotropic=False, smoothing=0.02, max_num_iter=5)),
+    ((12, 10, 14), (6, 5, 7), dict(beta=0.7, max_num_iter=4)),
+])
+def test_beta_below_one_global_channels_spacing_3d(shape, chunks, kw):
+    x = np.random.default_rng(3).random(shape)
+    kw = dict(kw)
+    beta = kw.pop("beta", 0.5)
+    ref = tvnumba.denoise_tv_beta(x, 0.1, beta, **kw)
+    with dask.config.set(scheduler="threads"):
+        got = tvnumba.denoise_tv_beta(da.from_array(x, chunks=chunks), 0.1, beta,
+                                      **kw).compute()
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-10)
+
+
+def test_beta_below_one_global_on_local_cluster(cluster, camera):
+    img = camera[:40, :40]
+    ref = tvnumba.denoise_tv_beta(img, 0.05, 0.5, max_num_iter=3)
+    with dask.config.set(scheduler=cluster):
+        u = tvnumba.denoise_tv_beta(da.from_array(img, chunks=20), 0.05, 0.5, max_num_iter=3)
+    (got,) = _compute(u, client=cluster)
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-10)

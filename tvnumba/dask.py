@@ -33,6 +33,12 @@ whole-image solution on [0, 1] images, both solved to ``eps=1e-6`` -- measured b
 * β < 1 (non-convex): no depth brings it below 1e-3, because each chunk's solver
   reaches another local minimiser near the input (camera 1024², weight 0.05: pixels
   differ by up to 0.2 while the objective is within 0.1 %: as good, not the same).
+  So, unless ``depth`` is given, β < 1 runs the in-memory majorize–minimize on the
+  whole Dask array instead (:mod:`tvnumba._dask_mm`: every operator a depth-1 halo
+  exchange, every inner product a reduction over the chunks): the in-memory iterates
+  to the order of the float64 sums (differences ~1e-14 in float64), at the price of
+  about 30 synchronisations per outer step, computed at once (not lazy) and kept in
+  the workers' memory (about eight arrays of the image's size).
 
 The default depth (:func:`default_depth`) follows these measurements: ``16 ∨ ⌈8ℓ⌉`` for
 β ≥ 2 and ``32 ∨ ⌈64 √(weight / (0.05 h))⌉`` below (about 91 at weight 0.1, 157 at 0.3),
@@ -219,6 +225,36 @@ def tv_value_and_grad(u, beta: float = 1.0, *, axes=None, channel_axis: int | No
     return value, grad
 
 
+def _denoise_global(image, weight, plan, spatial, channel, spacing, isotropic, eps,
+                    max_num_iter, ftype):
+    """β < 1: :func:`tvnumba._dask_mm.denoise_global_mm` with the in-memory solver's
+    float conversion, smoothing and iteration cap."""
+    from skimage.util import img_as_float
+
+    from ._dask_mm import denoise_global_mm
+    from ._validate import check_max_iter
+    from .solvers.mm import INTERNAL_SMOOTHING
+    from .solvers.registry import SOLVERS
+
+    if image.dtype.kind in "biu":
+        f = image.map_blocks(img_as_float, dtype=np.float64)
+    else:
+        f = image.astype(ftype)
+    s = plan.smoothing
+    if s == 0:
+        s = float(max(float((f.max() - f.min()).compute()), 1e-12) * INTERNAL_SMOOTHING
+                  * max(plan.inv_spacing))
+    max_iter = SOLVERS["mm"].max_iter if max_num_iter is None else check_max_iter(max_num_iter)
+    def tv(x):
+        return tv_value_and_grad(x, plan.beta, axes=spatial, channel_axis=channel,
+                                 spacing=spacing, isotropic=isotropic, smoothing=s,
+                                 _want=(True, False))[0]
+
+    return denoise_global_mm(f, float(weight), plan.beta, spatial=spatial, channel=channel,
+                             spacing=spacing, isotropic=isotropic, smoothing=s, eps=eps,
+                             max_iter=max_iter, tv=tv)
+
+
 def _block_denoise(block, *, solve, weight, beta, smoothing, kw):
     return solve(block, weight, beta, smoothing=smoothing, **kw)[0]
 
@@ -263,8 +299,10 @@ def denoise_chunked(image, solve, weight=0.1, beta: float = 1.0, *, depth=None,
         Halo in pixels on each side of a chunk, one value or one per spatial axis
         (default :func:`default_depth` of ``weight``, ``beta`` and ``spacing``: seam error
         < 1e-3 on [0, 1] data, e.g. 91 pixels for β = 1 at weight 0.1, 16 for β = 2; cut
-        to the chunk length, with a warning, where a chunk is shorter; β < 1 differs by a
-        local minimiser whatever the depth, see the module docstring).
+        to the chunk length, with a warning, where a chunk is shorter).  β < 1 with a
+        numeric weight and no ``depth``: no halo -- the whole-array solve of the module
+        docstring (not lazy; exact to the in-memory iterates); with ``depth``, chunks
+        with a halo that reach other local minimisers.
 
     Returns
     -------
@@ -301,7 +339,13 @@ def denoise_chunked(image, solve, weight=0.1, beta: float = 1.0, *, depth=None,
     spatial, channel = _roles(image, None, channel_axis)
     if channel is not None and image.numblocks[channel] > 1:
         image = image.rechunk({channel: -1})
-    if depth is None:
+    # β < 1: no halo makes the chunks agree with the whole image (non-convex); unless
+    # a depth is asked for, the in-memory algorithm runs on the whole array instead.
+    global_mm = (depth is None and plan.beta < 1 and method in ("auto", "mm")
+                 and device in (None, "cpu") and not isinstance(weight, str))
+    if global_mm:
+        depths = {}
+    elif depth is None:
         depths = {d: default_depth(weight, plan.beta, spacing) for d in spatial}
         short = {d: min(image.chunks[d]) for d in spatial
                  if image.numblocks[d] > 1 and min(image.chunks[d]) < depths[d]}
@@ -317,7 +361,7 @@ def denoise_chunked(image, solve, weight=0.1, beta: float = 1.0, *, depth=None,
             depths.update(short)
     else:
         depths = _check_depth(depth, spatial)
-    for d in spatial:
+    for d in spatial if not global_mm else ():
         if image.numblocks[d] > 1 and depths[d] > 0 and min(image.chunks[d]) < depths[d]:
             raise ValueError(
                 f"image has a chunk of {min(image.chunks[d])} pixels along axis {d}, smaller "
@@ -326,6 +370,9 @@ def denoise_chunked(image, solve, weight=0.1, beta: float = 1.0, *, depth=None,
         if image.numblocks[d] == 1:
             depths[d] = 0  # no neighbour: the array's edge keeps its Neumann boundary
     ftype = float_dtype(image.dtype, "image")
+    if global_mm:
+        return _denoise_global(image, weight, plan, spatial, channel, spacing, isotropic,
+                               eps, max_num_iter, ftype)
     s = plan.smoothing
     if plan.beta < 1 and s == 0:
         from .solvers.mm import INTERNAL_SMOOTHING
