@@ -4,7 +4,9 @@ Modules:
 
 * :mod:`._launch` -- launch settings, the one grid-stride loop and block
   reduction, device-array views and copies;
-* :mod:`.tv_kernels` -- the β-TV value and gradient (fused, one launch);
+* :mod:`.tv_kernels` -- the β-TV value and gradient (fused, one launch): a
+  strip kernel for one channel in 2-D/3-D (a thread walks down a strip of
+  rows), one thread per pixel otherwise;
 * :mod:`.solver_kernels` -- the two fused launches of a β = 1 primal-dual
   iteration;
 * :mod:`.radon_kernels` -- the parallel-beam Radon projector pair (the
@@ -12,7 +14,7 @@ Modules:
   :mod:`tvnumba.backends.radon_rays`).
 
 How a case is specialised: each kernel module has one cached factory
-(``make_kernel``, ``make_cp_kernels``) that closes over the case's ints and
+(``make_kernel``/``make_strip_kernel``, ``make_cp_kernels``) that closes over the case's ints and
 bools (``nd``, β mode, isotropy, gradient or not, threads per block); the
 dead branches fold away at compile time, and each specialisation compiles
 once per process (``cache=True`` on a real GPU).

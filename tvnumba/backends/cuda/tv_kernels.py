@@ -10,8 +10,11 @@ layout ``u[b, c, z, y, x]`` and are specialised by
 through :func:`make_kernel`, a cached factory that closes over ints and
 bools only (the CUDA backend's one specialisation strategy).
 
-One thread per pixel ``(z, y, x)`` of a batch item, in the grid-stride loop
-of :mod:`._launch`.  A pixel computes its own value and, with the gradient,
+Two kernels (:func:`select` picks): for one channel in 2-D/3-D, the common case,
+:func:`make_strip_kernel`'s threads walk down strips of rows and pass the
+weighted differences to their neighbours (its docstring says how); otherwise
+(colour, 1-D) one thread per pixel ``(z, y, x)`` of a batch item, in the
+grid-stride loop of :mod:`._launch`.  A pixel computes its own value and, with the gradient,
 recomputes the weights of its neighbours ``p - e_d`` instead of storing them
 (cheap on a GPU, no second pass).  The value is accumulated per thread in
 float64 and reduced by :func:`._launch.block_add` into a float64 vector,
