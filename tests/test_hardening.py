@@ -104,6 +104,93 @@ def test_cp_anisotropic_tight_eps_converges_by_exact_finish():
     assert_allclose(u_cp, u, atol=2e-3)
 
 
+def _reproducer():
+    from skimage import data, img_as_float
+
+    g = img_as_float(data.camera()[100:196, 200:280])
+    return g + 0.1 * np.random.default_rng(6).standard_normal(g.shape)
+
+
+def _iso_tv(u):
+    gx = np.zeros_like(u)
+    gy = np.zeros_like(u)
+    gx[:, :-1] = np.diff(u, axis=1)
+    gy[:-1] = np.diff(u, axis=0)
+    return float(np.sqrt(gx * gx + gy * gy).sum())
+
+
+@pytest.mark.parametrize("weight", [1.0, 3.0])
+def test_cp_isotropic_tight_eps_converges_by_newton_finish(weight):
+    """Iso, eps = 1e-8 on the reproducer: CP alone is not converged after 10 000
+    iterations (gap 4e-8 at weight 1, 3e-7 at weight 3); the Newton finish
+    (solvers/_polish.py) certifies it at the first try, and the answer's own
+    objective is the one reported and within eps of a long CP run's."""
+    from tvnumba.solvers import primal_dual
+
+    f = _reproducer()
+    u, info = tvnumba.denoise_tv_beta(f, weight, eps=1e-8, return_info=True)
+    assert info.converged and info.gap <= 1e-8, info
+    assert info.iterations == primal_dual.POLISH_ISO_START, info
+    objective = 0.5 * float(((u - f) ** 2).sum()) + weight * _iso_tv(u)
+    assert_allclose(objective, info.objective, rtol=1e-12)
+    start = primal_dual.POLISH_ISO_START
+    primal_dual.POLISH_ISO_START = float("inf")
+    try:
+        u_cp, info_cp = tvnumba.denoise_tv_beta(f, weight, eps=1e-8, max_num_iter=10000,
+                                                return_info=True)
+    finally:
+        primal_dual.POLISH_ISO_START = start
+    assert not info_cp.converged
+    # both within their gaps of the optimum: ½‖u − u*‖² ≤ P(u) − P*
+    assert info_cp.objective >= info.objective * (1 - 1e-8)
+    bound = np.sqrt(2 * info.objective * (info.gap + info_cp.gap)) * 2
+    assert np.sqrt(((u - u_cp) ** 2).sum()) <= bound
+
+
+def test_cp_isotropic_newton_finish_declines_and_cp_continues(monkeypatch):
+    """A finish that cannot certify (one Newton step per stage, one stage) is
+    refused: CP goes on and returns its own iterate."""
+    from tvnumba.solvers import _polish
+
+    monkeypatch.setattr(_polish, "ISO_STEPS", 1)
+    monkeypatch.setattr(_polish, "ISO_STAGES", 1)
+    calls = []
+    real = _polish.polish_isotropic
+    monkeypatch.setattr(_polish, "polish_isotropic",
+                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    f = _reproducer()
+    u, info = tvnumba.denoise_tv_beta(f, 1.0, eps=1e-8, max_num_iter=3000, return_info=True)
+    assert calls == [1]  # tried at POLISH_ISO_START, next only at twice that
+    assert info.iterations == 3000 and not info.converged and info.gap > 1e-8
+    objective = 0.5 * float(((u - f) ** 2).sum()) + _iso_tv(u)
+    assert_allclose(objective, info.objective, rtol=1e-10)
+
+
+def test_cp_isotropic_newton_finish_not_tried_at_everyday_eps(monkeypatch):
+    from tvnumba.solvers import _polish
+
+    monkeypatch.setattr(_polish, "polish_isotropic", None)  # would raise if called
+    u, info = tvnumba.denoise_tv_beta(_reproducer(), 1.0, eps=1e-6, return_info=True)
+    assert info.converged and info.iterations > 2000
+
+
+def test_newton_finish_couples_channels_and_spacing():
+    """Colour (|∇u| over the channels) and anisotropic spacing: certified by
+    the finish, and within the gaps' distance of CP's own iterate."""
+    from tvnumba.solvers import primal_dual
+
+    f = _reproducer()[:24, :20]
+    rgb = np.stack([f, f[::-1], 0.5 * f], axis=-1)
+    kw = dict(eps=1e-8, channel_axis=-1, spacing=(1.0, 2.0), return_info=True)
+    u, info = tvnumba.denoise_tv_beta(rgb, 0.5, max_num_iter=4000, **kw)
+    assert info.converged and info.gap <= 1e-8, info
+    assert info.iterations == primal_dual.POLISH_ISO_START  # the finish's answer
+    u_cp, info_cp = tvnumba.denoise_tv_beta(rgb, 0.5, max_num_iter=400, **kw)
+    assert info_cp.objective >= info.objective * (1 - 1e-8)
+    bound = np.sqrt(2 * info.objective * (info.gap + info_cp.gap)) * 2
+    assert np.sqrt(((u - u_cp) ** 2).sum()) <= bound
+
+
 # --------------------------------------------------------------------------- no silent NaN image
 @pytest.mark.parametrize("dtype,weight", [(np.float32, 1e35), (np.float64, 1e200)])
 def test_huge_weight_beta_below_one_raises_instead_of_nan(dtype, weight):
