@@ -56,9 +56,12 @@ POLISH_EVERY = 100
 #: (a failed try costs a flow solve; benchmarks/RESULTS.md, "exact finish").
 POLISH_EPS = 1e-5
 #: Isotropic float64 denoising to ``eps ≤`` :data:`POLISH_ISO_EPS` still short of
-#: it after :data:`POLISH_ISO_START` iterations tries the Newton finish of
-#: :func:`._polish.polish_isotropic` (again after twice the iterations when it
-#: fails).  A try costs 30-40 sparse factorisations (about 1 s for 96×80, 10 s
+#: it after :data:`POLISH_ISO_START` iterations, and not on course to reach it within
+#: ``max_num_iter`` (the gap's decay since half the iterations, extrapolated), tries
+#: the Newton finish of :func:`._polish.polish_isotropic` (again after twice the
+#: iterations when it fails or was not needed yet).  The course check keeps the
+#: finish from slowing a case CP converges on in time (the 96×80 crop at weight 0.3
+#: went from 0.2 to 3 s without it: two failed tries before CP's 6 765th iteration).  A try costs 30-40 sparse factorisations (about 1 s for 96×80, 10 s
 #: for 256²) against CP's tens of thousands of iterations at these tolerances
 #: (the heavy cases of the eps = 1e-8 sweep did not converge in 10 000); at
 #: 1e-6 CP alone converges within a few thousand.
@@ -77,6 +80,16 @@ STEP_RATIO = 5.0
 def _d_norm(inv_spacing) -> float:
     """‖D‖ ≤ sqrt(4 Σ 1/h²) (forward differences, Neumann boundary)."""
     return math.sqrt(4.0 * sum(h * h for h in inv_spacing))
+
+
+def _projected_iterations(gaps, it, gap, eps) -> float:
+    """The iterations CP needs to reach ``eps`` if the gap keeps falling as it did
+    since half the iterations (``gap ∝ k^−a``); inf when it did not fall."""
+    half = max((k for k in gaps if k <= it // 2), default=None)
+    if half is None or gaps[half] <= gap or gap <= 0:
+        return math.inf
+    a = math.log(gaps[half] / gap) / math.log(it / half)
+    return it * (gap / eps) ** (1.0 / a) if gap > eps else it
 
 
 def primal_dual(problem: Problem, check_every: int = 5):
@@ -121,6 +134,7 @@ def _rof(problem: Problem, check_every: int):
     fields = getattr(state, "dual_fields", None)
     last_pattern = None
     polish_at = math.inf
+    gaps = {}  # iteration -> gap at the checks, for the isotropic finish's trigger
     if fields is not None and state.T is np.float64 and isinstance(state.u, np.ndarray):
         if not state.iso and eps <= POLISH_EPS:
             polish_at = POLISH_START
@@ -151,7 +165,12 @@ def _rof(problem: Problem, check_every: int):
                 best, since_best = gap, 0
             elif gap <= ROUNDING_FACTOR * rounding:
                 since_best += 1
-            if not converged and it >= polish_at and state.iso:
+            if state.iso and polish_at < math.inf:
+                gaps[it] = gap
+            if (not converged and it >= polish_at and state.iso
+                    and _projected_iterations(gaps, it, gap, eps) <= max_iter):
+                polish_at = 2 * it  # on course: CP will get there itself in time
+            elif not converged and it >= polish_at and state.iso:
                 from . import _polish
 
                 polish_at = 2 * it
