@@ -1,4 +1,5 @@
-"""Prototype (not in the library): isotropic ROF to a certified gap of 1e-8 by the
+"""Prototype (the library's version, for any layout and with the stage schedule driven by
+the gap, is ``tvnumba.solvers._polish.polish_isotropic``): isotropic ROF to a certified gap of 1e-8 by the
 Chan-Golub-Mulet primal-dual Newton method on the smoothed problem, with continuation in the
 smoothing δ and the dual projected onto |p| <= w, warm-started from Chambolle-Pock.
 
