@@ -342,7 +342,8 @@ def denoise_chunked(image, solve, weight=0.1, beta: float = 1.0, *, depth=None,
     # β < 1: no halo makes the chunks agree with the whole image (non-convex); unless
     # a depth is asked for, the in-memory algorithm runs on the whole array instead.
     global_mm = (depth is None and plan.beta < 1 and method in ("auto", "mm")
-                 and device in (None, "cpu") and not isinstance(weight, str))
+                 and device in (None, "cpu") and not isinstance(weight, str)
+                 and isinstance(getattr(image, "_meta", None), np.ndarray))  # NumPy chunks
     if global_mm:
         depths = {}
     elif depth is None:
