@@ -10,7 +10,9 @@ Modes (run from the repository root; ``NUMBA_NUM_THREADS`` caps each process)::
 ``seams``: max-abs difference between ``tvnumba.denoise_tv_beta`` on a Dask array (chunks of
 ``--chunk``, halo ``depth``) and the whole-image solution, on camera (2-D, [0, 1]) and
 a ``binary_blobs`` volume with noise, for β = 0.5, 1, 2 and weights 0.05, 0.3; both solved
-to ``eps=1e-6`` so the solver's own tolerance does not hide or fake a seam.
+to ``eps=1e-6`` so the solver's own tolerance does not hide or fake a seam.  A depth of
+``global`` (``--depths 64,global``) is ``depth=None`` for β < 1: the solver run on the whole
+Dask array (its time is printed beside the in-memory solve's).
 ``throughput``: ``tvnumba.tv_value_and_grad`` in memory against the Dask version on the
 threaded scheduler and on a ``LocalCluster`` with 1 and 2 worker processes (1 thread
 each); Mpixel/s, and the peak memory of the workers.
