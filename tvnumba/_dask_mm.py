@@ -149,7 +149,7 @@ def denoise_global_mm(image, weight: float, beta: float, *, spatial, channel, sp
         base = u
         if u_prev is not None:
             y = (u + (u - u_prev)).persist()
-            if value(y) <= F:
+            if value(y) <= F - rounding * abs(F):
                 base = y
         u_prev = u
         u = pcg(ops.ext(base).persist(), base)

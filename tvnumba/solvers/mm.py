@@ -42,8 +42,8 @@ def mm(problem: Problem, cg_iter: int = 10, cg_tol: float = 1e-2, extrapolate: b
 
     ``y`` is the current iterate, or -- with ``extrapolate`` -- the
     extrapolated point ``u + (u − u_prev)`` when that already has a lower
-    objective (checked, so F never increases); this momentum roughly halves
-    the outer steps on images.
+    objective by more than rounding (checked, so F never increases); this
+    momentum roughly halves the outer steps on images.
 
     Stops when ``½‖∇F(u)‖²/μ ≤ eps · (F(u) − ½‖∇F(u)‖²/μ)`` (``∇F(u) =
     A_u u − Aᵀf`` with the weights at u): a bound on the relative objective
@@ -109,7 +109,10 @@ def mm(problem: Problem, cg_iter: int = 10, cg_tol: float = 1e-2, extrapolate: b
         base = u
         if extrapolate and u_prev is not None:
             y = u + (u - u_prev)
-            if weights_and_value(y) <= F:
+            # Accepted only when clearly lower: near a minimiser F(y) and F tie within
+            # rounding, where the order of the sums (a Dask array's chunks, say) would
+            # decide -- and a gain at rounding level is no gain.
+            if weights_and_value(y) <= F - rounding * abs(F):
                 base = y
             else:
                 weights_and_value(u)
