@@ -36,10 +36,11 @@ whole-image solution on [0, 1] images, both solved to ``eps=1e-6`` -- measured b
   So, unless ``depth`` is given, β < 1 runs the in-memory majorize–minimize on the
   whole Dask array instead (:mod:`tvnumba._dask_mm`: every operator a depth-1 halo
   exchange, every inner product a reduction over the chunks): the in-memory iterates
-  to the order of the float64 sums (differences ~1e-14 in float64) as long as the
-  solver's comparisons (extrapolate or not, stop or not) fall the same way, which a
-  rounding-level tie can tip (measured: 4 of 5 cases within 5e-6, one 0.3 apart with a
-  lower objective, ``benchmarks/RESULTS.md``), at the price of
+  to the order of the float64 sums (differences ~1e-14 in float64) -- unless the
+  non-convex path crosses an unstable stretch, where those rounding differences grow
+  exponentially and the two runs end at different local minimisers (measured: 4 of 5
+  cases within 5e-6, one 0.3 apart with a lower objective, ``benchmarks/RESULTS.md``),
+  at the price of
   about 30 synchronisations per outer step, computed at once (not lazy) and kept in
   the workers' memory (about eight arrays of the image's size).
 
