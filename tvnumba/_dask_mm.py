@@ -33,8 +33,6 @@ class _Chunks:
         import dask.array as da
 
         self.da = da
-        self.f = f
-        self.spatial = spatial
         self.depth = {d: 1 for d in spatial}
         self.boundary = {d: "none" for d in spatial}
         self.weight, self.beta, self.smoothing, self.kw = weight, beta, smoothing, kw

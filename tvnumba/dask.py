@@ -229,26 +229,38 @@ def tv_value_and_grad(u, beta: float = 1.0, *, axes=None, channel_axis: int | No
     return value, grad
 
 
+def _as_float(image):
+    """Integer and boolean images on [0, 1] (``img_as_float``, lazily), as in memory."""
+    from skimage.util import img_as_float
+
+    if image.dtype.kind in "biu":
+        return image.map_blocks(img_as_float, dtype=np.float64)
+    return image
+
+
+def _internal_smoothing(f, plan):
+    """The in-memory solver's smoothing for ``smoothing=0`` and β < 1, from the whole
+    array's range (a lazy 0-d Dask array)."""
+    import dask.array as da
+
+    from .solvers.mm import INTERNAL_SMOOTHING
+
+    return da.maximum(f.max() - f.min(), 1e-12) * INTERNAL_SMOOTHING * max(plan.inv_spacing)
+
+
 def _denoise_global(image, weight, plan, spatial, channel, spacing, isotropic, eps,
                     max_num_iter, ftype):
     """β < 1: :func:`tvnumba._dask_mm.denoise_global_mm` with the in-memory solver's
     float conversion, smoothing and iteration cap."""
-    from skimage.util import img_as_float
-
     from ._dask_mm import denoise_global_mm
     from ._validate import check_max_iter
-    from .solvers.mm import INTERNAL_SMOOTHING
     from .solvers.registry import SOLVERS
 
-    if image.dtype.kind in "biu":
-        f = image.map_blocks(img_as_float, dtype=np.float64)
-    else:
-        f = image.astype(ftype)
-    s = plan.smoothing
-    if s == 0:
-        s = float(max(float((f.max() - f.min()).compute()), 1e-12) * INTERNAL_SMOOTHING
-                  * max(plan.inv_spacing))
+    f = _as_float(image)
+    f = f if f.dtype == ftype else f.astype(ftype)
+    s = plan.smoothing if plan.smoothing > 0 else float(_internal_smoothing(f, plan).compute())
     max_iter = SOLVERS["mm"].max_iter if max_num_iter is None else check_max_iter(max_num_iter)
+
     def tv(x):
         return tv_value_and_grad(x, plan.beta, axes=spatial, channel_axis=channel,
                                  spacing=spacing, isotropic=isotropic, smoothing=s,
@@ -380,14 +392,8 @@ def denoise_chunked(image, solve, weight=0.1, beta: float = 1.0, *, depth=None,
                                eps, max_num_iter, ftype)
     s = plan.smoothing
     if plan.beta < 1 and s == 0:
-        from .solvers.mm import INTERNAL_SMOOTHING
-        from skimage.util import img_as_float
-
         # One smoothing for every chunk, from the whole data range (lazy).
-        f = image.map_blocks(img_as_float, dtype=np.float64) if image.dtype.kind in "biu" \
-            else image
-        s = (da.maximum(f.max() - f.min(), 1e-12) * INTERNAL_SMOOTHING
-             * max(plan.inv_spacing))
+        s = _internal_smoothing(_as_float(image), plan)
     kw = dict(eps=eps, max_num_iter=max_num_iter, channel_axis=channel,
               isotropic=isotropic, spacing=spacing, method=method, device=device)
     depth_all = {d: depths.get(d, 0) for d in range(image.ndim)}
