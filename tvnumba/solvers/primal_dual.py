@@ -61,10 +61,11 @@ POLISH_EPS = 1e-5
 #: the Newton finish of :func:`._polish.polish_isotropic` (again after twice the
 #: iterations when it fails or was not needed yet).  The course check keeps the
 #: finish from slowing a case CP converges on in time (the 96×80 crop at weight 0.3
-#: went from 0.2 to 3 s without it: two failed tries before CP's 6 765th iteration).  A try costs 30-40 sparse factorisations (about 1 s for 96×80, 10 s
-#: for 256²) against CP's tens of thousands of iterations at these tolerances
-#: (the heavy cases of the eps = 1e-8 sweep did not converge in 10 000); at
-#: 1e-6 CP alone converges within a few thousand.
+#: went from 0.2 to 3 s without it: two failed tries before CP's 6 765th iteration).
+#: A try costs 30-40 sparse factorisations (about 1 s for 96×80, 10 s for 256²)
+#: against CP's tens of thousands of iterations at these tolerances (the heavy
+#: cases of the eps = 1e-8 sweep did not converge in 10 000); at 1e-6 CP alone
+#: converges within a few thousand.
 POLISH_ISO_START = 2000
 POLISH_ISO_EPS = 1e-7
 #: ... and only up to this many values (pixels × channels × batch): a sparse
@@ -167,18 +168,17 @@ def _rof(problem: Problem, check_every: int):
                 since_best += 1
             if state.iso and polish_at < math.inf:
                 gaps[it] = gap
-            if (not converged and it >= polish_at and state.iso
-                    and _projected_iterations(gaps, it, gap, eps) <= max_iter):
-                polish_at = 2 * it  # on course: CP will get there itself in time
-            elif not converged and it >= polish_at and state.iso:
-                from . import _polish
-
+            if not converged and it >= polish_at and state.iso:
                 polish_at = 2 * it
-                u_p, primal_p, gap_p = _polish.polish_isotropic(
-                    state.f, weight, fields(), floor, eps, state.u)
-                if gap_p <= eps:
-                    problem.call_back(it, u_p, primal_p)
-                    return u_p, SolveInfo(it, primal_p, gap_p, True, "cp")
+                # on course: CP gets there itself within max_num_iter
+                if _projected_iterations(gaps, it, gap, eps) > max_iter:
+                    from . import _polish
+
+                    u_p, primal_p, gap_p = _polish.polish_isotropic(
+                        state.f, weight, fields(), floor, eps, state.u)
+                    if gap_p <= eps:
+                        problem.call_back(it, u_p, primal_p)
+                        return u_p, SolveInfo(it, primal_p, gap_p, True, "cp")
             elif not converged and it >= polish_at:
                 from . import _polish
 
