@@ -269,12 +269,6 @@ def make_strip_kernel(nd: int, mode: int, isotropic: bool, with_grad: bool, tpb:
         _, w = _pointwise(m, p, beta, mode)
         return w * d
 
-    @cuda.jit(**_DEVICE_JIT)
-    def term(d, s2, p, beta):
-        """``(value, w·d)`` of one anisotropic difference."""
-        val, w = _pointwise(d * d + s2, p, beta, mode)
-        return val, w * d
-
     @cuda.jit(**_KERNEL_JIT)
     def kernel(u, ul, g, gl, shape, s2, ihz, ihy, ihx, p, beta, scale, values):
         B, C, D, H, W = shape
@@ -339,12 +333,12 @@ def make_strip_kernel(nd: int, mode: int, isotropic: bool, with_grad: bool, tpb:
                             fy = w * dy
                             fz = w * dz
                         else:
-                            val, fx = term(dx, s2, p, beta)
+                            val, fx = _flux(dx, s2, p, beta, mode)
                             acc += val
-                            val, fy = term(dy, s2, p, beta)
+                            val, fy = _flux(dy, s2, p, beta, mode)
                             acc += val
                             if has_z:
-                                val, fz = term(dz, s2, p, beta)
+                                val, fz = _flux(dz, s2, p, beta, mode)
                                 acc += val
                     if with_grad:
                         fxs[par, tid] = fx
