@@ -2,7 +2,7 @@
 
 Modes (run from the repository root; ``NUMBA_NUM_THREADS`` caps each process)::
 
-    python benchmarks/bench_dask.py seams [--size 256] [--vol 64] [--chunk 64]
+    python benchmarks/bench_dask.py seams [--size 256] [--vol 64] [--chunk 64] [--ulps N]
     python benchmarks/bench_dask.py throughput [--size 8192] [--vol 256]
     python benchmarks/bench_dask.py denoise [--size 8192] [--vol 512]
     python benchmarks/bench_dask.py ooc [--vol 256] [--memory-limit 200MB]
@@ -12,7 +12,9 @@ Modes (run from the repository root; ``NUMBA_NUM_THREADS`` caps each process)::
 a ``binary_blobs`` volume with noise, for β = 0.5, 1, 2 and weights 0.05, 0.3; both solved
 to ``eps=1e-6`` so the solver's own tolerance does not hide or fake a seam.  A depth of
 ``global`` (``--depths 64,global``) is ``depth=None`` for β < 1: the solver run on the whole
-Dask array (its time is printed beside the in-memory solve's).
+Dask array (its time is printed beside the in-memory solve's); ``default`` is
+``tvnumba.dask.default_depth``.  For β < 1 (non-convex), ``--ulps N`` adds the yardstick:
+how far the in-memory solution itself moves when the input moves by one ulp.
 ``throughput``: ``tvnumba.tv_value_and_grad`` in memory against the Dask version on the
 threaded scheduler and on a ``LocalCluster`` with 1 and 2 worker processes (1 thread
 each); Mpixel/s, and the peak memory of the workers.
@@ -41,16 +43,39 @@ import tvnumba  # noqa: E402
 import tvnumba.dask as tvd  # noqa: E402
 
 
-def _images(size, vol):
+def _images(size, vol, vol_shape=None, which=("camera", "blobs")):
+    """camera resized to ``size``², and noisy blobs of side ``vol`` (or cut to
+    ``vol_shape`` from blobs of its largest side)."""
     from skimage import data, transform
 
-    cam = data.camera().astype(np.float64) / 255.0
-    if size != cam.shape[0]:
-        cam = transform.resize(cam, (size, size), anti_aliasing=True)
-    rng = np.random.default_rng(0)
-    blobs = data.binary_blobs(length=vol, n_dim=3, volume_fraction=0.3, rng=1).astype(float)
-    blobs = np.clip(blobs + 0.2 * rng.standard_normal(blobs.shape), 0, 1)
-    return {"camera %d²" % size: cam, "blobs %d³" % vol: blobs}
+    images = {}
+    if "camera" in which:
+        cam = data.camera().astype(np.float64) / 255.0
+        if size != cam.shape[0]:
+            cam = transform.resize(cam, (size, size), anti_aliasing=True)
+        images["camera %d²" % size] = cam
+    if "blobs" in which:
+        shape = (vol,) * 3 if vol_shape is None else vol_shape
+        rng = np.random.default_rng(0)
+        blobs = data.binary_blobs(length=max(shape), n_dim=3, volume_fraction=0.3,
+                                  rng=1).astype(float)
+        blobs = blobs[tuple(slice(0, n) for n in shape)]
+        blobs = np.clip(blobs + 0.2 * rng.standard_normal(blobs.shape), 0, 1)
+        images["blobs " + "×".join(map(str, shape)) if vol_shape else "blobs %d³" % vol] = blobs
+    return images
+
+
+def _ulp_spread(img, weight, beta, ref, seeds, kw):
+    """The in-memory solve's own sensitivity: the largest difference between ``ref``
+    and the solves of ``img`` with every value moved by −1, 0 or +1 ulp at random
+    (``seeds`` draws).  β < 1 is non-convex: where this is large, no other
+    implementation (or sum order) can be held to ``ref`` more closely."""
+    spread = 0.0
+    for seed in range(seeds):
+        step = np.random.default_rng(100 + seed).choice([-1.0, 0.0, 1.0], img.shape)
+        u = tvnumba.denoise_tv_beta(img + np.spacing(img) * step, weight, beta, **kw)
+        spread = max(spread, float(np.abs(u - ref).max()))
+    return spread
 
 
 def seams(args):
@@ -59,12 +84,16 @@ def seams(args):
 
     # "global": depth=None, which for β < 1 runs the in-memory algorithm on the whole
     # Dask array (tvnumba._dask_mm) instead of chunks with a halo.
-    depths = [None if d == "global" else int(d) for d in args.depths.split(",")]
+    # "default": default_depth(weight, beta) (its value printed in the cell).
+    depths = [d if d in ("global", "default") else int(d) for d in args.depths.split(",")]
+    vol_shape = (tuple(int(n) for n in args.vol_shape.split("x")) if args.vol_shape
+                 else None)
     print("| image | chunk | β | weight | "
-          + " | ".join("global" if d is None else f"depth {d}" for d in depths)
-          + " |")
-    print("|---" * (4 + len(depths)) + "|")
-    for name, img in _images(args.size, args.vol).items():
+          + " | ".join(d if isinstance(d, str) else f"depth {d}" for d in depths)
+          + (" | in-memory, ±1 ulp input |" if args.ulps else " |"))
+    print("|---" * (4 + len(depths) + bool(args.ulps)) + "|")
+    images = _images(args.size, args.vol, vol_shape, args.images.split(","))
+    for name, img in images.items():
         chunk = args.chunk if img.ndim == 2 else args.vol_chunk
         for beta in [float(b) for b in args.betas.split(",")]:
             for weight in [float(w) for w in args.weights.split(",")]:
@@ -74,6 +103,10 @@ def seams(args):
                 ref = tvnumba.denoise_tv_beta(img, weight, beta, **kw)
                 t_ref = time.perf_counter() - t0
                 for depth in depths:
+                    if depth == "default":
+                        depth = tvd.default_depth(weight, beta)
+                    elif depth == "global":
+                        depth = None
                     if (depth is None and beta >= 1) or (depth is not None and depth > chunk):
                         errs.append("-")
                         continue
@@ -85,6 +118,8 @@ def seams(args):
                     t_dask = time.perf_counter() - t0
                     err = np.abs(u - ref)
                     cell = f"{err.max():.1e} ({np.quantile(err, 0.999):.0e})"
+                    if depths.count("default") and depth == tvd.default_depth(weight, beta):
+                        cell += f" [depth {depth}]"
                     if depth is None:
                         cell += f" {t_dask:.0f} s vs {t_ref:.1f} s"
                     if beta < 1:  # local minimisers: compare objectives, not images
@@ -92,11 +127,16 @@ def seams(args):
                                                                             beta) - 1
                         cell += f" F {rel:+.0e}"
                     errs.append(cell)
+                if args.ulps:
+                    errs.append(f"{_ulp_spread(img, weight, beta, ref, args.ulps, kw):.1e}"
+                                if beta < 1 else "-")
                 print(f"| {name} | {chunk} | {beta:g} | {weight:g} | " + " | ".join(errs)
                       + " |", flush=True)
     print("\nentries: max |u_dask − u| (99.9th percentile); eps", args.eps,
           "; β < 1: F = relative objective difference F(u_dask)/F(u) − 1; global: the "
-          "whole-array solve (depth=None), its time against the in-memory solve's")
+          "whole-array solve (depth=None), its time against the in-memory solve's; "
+          "last column (--ulps N, β < 1): the largest difference between u and the in-memory "
+          "solves of N inputs moved by ±1 ulp at random")
 
 
 def _objective(u, f, weight, beta):
@@ -264,6 +304,10 @@ def main():
     p.add_argument("--vol", type=int, default=64)
     p.add_argument("--chunk", type=int, default=64)
     p.add_argument("--vol-chunk", type=int, default=32)
+    p.add_argument("--vol-shape", default=None, help="ZxYxX instead of --vol³ (seams)")
+    p.add_argument("--images", default="camera,blobs", help="seams: camera, blobs or both")
+    p.add_argument("--ulps", type=int, default=0,
+                   help="seams, β < 1: in-memory solves of N inputs moved by ±1 ulp")
     p.add_argument("--depths", default="8,16,32,64")
     p.add_argument("--betas", default="0.5,1,2")
     p.add_argument("--weights", default="0.05,0.3")

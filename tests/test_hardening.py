@@ -121,14 +121,15 @@ def _iso_tv(u):
 
 @pytest.mark.parametrize("weight", [1.0, 3.0])
 def test_cp_isotropic_tight_eps_converges_by_newton_finish(weight):
-    """Iso, eps = 1e-8 on the reproducer: CP alone is not converged after 10 000
-    iterations (gap 4e-8 at weight 1, 3e-7 at weight 3); the Newton finish
-    (solvers/_polish.py) certifies it at the first try, and the answer's own
-    objective is the one reported and within eps of a long CP run's."""
+    """Iso, eps = 1e-8 on the reproducer with a cap of 10 000 iterations: CP alone
+    is not converged there (gap 4e-8 at weight 1, 3e-7 at weight 3); the Newton
+    finish (solvers/_polish.py) certifies it at the first try, and the answer's
+    own objective is the one reported and within eps of a long CP run's."""
     from tvnumba.solvers import primal_dual
 
     f = _reproducer()
-    u, info = tvnumba.denoise_tv_beta(f, weight, eps=1e-8, return_info=True)
+    u, info = tvnumba.denoise_tv_beta(f, weight, eps=1e-8, max_num_iter=10000,
+                                      return_info=True)
     assert info.converged and info.gap <= 1e-8, info
     assert info.iterations == primal_dual.POLISH_ISO_START, info
     objective = 0.5 * float(((u - f) ** 2).sum()) + weight * _iso_tv(u)
@@ -145,6 +146,30 @@ def test_cp_isotropic_tight_eps_converges_by_newton_finish(weight):
     assert info_cp.objective >= info.objective * (1 - 1e-8)
     bound = np.sqrt(2 * info.objective * (info.gap + info_cp.gap)) * 2
     assert np.sqrt(((u - u_cp) ** 2).sum()) <= bound
+
+
+@pytest.mark.parametrize("eps,cap", [(1e-3, 10000), (1e-4, 10000), (1e-6, 50000),
+                                     (1e-8, 500000)])
+def test_cp_default_cap_grows_as_one_over_root_eps(eps, cap):
+    from tvnumba.solvers import SOLVERS
+
+    assert SOLVERS["cp"].cap(eps) == cap
+    assert SOLVERS["lbfgs"].cap(eps) == 3000 and SOLVERS["mm"].cap(eps) == 200
+
+
+def test_cp_isotropic_tight_eps_converges_with_the_default_cap(monkeypatch):
+    """Iso, weight 1, eps = 1e-8 on the reproducer: CP needs 18 450 iterations, past
+    the old fixed cap of 10 000 (not converged there); the default cap grows with
+    1/√eps, so CP converges on its own (the Newton finish is not needed), to the
+    objective it reports."""
+    from tvnumba.solvers import _polish
+
+    monkeypatch.setattr(_polish, "polish_isotropic", None)  # would raise if called
+    f = _reproducer()
+    u, info = tvnumba.denoise_tv_beta(f, 1.0, eps=1e-8, return_info=True)
+    assert info.converged and info.gap <= 1e-8 and info.iterations > 10000, info
+    assert_allclose(0.5 * float(((u - f) ** 2).sum()) + _iso_tv(u), info.objective,
+                    rtol=1e-12)
 
 
 def test_cp_isotropic_newton_finish_declines_and_cp_continues(monkeypatch):

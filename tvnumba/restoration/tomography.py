@@ -76,8 +76,9 @@ def reconstruct_tv_beta(sinogram, theta=None, weight: float = DEFAULT_WEIGHT,
     eps : float, optional
         Stopping tolerance ``> 0`` on ``info.gap`` (see Notes).
     max_num_iter : int, optional
-        Iteration cap ``>= 1``.  ``None``: 3000 for ``"cp"`` and ``"lbfgs"``,
-        200 for ``"mm"``.
+        Iteration cap ``>= 1``.  ``None``: as in
+        :func:`tvnumba.denoise_tv_beta` (``max(10000, 50/√eps)`` for ``"cp"``,
+        3000 for ``"lbfgs"``, 200 for ``"mm"``).
     isotropic : bool, optional
         Isotropic (default) or anisotropic TV.
     smoothing : float, optional

@@ -61,7 +61,7 @@ def solve(data: DataTerm, weight: float, *, backend, plan: Plan, method: str = "
     check_callback(callback)
     data.bind(backend)
     solver = pick(method, plan.beta, plan.smoothing, data)
-    max_iter = solver.max_iter if max_num_iter is None else check_max_iter(max_num_iter)
+    max_iter = solver.cap(eps) if max_num_iter is None else check_max_iter(max_num_iter)
     problem = Problem(backend=backend, plan=plan, data=data, weight=weight,
                       smoothing=plan.smoothing, eps=eps, max_iter=max_iter, callback=callback,
                       view=lambda u5: plan.from_canonical(backend.wrap(u5)))

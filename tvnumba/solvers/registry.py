@@ -8,6 +8,7 @@ says why it cannot take a problem (or None), and ``auto`` whether
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -25,12 +26,19 @@ class Solver:
     refuses: Callable
     #: ``auto(beta, smoothing, data) -> bool``: ``method="auto"`` picks it.
     auto: Callable
-    #: The iteration cap when ``max_num_iter=None``.
+    #: The iteration cap when ``max_num_iter=None`` (at least; see :meth:`cap`).
     max_iter: int
     summary: str
     #: Needs a smoothing ``s > 0``: with ``smoothing=0`` the solver entry
     #: passes an internal one (:func:`tvnumba.solvers.mm.internal_smoothing`).
     needs_smoothing: bool = False
+    #: For a solver whose stopping quantity falls as ``1/k²``: the cap grows to
+    #: ``root_eps_iters / √eps`` for tight tolerances.
+    root_eps_iters: float = 0.0
+
+    def cap(self, eps: float) -> int:
+        """The iteration cap for ``max_num_iter=None`` at tolerance ``eps``."""
+        return max(self.max_iter, math.ceil(self.root_eps_iters / math.sqrt(eps)))
 
 
 def _cp_refuses(beta, smoothing, data):
@@ -56,10 +64,18 @@ def _mm_refuses(beta, smoothing, data):
     return None
 
 
+#: ``max_num_iter=None`` for ``"cp"``: ``max(10 000, 50/√eps)`` (50 000 at eps 1e-6,
+#: 500 000 at 1e-8).  Accelerated CP's gap falls about as 1/k²; the iterations-to-eps
+#: sweep (benchmarks/RESULTS.md, "Chambolle-Pock") needed up to 20/√eps (the 512²
+#: camera at weight 3 and eps 1e-6: 19 575; the 256² one at 1e-8: 58 950), beyond a
+#: fixed 10 000; 50 leaves 2.5-8× to spare, and the default eps (1e-3) keeps 10 000.
+CP_ROOT_EPS_ITERS = 50.0
+
 SOLVERS: dict[str, Solver] = {s.name: s for s in (
     Solver("cp", primal_dual, _cp_refuses,
            lambda beta, s, data: beta == 1.0 and s == 0.0, 10000,
-           "primal-dual (Chambolle-Pock), beta = 1 without smoothing"),
+           "primal-dual (Chambolle-Pock), beta = 1 without smoothing",
+           root_eps_iters=CP_ROOT_EPS_ITERS),
     Solver("dct", dct, _dct_refuses,
            lambda beta, s, data: beta == 2.0 and data.dct_diagonal, 1,
            "exact DCT-II solve, beta = 2"),
