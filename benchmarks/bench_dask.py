@@ -11,8 +11,10 @@ Modes (run from the repository root; ``NUMBA_NUM_THREADS`` caps each process)::
 ``--chunk``, halo ``depth``) and the whole-image solution, on camera (2-D, [0, 1]) and
 a ``binary_blobs`` volume with noise, for β = 0.5, 1, 2 and weights 0.05, 0.3; both solved
 to ``eps=1e-6`` so the solver's own tolerance does not hide or fake a seam.  A depth of
-``global`` (``--depths 64,global``) is ``depth=None`` for β < 1: the solver run on the whole
-Dask array (its time is printed beside the in-memory solve's); ``default`` is
+``global`` (``--depths 64,global``) is ``depth=None`` for β < 1: the whole-array solve (on the
+threaded scheduler the gathered array's in-memory solve); ``chunkwise`` the same with the
+path a ``dask.distributed`` cluster takes, the in-memory algorithm step for step on the
+chunks (both print their time beside the in-memory solve's); ``default`` is
 ``tvnumba.dask.default_depth``.  For β < 1 (non-convex), ``--ulps N`` adds the yardstick:
 how far the in-memory solution itself moves when the input moves by one ulp.
 ``throughput``: ``tvnumba.tv_value_and_grad`` in memory against the Dask version on the
@@ -82,10 +84,11 @@ def seams(args):
     import dask
     import dask.array as da
 
-    # "global": depth=None, which for β < 1 runs the in-memory algorithm on the whole
-    # Dask array (tvnumba._dask_mm) instead of chunks with a halo.
+    # "global": depth=None, which for β < 1 solves the whole array instead of chunks with
+    # a halo; "chunkwise": the cluster's path of that (tvnumba._dask_mm) on the threads.
     # "default": default_depth(weight, beta) (its value printed in the cell).
-    depths = [d if d in ("global", "default") else int(d) for d in args.depths.split(",")]
+    depths = [d if d in ("global", "chunkwise", "default") else int(d)
+              for d in args.depths.split(",")]
     vol_shape = (tuple(int(n) for n in args.vol_shape.split("x")) if args.vol_shape
                  else None)
     print("| image | chunk | β | weight | "
@@ -103,18 +106,25 @@ def seams(args):
                 ref = tvnumba.denoise_tv_beta(img, weight, beta, **kw)
                 t_ref = time.perf_counter() - t0
                 for depth in depths:
+                    chunkwise = depth == "chunkwise"
                     if depth == "default":
                         depth = tvd.default_depth(weight, beta)
-                    elif depth == "global":
+                    elif depth in ("global", "chunkwise"):
                         depth = None
                     if (depth is None and beta >= 1) or (depth is not None and depth > chunk):
                         errs.append("-")
                         continue
                     x = da.from_array(img, chunks=chunk)
                     t0 = time.perf_counter()
-                    with dask.config.set(scheduler="threads"):
-                        u = tvnumba.denoise_tv_beta(x, weight, beta, depth=depth, **kw)
-                        u = u.compute()
+                    in_process = tvd._in_process
+                    if chunkwise:
+                        tvd._in_process = lambda x: False
+                    try:
+                        with dask.config.set(scheduler="threads"):
+                            u = tvnumba.denoise_tv_beta(x, weight, beta, depth=depth, **kw)
+                            u = u.compute()
+                    finally:
+                        tvd._in_process = in_process
                     t_dask = time.perf_counter() - t0
                     err = np.abs(u - ref)
                     cell = f"{err.max():.1e} ({np.quantile(err, 0.999):.0e})"
@@ -134,7 +144,8 @@ def seams(args):
                       + " |", flush=True)
     print("\nentries: max |u_dask − u| (99.9th percentile); eps", args.eps,
           "; β < 1: F = relative objective difference F(u_dask)/F(u) − 1; global: the "
-          "whole-array solve (depth=None), its time against the in-memory solve's; "
+          "whole-array solve (depth=None; chunkwise: the cluster's path of it), its time "
+          "against the in-memory solve's; "
           "last column (--ulps N, β < 1): the largest difference between u and the in-memory "
           "solves of N inputs moved by ±1 ulp at random")
 

@@ -180,12 +180,26 @@ def test_denoise_is_lazy_and_smoothing_is_global():
 
 
 # --------------------------------------------------------------------------- β < 1, global
+@pytest.fixture(params=["gathered", "chunk-wise"])
+def whole_array_path(request, monkeypatch):
+    """β < 1 without depth= on a local scheduler gathers the array into the in-memory
+    solver; "chunk-wise" forces the path a distributed cluster takes (the in-memory
+    algorithm step for step on the chunks) on the threaded scheduler too."""
+    if request.param == "chunk-wise":
+        monkeypatch.setattr(tvnumba.dask, "_in_process", lambda x: False)
+    return request.param
+
+
 @pytest.mark.parametrize("dtype, atol", [("float64", 1e-10), ("float32", 1e-4)])
-def test_beta_below_one_runs_the_in_memory_algorithm_without_seams(camera, dtype, atol):
-    """Without depth=, β < 1 runs the in-memory MM on the whole Dask array: the same
-    iterates, step for step (so the same local minimiser; a chunked solve with a halo
-    differs by up to ~0.2, whatever the depth), to the order of the float64 sums.
-    Eight steps keep the test quick (one synchronisation per inner product)."""
+def test_beta_below_one_runs_the_in_memory_algorithm_without_seams(camera, dtype, atol,
+                                                                   whole_array_path):
+    """Without depth=, β < 1 runs the in-memory MM on the whole Dask array: gathered,
+    the in-memory result bit for bit; chunk-wise, the same iterates step for step (so
+    the same local minimiser; a chunked solve with a halo differs by up to ~0.2,
+    whatever the depth), to the order of the float64 sums.  Eight steps keep the test
+    quick (one synchronisation per inner product)."""
+    if whole_array_path == "gathered":
+        atol = 0.0
     img = camera[:64, :48].astype(dtype)
     ref = tvnumba.denoise_tv_beta(img, 0.05, 0.5, max_num_iter=8)
     with dask.config.set(scheduler="threads"):
@@ -206,21 +220,42 @@ def test_beta_below_one_runs_the_in_memory_algorithm_without_seams(camera, dtype
     ((30, 26), (10, 13), dict(isotropic=False, smoothing=0.02, max_num_iter=5)),
     ((12, 10, 14), (6, 5, 7), dict(beta=0.7, max_num_iter=4)),
 ])
-def test_beta_below_one_global_channels_spacing_3d(shape, chunks, kw):
+def test_beta_below_one_global_channels_spacing_3d(shape, chunks, kw, whole_array_path):
     x = np.random.default_rng(3).random(shape)
     kw = dict(kw)
     beta = kw.pop("beta", 0.5)
     ref = tvnumba.denoise_tv_beta(x, 0.1, beta, **kw)
     with dask.config.set(scheduler="threads"):
-        got = tvnumba.denoise_tv_beta(da.from_array(x, chunks=chunks), 0.1, beta,
-                                      **kw).compute()
-    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-10)
+        u = tvnumba.denoise_tv_beta(da.from_array(x, chunks=chunks), 0.1, beta, **kw)
+        assert u.chunks == da.from_array(x, chunks=chunks).chunks
+        got = u.compute()
+    atol = 0.0 if whole_array_path == "gathered" else 1e-10
+    np.testing.assert_allclose(got, ref, rtol=0, atol=atol)
+
+
+def test_beta_below_one_gathers_only_on_a_local_scheduler(camera, monkeypatch):
+    """The chunk-wise whole-array solve runs where results stay in a cluster's
+    workers; on the threaded, synchronous or process scheduler the array is gathered
+    (and the chunk-wise solver never called)."""
+    import tvnumba._dask_mm as dmm
+
+    monkeypatch.setattr(dmm, "denoise_global_mm", None)  # would raise if called
+    img = camera[:32, :32]
+    for scheduler in ("threads", "sync"):
+        with dask.config.set(scheduler=scheduler):
+            assert tvnumba.dask._in_process(da.from_array(img, chunks=16))
+            u = tvnumba.denoise_tv_beta(da.from_array(img, chunks=16), 0.05, 0.5,
+                                        max_num_iter=3).compute()
+        np.testing.assert_array_equal(u, tvnumba.denoise_tv_beta(img, 0.05, 0.5,
+                                                                 max_num_iter=3))
 
 
 def test_beta_below_one_global_on_local_cluster(cluster, camera):
+    """On a cluster the iterates stay in the workers: the chunk-wise solve."""
     img = camera[:40, :40]
     ref = tvnumba.denoise_tv_beta(img, 0.05, 0.5, max_num_iter=3)
     with dask.config.set(scheduler=cluster):
+        assert not tvnumba.dask._in_process(da.from_array(img, chunks=20))
         u = tvnumba.denoise_tv_beta(da.from_array(img, chunks=20), 0.05, 0.5, max_num_iter=3)
     (got,) = _compute(u, client=cluster)
     np.testing.assert_allclose(got, ref, rtol=0, atol=1e-10)

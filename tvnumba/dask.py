@@ -33,16 +33,18 @@ whole-image solution on [0, 1] images, both solved to ``eps=1e-6`` -- measured b
 * β < 1 (non-convex): no depth brings it below 1e-3, because each chunk's solver
   reaches another local minimiser near the input (camera 1024², weight 0.05: pixels
   differ by up to 0.2 while the objective is within 0.1 %: as good, not the same).
-  So, unless ``depth`` is given, β < 1 runs the in-memory majorize–minimize on the
-  whole Dask array instead (:mod:`tvnumba._dask_mm`: every operator a depth-1 halo
-  exchange, every inner product a reduction over the chunks): the in-memory iterates
-  to the order of the float64 sums (differences ~1e-14 in float64) -- unless the
-  non-convex path crosses an unstable stretch, where those rounding differences grow
-  exponentially and the two runs end at different local minimisers (measured: 4 of 5
-  cases within 5e-6, one 0.3 apart with a lower objective, ``benchmarks/RESULTS.md``),
-  at the price of
-  about 30 synchronisations per outer step, computed at once (not lazy) and kept in
-  the workers' memory (about eight arrays of the image's size).
+  So, unless ``depth`` is given, β < 1 solves the whole array, computed at once (not
+  lazy).  On a scheduler that keeps results in this process (threads, sync,
+  processes) the array is gathered and the in-memory solver runs on it: its result
+  bit for bit.  On a ``dask.distributed`` cluster the in-memory majorize–minimize runs
+  on the chunks (:mod:`tvnumba._dask_mm`: every operator a depth-1 halo exchange,
+  every inner product a reduction over the chunks), in the workers' memory (about
+  eight arrays of the image's size): the in-memory iterates to the order of the
+  float64 sums (differences ~1e-14), at the price of about 30 synchronisations per
+  outer step.  Where the non-convex path crosses an unstable stretch those rounding
+  differences grow and the runs end at different local minimisers (measured: 4 of 5
+  cases within 5e-6, one 0.3 apart with a lower objective) -- as far apart as the
+  in-memory solve from itself when its input moves by one ulp (``benchmarks/RESULTS.md``).
 
 The default depth (:func:`default_depth`) follows these measurements: ``16 ∨ ⌈8ℓ⌉`` for
 β ≥ 2 and ``32 ∨ ⌈64 √(weight / (0.05 h))⌉`` below (about 91 at weight 0.1, 157 at 0.3),
@@ -248,6 +250,15 @@ def _internal_smoothing(f, plan):
     return da.maximum(f.max() - f.min(), 1e-12) * INTERNAL_SMOOTHING * max(plan.inv_spacing)
 
 
+def _in_process(x) -> bool:
+    """Whether the scheduler that would compute ``x`` keeps results in this process
+    (threads, sync, processes), not in the workers of a ``dask.distributed`` cluster."""
+    from dask.base import get_scheduler
+
+    owner = getattr(get_scheduler(collections=[x]), "__self__", None)
+    return owner is None or not type(owner).__module__.startswith("distributed")
+
+
 def _denoise_global(image, weight, plan, spatial, channel, spacing, isotropic, eps,
                     max_num_iter, ftype):
     """β < 1: :func:`tvnumba._dask_mm.denoise_global_mm` with the in-memory solver's
@@ -317,8 +328,9 @@ def denoise_chunked(image, solve, weight=0.1, beta: float = 1.0, *, depth=None,
         < 1e-3 on [0, 1] data, e.g. 91 pixels for β = 1 at weight 0.1, 16 for β = 2; cut
         to the chunk length, with a warning, where a chunk is shorter).  β < 1 with a
         numeric weight and no ``depth``: no halo -- the whole-array solve of the module
-        docstring (not lazy; exact to the in-memory iterates); with ``depth``, chunks
-        with a halo that reach other local minimisers.
+        docstring (not lazy; on a local scheduler the gathered array's in-memory solve,
+        on a distributed cluster the in-memory iterates on the chunks); with ``depth``,
+        chunks with a halo that reach other local minimisers.
 
     Returns
     -------
@@ -387,6 +399,15 @@ def denoise_chunked(image, solve, weight=0.1, beta: float = 1.0, *, depth=None,
         if image.numblocks[d] == 1:
             depths[d] = 0  # no neighbour: the array's edge keeps its Neumann boundary
     ftype = float_dtype(image.dtype, "image")
+    kw = dict(eps=eps, max_num_iter=max_num_iter, channel_axis=channel,
+              isotropic=isotropic, spacing=spacing, method=method, device=device)
+    if global_mm and _in_process(image):
+        # The whole-array solve keeps its iterates where the scheduler keeps results:
+        # here, in this process.  The in-memory solver on the gathered array needs no
+        # more memory, is the in-memory result bit for bit, and skips ~30
+        # synchronisations per outer step (80 s against 0.3 s on a 128² image).
+        u = solve(image.compute(), weight, plan.beta, smoothing=plan.smoothing, **kw)[0]
+        return da.from_array(u, chunks=image.chunks)
     if global_mm:
         return _denoise_global(image, weight, plan, spatial, channel, spacing, isotropic,
                                eps, max_num_iter, ftype)
@@ -394,8 +415,6 @@ def denoise_chunked(image, solve, weight=0.1, beta: float = 1.0, *, depth=None,
     if plan.beta < 1 and s == 0:
         # One smoothing for every chunk, from the whole data range (lazy).
         s = _internal_smoothing(_as_float(image), plan)
-    kw = dict(eps=eps, max_num_iter=max_num_iter, channel_axis=channel,
-              isotropic=isotropic, spacing=spacing, method=method, device=device)
     depth_all = {d: depths.get(d, 0) for d in range(image.ndim)}
     return image.map_overlap(_block_denoise, depth=depth_all, boundary="none",
                              trim=True, allow_rechunk=False, dtype=ftype,
