@@ -444,6 +444,51 @@ def print_ct_reconstruct(rows):
               f"| {r['diff']:.1e} |")
 
 
+def bench_cp(shapes, repeat, cuda, peak):
+    """One Chambolle-Pock iteration (dual + primal launch, no gap check) with the
+    flat one-channel kernels and with the general 5-D-indexed ones, in the same run,
+    against a device copy of the bytes an iteration must move (its floor)."""
+    import tvnumba.backends.cuda.solver_kernels as sk
+    from tvnumba._validate import make_plan
+
+    rows = []
+    for shape in shapes:
+        nd = len(shape)
+        f = np.random.default_rng(0).random(shape, dtype=np.float32)
+        for iso in (True, False):
+            plan = make_plan(f, 1.0, isotropic=iso)
+            f5 = cuda.to_device(np.ascontiguousarray(plan.to_canonical(f)))
+            times = {}
+            for flat in (True, False):
+                sk.FLAT_ONE_CHANNEL = flat
+                state = sk.CPCuda(f5, 0.1, plan)
+
+                def step(state=state):
+                    state.dual_step(0.1)
+                    state.primal_step(0.5, 0.9, False)
+
+                times[flat] = gpu_time(step, repeat, cuda)
+            sk.FLAT_ONE_CHANNEL = True
+            # dual: ub, p (nd) in, p out; primal: p, f, u in, u, ub out
+            arrays = 3 * nd + 5
+            nbytes = arrays * f.nbytes
+            src = cuda.device_array(nbytes // 8, np.float32)
+            dst = cuda.device_array_like(src)
+            copy = gpu_time(lambda: dst.copy_to_device(src), repeat, cuda)  # moves nbytes
+            gbs = nbytes / times[True] / 1e9
+            rows.append(dict(shape="×".join(map(str, shape)), norm="iso" if iso else "aniso",
+                             flat=times[True] * 1e3, general=times[False] * 1e3,
+                             gbs=gbs, peak=100 * gbs / peak if peak else float("nan"),
+                             copy=copy * 1e3))
+    print("| shape | norm | flat kernels ms/iteration | general kernels ms | speed-up "
+          "| GB/s | % peak | copy of the same bytes ms |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['shape']} | {r['norm']} | {r['flat']:.3f} | {r['general']:.3f} "
+              f"| {r['general'] / r['flat']:.2f} | {r['gbs']:.0f} | {r['peak']:.0f} "
+              f"| {r['copy']:.3f} |")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="small shapes, few repeats")
@@ -459,6 +504,8 @@ def main(argv=None):
                     help="benchmark this shape instead of the defaults (repeatable)")
     ap.add_argument("--ct", action="store_true",
                     help="the Radon projector pair and reconstruct_tv_beta instead")
+    ap.add_argument("--cp", action="store_true",
+                    help="one Chambolle-Pock iteration: flat vs general kernels, and the floor")
     args = ap.parse_args(argv)
 
     from numba import cuda
@@ -490,6 +537,10 @@ def main(argv=None):
         print(f"Command: `{cmd}` (float32)\n")
         sizes = (1024,) if args.quick else (2048, 4096)
         print_denoise(bench_denoise(cupy, sizes, cpu_repeat, not args.no_cpu))
+        return
+    if args.cp:
+        print(f"Command: `{cmd}` (float32, threads per block {_launch.THREADS_PER_BLOCK})\n")
+        bench_cp(shapes, repeat, cuda, peak)
         return
     if args.ct:
         sizes = (128,) if args.quick else (256, 512)

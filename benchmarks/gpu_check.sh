@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The device checks of one session on a lent GPU, in one go (logs under $OUT, or ./gpu_logs).
-# Usage: bash benchmarks/gpu_check.sh [tests|example|bench|profile|ncu ...]  (default: all)
+# Usage: bash benchmarks/gpu_check.sh [tests|example|bench|cp|denoise|profile|ncu ...]
+# (default: tests example profile ncu bench)
 set -u
 OUT=${OUT:-gpu_logs}; mkdir -p "$OUT"
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 NUMBA_CUDA_LOW_OCCUPANCY_WARNINGS=0 MPLBACKEND=Agg
@@ -15,6 +16,8 @@ for s in $steps; do
     example) timeout 120 python3 docs/examples/plot_gpu.py 2>&1 | tee "$OUT/example.txt" ;;
     bench) timeout 200 python3 benchmarks/bench_cuda.py --shape 4096x4096 --shape 256x256x256 \
              --repeat 20 --no-cpu 2>&1 | tee "$OUT/bench.txt" ;;
+    cp) timeout 120 python3 benchmarks/bench_cuda.py --cp --shape 4096x4096 --shape 256x256x256 \
+             --repeat 20 2>&1 | tee "$OUT/cp.txt" ;;
     denoise) timeout 200 python3 benchmarks/bench_cuda.py --denoise --shape 4096x4096 2>&1 \
              | tee "$OUT/denoise.txt" ;;
     profile) timeout 100 python3 benchmarks/profile_cuda_call.py --parts 2>&1 | tee "$OUT/profile.txt" ;;

@@ -511,6 +511,34 @@ def test_cp_cuda_matches_cpu_iterates(shape, nd, kw, dtype, rng):
     assert_allclose(r_g.gap, r_c.gap, rtol=1e-3, atol=tol)
 
 
+@pytest.mark.parametrize("shape,nd,kw", [
+    ((1, 1, 1, 1, 19), 1, {}),
+    ((2, 1, 1, 6, 7), 2, {}),
+    ((2, 1, 1, 6, 7), 2, dict(isotropic=False)),
+    ((1, 1, 4, 5, 3), 3, dict(inv_spacing=(0.5, 1.0, 2.0))),
+    ((2, 1, 3, 4, 5), 3, dict(isotropic=False, inv_spacing=(2.0, 1.0, 0.5))),
+])
+def test_cp_cuda_flat_kernels_match_the_general_ones(shape, nd, kw, rng, monkeypatch):
+    """One channel runs the flat-offset kernels: the same iterates, gaps and objectives
+    as the general 5-D-indexed ones (batches, 1-3 axes, iso/aniso, spacing)."""
+    from tvnumba.backends.cuda import solver_kernels as sk
+
+    f = data(rng, shape, "float64")
+    plan = canonical_plan(f, nd, **kw)
+    results = {}
+    for flat in (True, False):
+        monkeypatch.setattr(sk, "FLAT_ONE_CHANNEL", flat)
+        state = sk.CPCuda(cuda.to_device(f), 0.2, plan)
+        assert (state.flat is not None) == flat
+        u, res = run_cp(state, plan, 0.2, eps=1e-12, max_iter=9, check_every=3)
+        results[flat] = (u.copy_to_host(), res, state.p.copy_to_host())
+    (u1, r1, p1), (u0, r0, p0) = results[True], results[False]
+    assert_allclose(u1, u0, rtol=1e-13, atol=1e-14)
+    assert_allclose(p1, p0, rtol=1e-13, atol=1e-14)
+    assert r1.iterations == r0.iterations == 9
+    assert_allclose([r1.objective, r1.gap], [r0.objective, r0.gap], rtol=1e-12, atol=1e-15)
+
+
 def canonical_plan(f5, nd, inv_spacing=(1.0, 1.0, 1.0), isotropic=True):
     """The plan of a canonical ``(B, C, z, y, x)`` array with ``nd`` spatial axes."""
     from tvnumba._validate import make_plan
