@@ -518,20 +518,22 @@ def test_cp_cuda_matches_cpu_iterates(shape, nd, kw, dtype, rng):
     ((1, 1, 4, 5, 3), 3, dict(inv_spacing=(0.5, 1.0, 2.0))),
     ((2, 1, 3, 4, 5), 3, dict(isotropic=False, inv_spacing=(2.0, 1.0, 0.5))),
 ])
-def test_cp_cuda_flat_kernels_match_the_general_ones(shape, nd, kw, rng, monkeypatch):
-    """One channel runs the flat-offset kernels: the same iterates, gaps and objectives
-    as the general 5-D-indexed ones (batches, 1-3 axes, iso/aniso, spacing)."""
+def test_cp_cuda_one_channel_kernels_match_the_channel_loop(shape, nd, kw, rng, monkeypatch):
+    """One channel runs the dual with its values in registers (one pass): the same
+    iterates, gaps and objectives as the channel loop of colour images run on it
+    (batches, 1-3 axes, iso/aniso, spacing)."""
     from tvnumba.backends.cuda import solver_kernels as sk
 
     f = data(rng, shape, "float64")
     plan = canonical_plan(f, nd, **kw)
+    real = sk.make_cp_kernels
     results = {}
-    for flat in (True, False):
-        monkeypatch.setattr(sk, "FLAT_ONE_CHANNEL", flat)
+    for mono in (True, False):
+        monkeypatch.setattr(sk, "make_cp_kernels",
+                            lambda nd, iso, tpb, one, mono=mono: real(nd, iso, tpb, one and mono))
         state = sk.CPCuda(cuda.to_device(f), 0.2, plan)
-        assert (state.flat is not None) == flat
         u, res = run_cp(state, plan, 0.2, eps=1e-12, max_iter=9, check_every=3)
-        results[flat] = (u.copy_to_host(), res, state.p.copy_to_host())
+        results[mono] = (u.copy_to_host(), res, state.p.copy_to_host())
     (u1, r1, p1), (u0, r0, p0) = results[True], results[False]
     assert_allclose(u1, u0, rtol=1e-13, atol=1e-14)
     assert_allclose(p1, p0, rtol=1e-13, atol=1e-14)
