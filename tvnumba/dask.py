@@ -36,7 +36,7 @@ whole-image solution on [0, 1] images, both solved to ``eps=1e-6`` -- measured b
   So, unless ``depth`` is given, β < 1 solves the whole array, computed at once (not
   lazy).  On a scheduler that keeps results in this process (threads, sync,
   processes) the array is gathered and the in-memory solver runs on it: its result
-  bit for bit.  On a ``dask.distributed`` cluster the in-memory majorize–minimize runs
+  bit for bit (the image must fit this process's memory; ``depth=`` otherwise).  On a ``dask.distributed`` cluster the in-memory majorize–minimize runs
   on the chunks (:mod:`tvnumba._dask_mm`: every operator a depth-1 halo exchange,
   every inner product a reduction over the chunks), in the workers' memory (about
   eight arrays of the image's size): the in-memory iterates to the order of the
