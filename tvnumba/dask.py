@@ -36,15 +36,16 @@ whole-image solution on [0, 1] images, both solved to ``eps=1e-6`` -- measured b
   So, unless ``depth`` is given, β < 1 solves the whole array, computed at once (not
   lazy).  On a scheduler that keeps results in this process (threads, sync,
   processes) the array is gathered and the in-memory solver runs on it: its result
-  bit for bit (the image must fit this process's memory; ``depth=`` otherwise).  On a ``dask.distributed`` cluster the in-memory majorize–minimize runs
-  on the chunks (:mod:`tvnumba._dask_mm`: every operator a depth-1 halo exchange,
-  every inner product a reduction over the chunks), in the workers' memory (about
-  eight arrays of the image's size): the in-memory iterates to the order of the
-  float64 sums (differences ~1e-14), at the price of about 30 synchronisations per
-  outer step.  Where the non-convex path crosses an unstable stretch those rounding
-  differences grow and the runs end at different local minimisers (measured: 4 of 5
-  cases within 5e-6, one 0.3 apart with a lower objective) -- as far apart as the
-  in-memory solve from itself when its input moves by one ulp (``benchmarks/RESULTS.md``).
+  bit for bit (the image must fit this process's memory; ``depth=`` otherwise).  On
+  a ``dask.distributed`` cluster the in-memory majorize–minimize runs on the chunks
+  (:mod:`tvnumba._dask_mm`: every operator a depth-1 halo exchange, every inner
+  product a reduction over the chunks), in the workers' memory (about eight arrays
+  of the image's size): the in-memory iterates to the order of the float64 sums
+  (differences ~1e-14), at the price of about 30 synchronisations per outer step.
+  Where the non-convex path crosses an unstable stretch those rounding differences
+  grow and the runs end at different local minimisers (measured: 4 of 5 cases within
+  5e-6, one 0.3 apart with a lower objective) -- as far apart as the in-memory solve
+  from itself when its input moves by one ulp (``benchmarks/RESULTS.md``).
 
 The default depth (:func:`default_depth`) follows these measurements: ``16 ∨ ⌈8ℓ⌉`` for
 β ≥ 2 and ``32 ∨ ⌈64 √(weight / (0.05 h))⌉`` below (about 91 at weight 0.1, 157 at 0.3),
