@@ -12,9 +12,9 @@ Modes (run from the repository root; ``NUMBA_NUM_THREADS`` caps each process)::
 a ``binary_blobs`` volume with noise, for β = 0.5, 1, 2 and weights 0.05, 0.3; both solved
 to ``eps=1e-6`` so the solver's own tolerance does not hide or fake a seam.  A depth of
 ``global`` (``--depths 64,global``) is ``depth=None`` for β < 1: the whole-array solve (on the
-threaded scheduler the gathered array's in-memory solve); ``chunkwise`` the same with the
-path a ``dask.distributed`` cluster takes, the in-memory algorithm step for step on the
-chunks (both print their time beside the in-memory solve's); ``default`` is
+threaded scheduler one task running the in-memory solver); ``chunkwise`` the same with the
+path of a ``dask.distributed`` cluster whose workers cannot hold the image, the in-memory
+algorithm step for step on the chunks (both print their time beside the in-memory solve's); ``default`` is
 ``tvnumba.dask.default_depth``.  For β < 1 (non-convex), ``--ulps N`` adds the yardstick:
 how far the in-memory solution itself moves when the input moves by one ulp.
 ``throughput``: ``tvnumba.tv_value_and_grad`` in memory against the Dask version on the
@@ -116,15 +116,15 @@ def seams(args):
                         continue
                     x = da.from_array(img, chunks=chunk)
                     t0 = time.perf_counter()
-                    in_process = tvd._in_process
+                    fits = tvd._one_task_fits
                     if chunkwise:
-                        tvd._in_process = lambda x: False
+                        tvd._one_task_fits = lambda x, nbytes: False
                     try:
                         with dask.config.set(scheduler="threads"):
                             u = tvnumba.denoise_tv_beta(x, weight, beta, depth=depth, **kw)
                             u = u.compute()
                     finally:
-                        tvd._in_process = in_process
+                        tvd._one_task_fits = fits
                     t_dask = time.perf_counter() - t0
                     err = np.abs(u - ref)
                     cell = f"{err.max():.1e} ({np.quantile(err, 0.999):.0e})"

@@ -182,11 +182,12 @@ def test_denoise_is_lazy_and_smoothing_is_global():
 # --------------------------------------------------------------------------- β < 1, global
 @pytest.fixture(params=["gathered", "chunk-wise"])
 def whole_array_path(request, monkeypatch):
-    """β < 1 without depth= on a local scheduler gathers the array into the in-memory
-    solver; "chunk-wise" forces the path a distributed cluster takes (the in-memory
-    algorithm step for step on the chunks) on the threaded scheduler too."""
+    """β < 1 without depth= on a local scheduler runs the in-memory solver on the
+    concatenated array (one task); "chunk-wise" forces the path of a cluster whose
+    workers cannot hold the image (the in-memory algorithm step for step on the
+    chunks) on the threaded scheduler too."""
     if request.param == "chunk-wise":
-        monkeypatch.setattr(tvnumba.dask, "_in_process", lambda x: False)
+        monkeypatch.setattr(tvnumba.dask, "_one_task_fits", lambda x, nbytes: False)
     return request.param
 
 
@@ -233,29 +234,37 @@ def test_beta_below_one_global_channels_spacing_3d(shape, chunks, kw, whole_arra
     np.testing.assert_allclose(got, ref, rtol=0, atol=atol)
 
 
-def test_beta_below_one_gathers_only_on_a_local_scheduler(camera, monkeypatch):
-    """The chunk-wise whole-array solve runs where results stay in a cluster's
-    workers; on the threaded, synchronous or process scheduler the array is gathered
-    (and the chunk-wise solver never called)."""
+def test_beta_below_one_whole_array_is_one_lazy_task_where_it_fits(camera, monkeypatch):
+    """On the threaded or synchronous scheduler the whole-array solve is one lazy task
+    (the in-memory result bit for bit; the chunk-wise solver never called)."""
     import tvnumba._dask_mm as dmm
 
     monkeypatch.setattr(dmm, "denoise_global_mm", None)  # would raise if called
     img = camera[:32, :32]
     for scheduler in ("threads", "sync"):
         with dask.config.set(scheduler=scheduler):
-            assert tvnumba.dask._in_process(da.from_array(img, chunks=16))
-            u = tvnumba.denoise_tv_beta(da.from_array(img, chunks=16), 0.05, 0.5,
-                                        max_num_iter=3).compute()
-        np.testing.assert_array_equal(u, tvnumba.denoise_tv_beta(img, 0.05, 0.5,
-                                                                 max_num_iter=3))
+            x = da.from_array(img, chunks=16)
+            assert tvnumba.dask._one_task_fits(x, 10**15)
+            u = tvnumba.denoise_tv_beta(x, 0.05, 0.5, max_num_iter=3)
+            assert u.chunks == x.chunks and u.dtype == np.float64
+            got = u.compute()
+        np.testing.assert_array_equal(got, tvnumba.denoise_tv_beta(img, 0.05, 0.5,
+                                                                   max_num_iter=3))
 
 
-def test_beta_below_one_global_on_local_cluster(cluster, camera):
-    """On a cluster the iterates stay in the workers: the chunk-wise solve."""
+def test_beta_below_one_global_on_local_cluster(cluster, camera, monkeypatch):
+    """On a cluster: one task on a worker where its memory_limit holds the image (the
+    in-memory result bit for bit), else the chunk-wise solve (to rounding)."""
     img = camera[:40, :40]
     ref = tvnumba.denoise_tv_beta(img, 0.05, 0.5, max_num_iter=3)
+    x = da.from_array(img, chunks=20)
     with dask.config.set(scheduler=cluster):
-        assert not tvnumba.dask._in_process(da.from_array(img, chunks=20))
-        u = tvnumba.denoise_tv_beta(da.from_array(img, chunks=20), 0.05, 0.5, max_num_iter=3)
+        assert tvnumba.dask._one_task_fits(x, img.nbytes)
+        assert not tvnumba.dask._one_task_fits(x, 10**15)  # more than any worker's limit
+        u = tvnumba.denoise_tv_beta(x, 0.05, 0.5, max_num_iter=3)
+        (got,) = _compute(u, client=cluster)
+        np.testing.assert_array_equal(got, ref)
+        monkeypatch.setattr(tvnumba.dask, "_one_task_fits", lambda x, nbytes: False)
+        u = tvnumba.denoise_tv_beta(x, 0.05, 0.5, max_num_iter=3)
     (got,) = _compute(u, client=cluster)
     np.testing.assert_allclose(got, ref, rtol=0, atol=1e-10)

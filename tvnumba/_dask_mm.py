@@ -10,9 +10,9 @@ product is a reduction over the chunks, so the iterates are the in-memory ones u
 to the order of the float64 sums.  The price is one synchronisation per inner
 product (about 30 per outer step) and the iterates held in the workers' memory
 (``persist``): it is not lazy, and it needs the cluster to hold about eight arrays
-of the image's size.  It is the path of a ``dask.distributed`` cluster; a local
-scheduler gathers the array into the in-memory solver instead
-(:func:`tvnumba.dask.denoise_chunked`).
+of the image's size.  It is the path of a ``dask.distributed`` cluster whose workers
+cannot hold the image; where a process can, :func:`tvnumba.dask.denoise_chunked` runs
+the in-memory solver as one task instead.
 """
 
 from __future__ import annotations

@@ -33,15 +33,17 @@ whole-image solution on [0, 1] images, both solved to ``eps=1e-6`` -- measured b
 * β < 1 (non-convex): no depth brings it below 1e-3, because each chunk's solver
   reaches another local minimiser near the input (camera 1024², weight 0.05: pixels
   differ by up to 0.2 while the objective is within 0.1 %: as good, not the same).
-  So, unless ``depth`` is given, β < 1 solves the whole array, computed at once (not
-  lazy).  On a scheduler that keeps results in this process (threads, sync,
-  processes) the array is gathered and the in-memory solver runs on it: its result
-  bit for bit (the image must fit this process's memory; ``depth=`` otherwise).  On
-  a ``dask.distributed`` cluster the in-memory majorize–minimize runs on the chunks
-  (:mod:`tvnumba._dask_mm`: every operator a depth-1 halo exchange, every inner
-  product a reduction over the chunks), in the workers' memory (about eight arrays
-  of the image's size): the in-memory iterates to the order of the float64 sums
-  (differences ~1e-14), at the price of about 30 synchronisations per outer step.
+  So, unless ``depth`` is given, β < 1 solves the whole array.  Where one task can
+  hold it -- always on a local scheduler (threads, sync, processes: the image must fit
+  this process's memory, ``depth=`` otherwise), and on a
+  ``dask.distributed`` cluster when a worker's ``memory_limit`` holds 20× the image
+  (:func:`_one_task_fits`) -- one task concatenates the chunks and runs the in-memory
+  solver: its result bit for bit, lazily.  On a cluster whose workers cannot, the
+  in-memory majorize–minimize runs on the chunks (:mod:`tvnumba._dask_mm`: every
+  operator a depth-1 halo exchange, every inner product a reduction over the chunks),
+  computed at once and kept in the workers' memory (about eight arrays of the image's
+  size): the in-memory iterates to the order of the float64 sums (differences
+  ~1e-14), at the price of about 30 synchronisations per outer step.
   Where the non-convex path crosses an unstable stretch those rounding differences
   grow and the runs end at different local minimisers (measured: 4 of 5 cases within
   5e-6, one 0.3 apart with a lower objective) -- as far apart as the in-memory solve
@@ -251,13 +253,32 @@ def _internal_smoothing(f, plan):
     return da.maximum(f.max() - f.min(), 1e-12) * INTERNAL_SMOOTHING * max(plan.inv_spacing)
 
 
-def _in_process(x) -> bool:
-    """Whether the scheduler that would compute ``x`` keeps results in this process
-    (threads, sync, processes), not in the workers of a ``dask.distributed`` cluster."""
+#: The whole-array β < 1 solve runs as one task where a process can hold this many
+#: times the image (the majorize–minimize solver peaks at 11× its input; a Dask worker
+#: starts spilling at 60 % of its ``memory_limit``): ``12 · nbytes ≤ 0.6 · limit``.
+ONE_TASK_MEMORY_FACTOR = 12 / 0.6
+
+
+def _one_task_fits(x, nbytes: int) -> bool:
+    """Whether the in-memory solve of an image of ``nbytes`` (its float dtype) fits one
+    task of the scheduler that would compute ``x``: always in this process (threads,
+    sync, processes), and on a ``dask.distributed`` cluster when the smallest
+    ``memory_limit`` of its workers holds :data:`ONE_TASK_MEMORY_FACTOR` × the image
+    (no limit: it fits)."""
     from dask.base import get_scheduler
 
     owner = getattr(get_scheduler(collections=[x]), "__self__", None)
-    return owner is None or not type(owner).__module__.startswith("distributed")
+    if owner is None or not type(owner).__module__.startswith("distributed"):
+        return True
+    workers = owner.scheduler_info().get("workers", {}).values()
+    limits = [w.get("memory_limit") or 0 for w in workers]
+    limit = min((m for m in limits if m > 0), default=0)
+    return limit == 0 or ONE_TASK_MEMORY_FACTOR * nbytes <= limit
+
+
+def _solve_whole(image, solve, weight, beta, smoothing, kw):
+    """The in-memory solve of the whole (concatenated) array: one task."""
+    return solve(image, weight, beta, smoothing=smoothing, **kw)[0]
 
 
 def _denoise_global(image, weight, plan, spatial, channel, spacing, isotropic, eps,
@@ -329,9 +350,9 @@ def denoise_chunked(image, solve, weight=0.1, beta: float = 1.0, *, depth=None,
         < 1e-3 on [0, 1] data, e.g. 91 pixels for β = 1 at weight 0.1, 16 for β = 2; cut
         to the chunk length, with a warning, where a chunk is shorter).  β < 1 with a
         numeric weight and no ``depth``: no halo -- the whole-array solve of the module
-        docstring (not lazy; on a local scheduler the gathered array's in-memory solve,
-        on a distributed cluster the in-memory iterates on the chunks); with ``depth``,
-        chunks with a halo that reach other local minimisers.
+        docstring (the in-memory solve as one task where a process or worker holds
+        the image, else the in-memory iterates on the chunks, computed at once); with
+        ``depth``, chunks with a halo that reach other local minimisers.
 
     Returns
     -------
@@ -402,13 +423,17 @@ def denoise_chunked(image, solve, weight=0.1, beta: float = 1.0, *, depth=None,
     ftype = float_dtype(image.dtype, "image")
     kw = dict(eps=eps, max_num_iter=max_num_iter, channel_axis=channel,
               isotropic=isotropic, spacing=spacing, method=method, device=device)
-    if global_mm and _in_process(image):
-        # The whole-array solve keeps its iterates where the scheduler keeps results:
-        # here, in this process.  The in-memory solver on the gathered array needs no
-        # more memory, is the in-memory result bit for bit, and skips ~30
-        # synchronisations per outer step (80 s against 0.3 s on a 128² image).
-        u = solve(image.compute(), weight, plan.beta, smoothing=plan.smoothing, **kw)[0]
-        return da.from_array(u, chunks=image.chunks)
+    if global_mm and _one_task_fits(image, image.size * np.dtype(ftype).itemsize):
+        # One task that concatenates the chunks and runs the in-memory solver: its
+        # result bit for bit, lazily, without the ~30 synchronisations per outer step of
+        # the chunk-wise solve (77 s against 0.3 s on a 128² image).
+        import dask
+
+        task = dask.delayed(_solve_whole, pure=True)(image, solve, weight, plan.beta,
+                                                     plan.smoothing, kw)
+        u = da.from_delayed(task, image.shape, dtype=ftype,
+                            meta=np.empty((0,) * image.ndim, ftype))
+        return u.rechunk(image.chunks)
     if global_mm:
         return _denoise_global(image, weight, plan, spatial, channel, spacing, isotropic,
                                eps, max_num_iter, ftype)
