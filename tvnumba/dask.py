@@ -276,11 +276,6 @@ def _one_task_fits(x, nbytes: int) -> bool:
     return limit == 0 or ONE_TASK_MEMORY_FACTOR * nbytes <= limit
 
 
-def _solve_whole(image, solve, weight, beta, smoothing, kw):
-    """The in-memory solve of the whole (concatenated) array: one task."""
-    return solve(image, weight, beta, smoothing=smoothing, **kw)[0]
-
-
 def _denoise_global(image, weight, plan, spatial, channel, spacing, isotropic, eps,
                     max_num_iter, ftype):
     """β < 1: :func:`tvnumba._dask_mm.denoise_global_mm` with the in-memory solver's
@@ -292,7 +287,7 @@ def _denoise_global(image, weight, plan, spatial, channel, spacing, isotropic, e
     f = _as_float(image)
     f = f if f.dtype == ftype else f.astype(ftype)
     s = plan.smoothing if plan.smoothing > 0 else float(_internal_smoothing(f, plan).compute())
-    max_iter = SOLVERS["mm"].max_iter if max_num_iter is None else check_max_iter(max_num_iter)
+    max_iter = SOLVERS["mm"].cap(eps) if max_num_iter is None else check_max_iter(max_num_iter)
 
     def tv(x):
         return tv_value_and_grad(x, plan.beta, axes=spatial, channel_axis=channel,
@@ -429,8 +424,8 @@ def denoise_chunked(image, solve, weight=0.1, beta: float = 1.0, *, depth=None,
         # the chunk-wise solve (77 s against 0.3 s on a 128² image).
         import dask
 
-        task = dask.delayed(_solve_whole, pure=True)(image, solve, weight, plan.beta,
-                                                     plan.smoothing, kw)
+        task = dask.delayed(_block_denoise, pure=True)(
+            image, solve=solve, weight=weight, beta=plan.beta, smoothing=plan.smoothing, kw=kw)
         u = da.from_delayed(task, image.shape, dtype=ftype,
                             meta=np.empty((0,) * image.ndim, ftype))
         return u.rechunk(image.chunks)
