@@ -94,10 +94,13 @@ def denoise_tv_beta(image, weight: float | str = 0.1, beta: float = 1.0, *, eps:
         value or one per spatial axis; default :func:`tvnumba.dask.default_depth`,
         which grows with the weight: 91 for β = 1 at weight 0.1, 16 for β = 2).
         A Dask array in gives a lazy Dask array out.  For β < 1 (non-convex) with
-        a numeric weight and no ``depth``, the solver instead runs on the whole
-        Dask array (one halo exchange per operator, one reduction per inner
-        product): the in-memory result without seams, computed at once and
-        returned persisted.
+        a numeric weight and no ``depth``, the whole array is solved instead,
+        without seams: as one lazy task running the in-memory solver where a
+        process can hold the image (a local scheduler, or a ``dask.distributed``
+        worker with 20× the image in its ``memory_limit``; the in-memory result
+        bit for bit), else on the cluster's chunks (one halo exchange per
+        operator, one reduction per inner product; computed at once and
+        returned persisted).
 
     Returns
     -------

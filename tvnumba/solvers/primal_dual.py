@@ -64,8 +64,9 @@ POLISH_EPS = 1e-5
 #: went from 0.2 to 3 s without it: two failed tries before CP's 6 765th iteration).
 #: A try costs 30-40 sparse factorisations (about 1 s for 96×80, 10 s for 256²)
 #: against CP's tens of thousands of iterations at these tolerances (the heavy
-#: cases of the eps = 1e-8 sweep did not converge in 10 000); at 1e-6 CP alone
-#: converges within a few thousand.
+#: cases of the eps = 1e-8 sweep need 10 000-60 000); at 1e-6 CP alone converges
+#: within a few thousand.  With the default cap (``50/√eps``) CP is on course in
+#: every case of the sweep, so the finish serves a smaller ``max_num_iter``.
 POLISH_ISO_START = 2000
 POLISH_ISO_EPS = 1e-7
 #: ... and only up to this many values (pixels × channels × batch): a sparse
