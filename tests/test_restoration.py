@@ -17,7 +17,8 @@ from hypothesis import given, note
 from hypothesis import strategies as st
 
 import tvnumba
-from tvnumba.restoration import DenoiseInfo, denoise_tv_beta
+from tvnumba.restoration import denoise_tv_beta
+from tvnumba import SolveInfo
 
 
 def objective(u, f, weight, beta=1.0, **kw):
@@ -310,7 +311,7 @@ def test_layouts_and_input_unmodified(camera):
 
 def test_info_and_callback(camera):
     u, info = denoise_tv_beta(camera, 0.1, return_info=True)
-    assert isinstance(info, DenoiseInfo)
+    assert isinstance(info, SolveInfo)
     with pytest.raises(AttributeError):
         info.iterations = 3  # frozen
     seen = []

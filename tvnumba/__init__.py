@@ -8,7 +8,7 @@ The public API, re-exported from its modules.
 from ._threads import get_num_threads, set_num_threads, thread_limit  # isort: skip
 
 from .distance import total_variation_distance
-from .restoration import (DenoiseInfo, deconvolve_tv_beta, denoise_tv_beta, inpaint_tv_beta,
+from .restoration import (deconvolve_tv_beta, denoise_tv_beta, inpaint_tv_beta,
                           reconstruct_tv_beta, solve_tv_beta)
 from .solvers import SolveInfo
 from .tv import tv, tv_grad, tv_value_and_grad
@@ -20,7 +20,6 @@ __all__ = [
     "tv_grad",
     "tv_value_and_grad",
     "denoise_tv_beta",
-    "DenoiseInfo",
     "solve_tv_beta",
     "deconvolve_tv_beta",
     "inpaint_tv_beta",

@@ -4,13 +4,9 @@ from __future__ import annotations
 
 from .._validate import check_bool
 from ..backends import is_dask_array
-from ..solvers import SolveInfo
 from ._core import check_weight, denoise
 
-__all__ = ["denoise_tv_beta", "DenoiseInfo"]
-
-#: What :func:`denoise_tv_beta` did (the solvers' :class:`~tvnumba.solvers.SolveInfo`).
-DenoiseInfo = SolveInfo
+__all__ = ["denoise_tv_beta"]
 
 
 def denoise_tv_beta(image, weight: float | str = 0.1, beta: float = 1.0, *, eps: float = 1e-3,
@@ -44,13 +40,13 @@ def denoise_tv_beta(image, weight: float | str = 0.1, beta: float = 1.0, *, eps:
         Denoising weight ``>= 0``: larger removes more.  ``"auto"`` estimates
         the noise level and picks the weight that minimises Stein's unbiased
         risk estimate of the mean squared error (see Notes); the choice is
-        reported in ``DenoiseInfo.weight`` and ``DenoiseInfo.sigma``.
+        reported in ``SolveInfo.weight`` and ``SolveInfo.sigma``.
     beta : float, optional
         Order β > 0 of the TV term.  1: classic TV (edges kept, staircasing);
         2: quadratic (Tikhonov) smoothing; β < 1 non-convex, sparsity
         promoting; in between a compromise.
     eps : float, optional
-        Stopping tolerance ``> 0`` on ``DenoiseInfo.gap``.  For β ≥ 1 it is an
+        Stopping tolerance ``> 0`` on ``SolveInfo.gap``.  For β ≥ 1 it is an
         upper bound on the relative objective error ``(F(u) − F*) / F*``;
         for β < 1 (non-convex) it bounds the same quantity built from the
         gradient norm, a stationarity measure.
@@ -68,7 +64,7 @@ def denoise_tv_beta(image, weight: float | str = 0.1, beta: float = 1.0, *, eps:
         ``s >= 0`` inside the power, ``(|∇u|² + s²)^(β/2)``.  With β < 1 and
         ``smoothing=0`` a small internal value is used:
         ``1e-3 · (max f − min f) / min(spacing)`` (reported in
-        ``DenoiseInfo.smoothing``), because the majorizer of
+        ``SolveInfo.smoothing``), because the majorizer of
         :math:`t^{β/2}` needs finite slopes.
     spacing : float or sequence of float, optional
         Grid spacing, one value or one per spatial axis.
@@ -84,7 +80,7 @@ def denoise_tv_beta(image, weight: float | str = 0.1, beta: float = 1.0, *, eps:
         Numba device array in gives one out).  ``"cuda"`` moves a NumPy
         image to the GPU and the result back.  Needs CuPy.
     return_info : bool, optional
-        Also return a :class:`DenoiseInfo`.
+        Also return a :class:`SolveInfo`.
     callback : callable, optional
         ``callback(iteration, u, objective)`` called at every convergence
         check (every 5 iterations for ``"cp"``, every iteration otherwise) with
@@ -107,7 +103,7 @@ def denoise_tv_beta(image, weight: float | str = 0.1, beta: float = 1.0, *, eps:
     u : ndarray
         Denoised image, same shape as ``image``; float32 for float16/float32
         input, float64 otherwise.
-    info : DenoiseInfo
+    info : SolveInfo
         Only with ``return_info=True``.  ``info.weight`` is the weight used;
         ``info.sigma`` the estimated noise level with ``weight="auto"``,
         ``None`` otherwise.
