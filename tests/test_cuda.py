@@ -54,6 +54,7 @@ from numpy.testing import assert_allclose, assert_array_equal  # noqa: E402
 
 import tvnumba  # noqa: E402
 from reference import ref_grad_scale, ref_tv, ref_tv_grad  # noqa: E402
+from tvnumba import _config  # noqa: E402
 from tvnumba.backends.cuda import _launch, tv_kernels  # noqa: E402
 from tvnumba.backends.cpu.tv_kernels import beta_mode  # noqa: E402
 
@@ -68,8 +69,8 @@ RTOL = {np.dtype(np.float64): 1e-9, np.dtype(np.float32): 1e-5}
 def small_blocks(monkeypatch):
     """32 threads per block and strips of 3 rows: tiny inputs span several blocks
     and several strips."""
-    monkeypatch.setattr(_launch, "THREADS_PER_BLOCK", 32)
-    monkeypatch.setattr(_launch, "MAX_BLOCKS", None)
+    monkeypatch.setattr(_config, "THREADS_PER_BLOCK", 32)
+    monkeypatch.setattr(_config, "MAX_BLOCKS", None)
     monkeypatch.setattr(tv_kernels, "STRIP_ROWS", 3)
 
 
@@ -268,7 +269,7 @@ def test_out_argument(rng):
 def test_grid_stride_loops(monkeypatch, rng):
     """One block for all pixels and fewer blocks than batch items: every thread walks
     several pixels (incremental index carry) and every block several batch items."""
-    monkeypatch.setattr(_launch, "MAX_BLOCKS", 2)
+    monkeypatch.setattr(_config, "MAX_BLOCKS", 2)
     u = data(rng, (3, 5, 7, 4), "float64")  # 140 pixels per item > 32 threads
     for kw in (dict(axes=(1, 2, 3), beta=1.7, reduction="none"),
                dict(axes=(1, 2, 3), beta=1.0, isotropic=False, reduction="none")):
@@ -355,7 +356,7 @@ def test_no_gpu_message(monkeypatch):
 
 
 def test_threads_per_block_must_be_power_of_two(monkeypatch):
-    monkeypatch.setattr(_launch, "THREADS_PER_BLOCK", 48)
+    monkeypatch.setattr(_config, "THREADS_PER_BLOCK", 48)
     with pytest.raises(ValueError, match="THREADS_PER_BLOCK"):
         tvnumba.tv(np.ones(4), device="cuda")
 
@@ -428,7 +429,7 @@ def test_cupy_in_cupy_out(rng):  # pragma: no cover - needs a GPU
     ((8, 256, 300), dict(axes=(1, 2), beta=2.0, reduction="none")),
 ])
 def test_large_shapes(shape, kw, rng, monkeypatch):  # pragma: no cover - needs a GPU
-    monkeypatch.setattr(_launch, "THREADS_PER_BLOCK", 256)
+    monkeypatch.setattr(_config, "THREADS_PER_BLOCK", 256)
     for dtype in ("float64", "float32"):
         u = data(rng, shape, dtype)
         value, grad = tvnumba.tv_value_and_grad(cuda.to_device(u), **kw)
@@ -439,7 +440,7 @@ def test_large_shapes(shape, kw, rng, monkeypatch):  # pragma: no cover - needs 
 def test_float32_device_reduction_accuracy(rng, monkeypatch):  # pragma: no cover - needs a GPU
     """4096² float32 terms summed on the device in float64: relative error ~1e-7 (the
     per-term float32 rounding), far below what a float32 accumulation would give."""
-    monkeypatch.setattr(_launch, "THREADS_PER_BLOCK", 256)
+    monkeypatch.setattr(_config, "THREADS_PER_BLOCK", 256)
     u = (rng.random((4096, 4096)) + 1e3).astype(np.float32)  # large offset, small diffs
     value = tvnumba.tv(cuda.to_device(u), beta=1.0)
     assert_allclose(value, ref_tv(u, beta=1.0), rtol=2e-6)
@@ -791,7 +792,7 @@ def test_radon_large_dot_product(n, rng, monkeypatch):  # pragma: no cover - nee
     the dot-product test in float64."""
     from tvnumba.operators import radon, radon_adjoint
 
-    monkeypatch.setattr(_launch, "THREADS_PER_BLOCK", 256)
+    monkeypatch.setattr(_config, "THREADS_PER_BLOCK", 256)
     theta = np.linspace(0.0, 180.0, 60, endpoint=False)
     for circle in (True, False):
         u = rng.standard_normal((n, n))

@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from ..._config import parallel_kernel
 from ..radon_rays import make_ray_functions
 
 _RAYS = make_ray_functions(njit(inline="always"))
@@ -28,7 +29,7 @@ ray_sum = _RAYS.ray_sum
 ray_scatter = _RAYS.ray_scatter
 
 
-@njit(parallel=True, cache=True)
+@parallel_kernel(exact=True)
 def forward(img, cos_t, sin_t, out):
     """``out[x, a] = Σ_y bilin(img)(coords(x, y, θ_a))``; ``img`` square P×P."""
     P = img.shape[0]
@@ -41,7 +42,7 @@ def forward(img, cos_t, sin_t, out):
         out[x, a] = ray_sum(img, float(x), cos_t[a], sin_t[a], c, top, P)
 
 
-@njit(parallel=True, cache=True)
+@parallel_kernel(exact=True)
 def adjoint(sino, cos_t, sin_t, P, n_chunks, out):
     """The transpose of :func:`forward` into the P×P ``out``, from ``n_chunks``
     private float64 buffers (one per parallel work item)."""

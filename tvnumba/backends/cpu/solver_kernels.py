@@ -42,17 +42,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ..._threads import serialised
-from .tv_kernels import (FASTMATH, INLINE, MODE_POW, _rows_per_unit, _sqmag_row, _unit_bounds,
-                         _weights, in_order)
-
-JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy", parallel=True)
-
-
-def _kernel(func):
-    # Launched from Python only: the wrapper keeps two threads from launching at once
-    # under the workqueue layer (see tvnumba._threads).
-    return serialised(njit(**JIT)(func))
+from ..._config import INLINE, parallel_kernel
+from .tv_kernels import MODE_POW, _rows_per_unit, _sqmag_row, _unit_bounds, _weights, in_order
 
 
 def n_units(shape) -> tuple[int, int]:
@@ -72,7 +63,7 @@ def _dual_row(q, row, nxt, s, last):
             q[j] += s * (nxt[j] - row[j])
 
 
-@_kernel
+@parallel_kernel
 def cp_dual_step(ub, p, sigma, w, ihz, ihy, ihx, nd, iso, rows, nunits):
     """p <- projection onto {|p| <= w} of p + σ D ū (in place)."""
     B, C, D, H, W = ub.shape
@@ -133,7 +124,7 @@ def _adjoint_row(dt, q, behind, ih, first):
             dt[j] += (behind[j] - q[j]) * ih
 
 
-@_kernel
+@parallel_kernel
 def cp_primal_step(u, ub, f, p, tau, theta, ihz, ihy, ihx, nd, rows, nunits, want_dual,
                    partial, identity):
     """u' = (u - τ Dᵀp + τ f)/(1 + τ); ū = u' + θ(u' - u); u = u' (in place).
@@ -331,7 +322,7 @@ def _primal_row(u, ub, f, px, py, behind, nd, ihx, ihy, tau, theta, inv, want_du
     return acc
 
 
-@_kernel
+@parallel_kernel
 def cp_fused_step(u, ub, f, p, snap_first, snap_last, snap_p, cur, sigma, w, tau, theta,
                   one, ihy, ihx, nd, iso, rows, nunits, want_dual, partial):
     """One Chambolle-Pock iteration with the identity data term in ONE pass
@@ -402,7 +393,7 @@ def cp_fused_step(u, ub, f, p, snap_first, snap_last, snap_p, cur, sigma, w, tau
         partial[unit] = acc
 
 
-@_kernel
+@parallel_kernel
 def rof_primal(u, f, ihz, ihy, ihx, nd, iso, rows, nunits, fid, tv1):
     """fid[unit] = Σ ½(u - f)², tv1[unit] = TV₁(u): differences, squares and
     square roots in u's dtype (8 float32 lanes), sums in float64."""
@@ -447,7 +438,7 @@ def rof_primal(u, f, ihz, ihy, ihx, nd, iso, rows, nunits, fid, tv1):
         tv1[unit] = at
 
 
-@_kernel
+@parallel_kernel
 def irls_weights(u, a, weight, s2, p, beta, mode, single, ihz, ihy, ihx, nd, iso, rows,
                  nunits, tvp):
     """IRLS weights of the β-TV majorizer at ``u``, and TV_β(u).
@@ -508,7 +499,7 @@ def irls_weights(u, a, weight, s2, p, beta, mode, single, ihz, ihy, ihx, nd, iso
         tvp[unit] = acc
 
 
-@_kernel
+@parallel_kernel
 def irls_diag(a, diag, c0, ihz, ihy, ihx, nd, rows, nunits):
     """diag = diagonal of ``c0·I + Dᵀ diag(a) D``: each difference adds its
     weight to both of its ends (a is 0 on every last slice)."""
@@ -545,7 +536,7 @@ def irls_diag(a, diag, c0, ihz, ihy, ihx, nd, rows, nunits):
                             out[j] += a2[j] * cz
 
 
-@_kernel
+@parallel_kernel
 def irls_apply(x, a, y, c0, ihz, ihy, ihx, nd, rows, nunits, partial):
     """y = c0·x + Dᵀ(a ⊙ D x), the IRLS normal operator; returns x·y
     (float64, which CG needs next, fused here to save a pass)."""

@@ -31,13 +31,7 @@ import math
 import numpy as np
 from numba import config, njit, prange
 
-from ..._threads import serialised
-
-# No nnan/ninf: NaN/Inf handling stays IEEE.  reassoc lets the float64 row sums
-# vectorise; contract allows FMAs; arcp lets 1/sqrt(m) use a reciprocal.
-FASTMATH = {"nsz", "arcp", "contract", "reassoc"}
-JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy", nogil=True)
-INLINE = dict(inline="always", fastmath=FASTMATH, error_model="numpy")
+from ..._config import INLINE, JIT, parallel_kernel
 
 MODE_ONE, MODE_TWO, MODE_POW = 1, 2, 3
 
@@ -393,8 +387,7 @@ def _unit_bounds(unit, D, H, rows):
     return b, k, i0, min(H, i0 + rows)
 
 
-@serialised  # see _threads: launches must not overlap under workqueue
-@njit(**JIT, parallel=True)
+@parallel_kernel
 def _iso_kernel(u, g, with_grad, nd, mode, single, s2, ihz, ihy, ihx, p, beta, scale, rows,
                 sweep, strict, partial):
     B, C, D, H, W = u.shape
@@ -431,8 +424,7 @@ def _iso_kernel(u, g, with_grad, nd, mode, single, s2, ihz, ihy, ihx, p, beta, s
         partial[unit] = np.nan if strict and bad else acc
 
 
-@serialised  # see _threads: launches must not overlap under workqueue
-@njit(**JIT, parallel=True)
+@parallel_kernel
 def _aniso_kernel(u, g, with_grad, nd, mode, single, s2, ihz, ihy, ihx, p, beta, scale, rows,
                   sweep, strict, partial):
     B, C, D, H, W = u.shape
@@ -485,8 +477,7 @@ def _aniso_kernel(u, g, with_grad, nd, mode, single, s2, ihz, ihy, ihx, p, beta,
         partial[unit] = np.nan if strict and bad else acc
 
 
-@serialised  # see _threads: launches must not overlap under workqueue
-@njit(**JIT, parallel=True)
+@parallel_kernel
 def _kernel_1d(u, g, with_grad, mode, single, s2, ihx, p, beta, scale, seg, strict, partial):
     """:func:`_iso_kernel` for one spatial axis (``u[b, c, 0, 0, x]``), in segments
     of ``seg`` samples: a long signal is one row, which the row kernels run on one

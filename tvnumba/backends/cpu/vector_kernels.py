@@ -24,21 +24,12 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ..._threads import serialised
-from .tv_kernels import FASTMATH, in_order
-
-JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy", parallel=True)
-INLINE = dict(inline="always", fastmath=FASTMATH, error_model="numpy")
+from ..._config import INLINE, parallel_kernel
+from .tv_kernels import in_order
 
 #: Elements per partial sum: small enough to load-balance 2-64 threads on
 #: images, large enough that the partials cost nothing.
 CHUNK = 8192
-
-
-def _kernel(func):
-    # Launched from Python only: the wrapper keeps two threads from launching at once
-    # under the workqueue layer (see tvnumba._threads).
-    return serialised(njit(**JIT)(func))
 
 
 @njit(**INLINE)
@@ -51,7 +42,7 @@ def _n_chunks(n):
     return (n + CHUNK - 1) // CHUNK
 
 
-@_kernel
+@parallel_kernel
 def _pair_sum(a, b, diff):
     """Σ (a - b)² if ``diff`` else Σ a·b, accumulated in float64."""
     n = a.shape[0]
@@ -81,7 +72,7 @@ def sumsq_diff(a, b) -> float:
     return _pair_sum(a, b, True)
 
 
-@_kernel
+@parallel_kernel
 def pcg_step(x, r, p, ap, minv, alpha):
     """x += α p; r -= α Ap.  Returns (r·r, r·M⁻¹r) in float64 (z = M⁻¹r is not
     stored: pcg_direction recomputes it, one array less to write and read)."""
@@ -103,7 +94,7 @@ def pcg_step(x, r, p, ap, minv, alpha):
     return in_order(part[:, 0]), in_order(part[:, 1])
 
 
-@_kernel
+@parallel_kernel
 def pcg_direction(p, r, minv, beta):
     """p = M⁻¹r + β p."""
     n = p.shape[0]
@@ -114,7 +105,7 @@ def pcg_direction(p, r, minv, beta):
             sp[t] = sm[t] * sr[t] + beta * sp[t]
 
 
-@_kernel
+@parallel_kernel
 def residual_init(b, ax, minv, r):
     """r = b - Ax.  Returns (r·r, r·M⁻¹r) in float64."""
     n = b.shape[0]
@@ -134,7 +125,7 @@ def residual_init(b, ax, minv, r):
     return in_order(part[:, 0]), in_order(part[:, 1])
 
 
-@_kernel
+@parallel_kernel
 def smooth_objective_grad(u, f, gtv, weight, g):
     """g = (u - f) + weight·gtv, computed in float64 whatever the arrays' float
     types (``gtv`` may be ``g``: each element is read before it is written).
@@ -158,7 +149,7 @@ def smooth_objective_grad(u, f, gtv, weight, g):
     return in_order(part[:, 0]), in_order(part[:, 1])
 
 
-@_kernel
+@parallel_kernel
 def axpy_to(out, x, alpha, d):
     """out = x + α d."""
     n = out.shape[0]
@@ -169,7 +160,7 @@ def axpy_to(out, x, alpha, d):
             so[t] = sx[t] + alpha * sd[t]
 
 
-@_kernel
+@parallel_kernel
 def axpy(y, alpha, x):
     """y += α x."""
     n = y.shape[0]
@@ -187,7 +178,7 @@ def axpy_norm(y, alpha, x) -> float:
     return _pair_sum(y, y, False)
 
 
-@_kernel
+@parallel_kernel
 def lbfgs_pair(s, y, d, step, g_new, g):
     """s = step·d, y = g_new - g, rounded to ``s``'s and ``y``'s dtype.  Returns
     (s·y, y·y) of the stored values, in float64: ρ = 1/(s·y) computed from what
@@ -227,7 +218,7 @@ def _dot_rows(A, i, q, part):
     return in_order(part)
 
 
-@_kernel
+@parallel_kernel
 def lbfgs_direction(g, S, Y, rho, order, gamma, q, alpha):
     """q = -H g by the two-loop recursion over the pairs ``order`` (oldest
     first); returns g·q (negative for a descent direction).  Any float types
@@ -277,7 +268,7 @@ def lbfgs_direction(g, S, Y, rho, order, gamma, q, alpha):
     return in_order(part)
 
 
-@_kernel
+@parallel_kernel
 def extrapolate(u, un, ub, theta):
     """ub = un + θ(un - u); u = un (the primal-dual over-relaxation)."""
     n = u.shape[0]

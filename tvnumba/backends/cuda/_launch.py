@@ -3,8 +3,8 @@ loop and block reduction, and the device-array plumbing.
 
 Imported only on the GPU path: ``import tvnumba`` never imports ``numba.cuda``.
 
-* Launch settings (:data:`THREADS_PER_BLOCK`, :data:`MAX_BLOCKS`, :data:`WAVES`)
-  live here, so the tests can shrink them for every kernel at once.
+* Launch settings (threads per block, grid size) and the ``cuda.jit`` options
+  come from :mod:`tvnumba._config`, read at every launch.
 * :func:`grid_stride`, :func:`pixel` and :func:`advance` are the one
   grid-stride loop over the ``(z, y, x)`` pixels of a canonical array (x
   fastest, so a warp reads and writes consecutive addresses; the pixel index
@@ -25,34 +25,41 @@ from functools import lru_cache
 
 import numpy as np
 
+import numba
+
+from ... import _config
 from ..._validate import Plan
 from .. import array_kind, is_numba_array
 
-if not hasattr(np, "row_stack"):
-    # numba-cuda <= 0.30.4 registers an overload of ``np.row_stack`` when it is
-    # imported, an alias of ``np.vstack`` that NumPy 2.5 removed: without it the
-    # CUDA target fails to import (seen on an H100 with NumPy 2.5.2).  Restoring the
-    # alias changes nothing else.
-    np.row_stack = np.vstack
 
-try:
-    import numba
-    from numba import cuda
-except ImportError as exc:  # pragma: no cover - numba without a CUDA target
-    cuda = None
-    _IMPORT_ERROR: Exception | None = exc
-else:
-    _IMPORT_ERROR = None
+def _import_cuda():
+    """``(numba.cuda, None)``, or ``(None, the import error)``.
 
-#: Threads per block of every launch (a power of two; tests shrink it so
-#: that tiny inputs span several blocks).
-THREADS_PER_BLOCK = 256
-#: Upper bound on the blocks of one launch; ``None`` sizes the grid from the
-#: device (resident blocks × ``WAVES``).  Tests set it small to exercise the
-#: grid-stride loops.
-MAX_BLOCKS: int | None = None
-#: Full waves of resident blocks launched when the input is large.
-WAVES = 4
+    numba-cuda up to 0.30.4 registers an overload of ``np.row_stack`` (an alias of
+    ``np.vstack`` that NumPy 2.5 removed) in ``numba.cuda.np.arrayobj``, which its CUDA
+    target imports at the first compilation.  Where NumPy lacks the alias it is lent for
+    these two imports only.
+    """
+    lent = not hasattr(np, "row_stack")
+    if lent:
+        np.row_stack = np.vstack
+    try:
+        from numba import cuda as target
+    except ImportError as exc:  # pragma: no cover - numba without a CUDA target
+        return None, exc
+    else:
+        try:
+            import numba.cuda.np.arrayobj  # noqa: F401
+        except ImportError:  # the simulator has no CUDA target to register with
+            pass
+        return target, None
+    finally:
+        if lent:
+            del np.row_stack
+
+
+cuda, _IMPORT_ERROR = _import_cuda()
+
 #: ``gridDim.y`` limit of CUDA (the batch axis strides beyond it).
 _MAX_GRID_Y = 65535
 #: Dimensions of the strided copy kernel (arrays with more dims need CuPy).
@@ -60,13 +67,8 @@ _COPY_NDIM = 8
 
 _SIM = bool(cuda is not None and getattr(numba.config, "ENABLE_CUDASIM", 0))
 
-# No fastmath: IEEE NaN/Inf semantics stay (the non-finite flag relies on
-# them) and the float32 results match the CPU kernels closely.  cache=True is
-# not supported by the simulator, which ignores it.
-_KERNEL_JIT = dict(cache=not _SIM)
-# forceinline: the specialisation flags passed to the helpers become
-# constants after NVVM inlining, so the dead branches fold away.
-_DEVICE_JIT = dict(device=True) if _SIM else dict(device=True, forceinline=True)
+#: ``cuda.jit`` options of kernels and of device functions.
+KERNEL_JIT, DEVICE_JIT = _config.cuda_jit_options(_SIM)
 
 _NO_GPU_MESSAGE = (
     "no CUDA GPU is available (numba.cuda.is_available() is False: no NVIDIA "
@@ -95,12 +97,12 @@ def require_cuda() -> None:
 # --------------------------------------------------------------------------- device helpers
 if cuda is not None:
 
-    @cuda.jit(**_DEVICE_JIT)
+    @cuda.jit(**DEVICE_JIT)
     def pixel(t, H, W):
         """``(k, i, j)`` of the flat pixel index ``t`` (x fastest)."""
         return t // (W * H), (t // W) % H, t % W
 
-    @cuda.jit(**_DEVICE_JIT)
+    @cuda.jit(**DEVICE_JIT)
     def grid_stride(tpb, H, W):
         """This thread's first flat pixel index and the grid's stride as a
         ``(z, y, x)`` step: ``(start, sk, si, sj)``."""
@@ -108,7 +110,7 @@ if cuda is not None:
         step = np.int64(cuda.gridDim.x) * tpb
         return start, step // (W * H), (step // W) % H, step % W
 
-    @cuda.jit(**_DEVICE_JIT)
+    @cuda.jit(**DEVICE_JIT)
     def advance(k, i, j, sk, si, sj, H, W):
         """The pixel one grid stride after ``(k, i, j)``, carried without division."""
         j += sj
@@ -122,7 +124,7 @@ if cuda is not None:
             k += 1
         return k, i, j
 
-    @cuda.jit(**_DEVICE_JIT)
+    @cuda.jit(**DEVICE_JIT)
     def block_add(sh, tid, tpb, acc, values, b):
         """Reduce ``acc`` over the block in shared memory; thread 0 adds the
         block's sum to ``values[b]``.  Every thread of the block calls it."""
@@ -140,7 +142,7 @@ if cuda is not None:
 
 if cuda is not None:
 
-    @cuda.jit(**_DEVICE_JIT)
+    @cuda.jit(**DEVICE_JIT)
     def _split4(r, na, nb, nc, nd):
         """The last four indices of the flat index ``r`` (C order), and the rest."""
         i_d = r % nd
@@ -157,7 +159,7 @@ def _copy_kernel():
     """``dst[...] = src[...]`` for 8-D arrays of any strides and dtypes (the
     assignment casts); the fallback for layouts a view cannot express."""
 
-    @cuda.jit(**_KERNEL_JIT)
+    @cuda.jit(**KERNEL_JIT)
     def copy8(src, dst):
         n0, n1, n2, n3, n4, n5, n6, n7 = dst.shape
         total = n0 * n1 * n2 * n3 * n4 * n5 * n6 * n7
@@ -174,7 +176,7 @@ def _copy_kernel():
 
 # --------------------------------------------------------------------------- launches
 def threads_per_block() -> int:
-    tpb = int(THREADS_PER_BLOCK)
+    tpb = int(_config.THREADS_PER_BLOCK)
     if tpb < 1 or tpb > 1024 or tpb & (tpb - 1):
         raise ValueError(f"THREADS_PER_BLOCK must be a power of two <= 1024, got {tpb}")
     return tpb
@@ -190,9 +192,9 @@ def resident_blocks(tpb: int) -> int:
 
 
 def max_blocks(tpb: int) -> int:
-    if MAX_BLOCKS is not None:
-        return max(1, int(MAX_BLOCKS))
-    return WAVES * resident_blocks(tpb)
+    if _config.MAX_BLOCKS is not None:
+        return max(1, int(_config.MAX_BLOCKS))
+    return _config.WAVES * resident_blocks(tpb)
 
 
 def grid(n_batch: int, n_pixels: int, tpb: int) -> tuple[int, int]:

@@ -35,17 +35,17 @@ import numpy as np
 
 from ..radon_rays import make_ray_functions
 from . import _launch as L
-from ._launch import _DEVICE_JIT, _KERNEL_JIT, cuda
+from ._launch import DEVICE_JIT, KERNEL_JIT, cuda
 
 
 @lru_cache(maxsize=None)
 def make_radon_kernels(tpb: int):
     """``(forward, adjoint, pad, nonfinite)`` kernels for blocks of ``tpb`` threads."""
-    rays = make_ray_functions(cuda.jit(**_DEVICE_JIT))
+    rays = make_ray_functions(cuda.jit(**DEVICE_JIT))
     ray_sum, pixel_gather = rays.ray_sum, rays.pixel_gather
     f64 = L.numba.float64
 
-    @cuda.jit(**_KERNEL_JIT)
+    @cuda.jit(**KERNEL_JIT)
     def forward(img, cos_t, sin_t, out):
         """``out[x, a] = Σ_y bilin(img)(coords(x, y, θ_a))``; ``img`` P×P, any strides."""
         P = img.shape[0]
@@ -58,7 +58,7 @@ def make_radon_kernels(tpb: int):
             out[x, a] = ray_sum(img, f64(x), cos_t[a], sin_t[a], c, top, P)
             k, a, x = L.advance(k, a, x, sk, sa_, sx, n_ang, P)
 
-    @cuda.jit(**_KERNEL_JIT)
+    @cuda.jit(**KERNEL_JIT)
     def adjoint(sino, cos_t, sin_t, P, d0, d1, out):
         """``out[i, j] = (Aᵀ sino)[i + d0, j + d1]``, 0 outside the P×P square."""
         H, W = out.shape
@@ -74,7 +74,7 @@ def make_radon_kernels(tpb: int):
             out[i, j] = v
             k, i, j = L.advance(k, i, j, sk, si, sj, H, W)
 
-    @cuda.jit(**_KERNEL_JIT)
+    @cuda.jit(**KERNEL_JIT)
     def pad(img, d0, d1, out):
         """``out[i, j] = img[i − d0, j − d1]``, 0 outside ``img``."""
         H, W = out.shape
@@ -90,7 +90,7 @@ def make_radon_kernels(tpb: int):
             out[i, j] = v
             k, i, j = L.advance(k, i, j, sk, si, sj, H, W)
 
-    @cuda.jit(**_KERNEL_JIT)
+    @cuda.jit(**KERNEL_JIT)
     def nonfinite(a, count):
         """``count[0] +=`` the number of NaN/Inf entries of the 2-D ``a``."""
         H, W = a.shape

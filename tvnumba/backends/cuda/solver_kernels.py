@@ -31,7 +31,7 @@ import numpy as np
 
 from ..._validate import KERNEL_NDIM, Plan
 from . import _launch as L
-from ._launch import _DEVICE_JIT, _KERNEL_JIT, cuda
+from ._launch import DEVICE_JIT, KERNEL_JIT, cuda
 
 
 @lru_cache(maxsize=None)
@@ -48,11 +48,11 @@ def make_cp_kernels(nd: int, isotropic: bool, tpb: int, mono: bool):
     has_z = nd >= 3
     f64 = L.numba.float64
 
-    @cuda.jit(**_DEVICE_JIT)
+    @cuda.jit(**DEVICE_JIT)
     def at(a, o):
         return a[np.uint64(o)]
 
-    @cuda.jit(**_DEVICE_JIT)
+    @cuda.jit(**DEVICE_JIT)
     def dual_q(ub, p, o, N, d, k, i, j, D, H, W, sigma, ihz, ihy, ihx):
         """``p_d + σ D_d ū`` at offset ``o`` (pixel ``k, i, j``); 0 difference on
         the last slice along ``d`` (0: x, 1: y, 2: z)."""
@@ -68,13 +68,13 @@ def make_cp_kernels(nd: int, isotropic: bool, tpb: int, mono: bool):
             dv = (at(ub, o + np.int64(H) * W) - v) * ihz
         return at(p, o + d * N) + sigma * dv
 
-    @cuda.jit(**_DEVICE_JIT)
+    @cuda.jit(**DEVICE_JIT)
     def project(q, w, scale):
         """The dual's projection of one component: ``q·scale`` (isotropic, scale from
         the pixel's norm) or ``q`` clipped to ``[−w, w]``."""
         return q * scale if isotropic else min(max(q, -w), w)
 
-    @cuda.jit(**_KERNEL_JIT)
+    @cuda.jit(**KERNEL_JIT)
     def dual(ub, p, B, C, D, H, W, sigma, w, ihz, ihy, ihx):
         HW = np.int64(H) * W
         DHW = D * HW
@@ -136,7 +136,7 @@ def make_cp_kernels(nd: int, isotropic: bool, tpb: int, mono: bool):
                 k, i, j = L.advance(k, i, j, sk, si, sj, H, W)
             b += cuda.gridDim.y
 
-    @cuda.jit(**_KERNEL_JIT)
+    @cuda.jit(**KERNEL_JIT)
     def primal(u, ub, f, p, B, C, D, H, W, tau, theta, ihz, ihy, ihx, want, sums):
         HW = np.int64(H) * W
         DHW = D * HW
@@ -186,7 +186,7 @@ def make_cp_kernels(nd: int, isotropic: bool, tpb: int, mono: bool):
                 L.block_add(sh2, tid, tpb, fid, sums, 1)
             b += cuda.gridDim.y
 
-    @cuda.jit(**_KERNEL_JIT)
+    @cuda.jit(**KERNEL_JIT)
     def sumsq(a, sums):
         """sums[0] += Σ a² (float64) over a C-contiguous 5-D array."""
         B, C, D, H, W = a.shape

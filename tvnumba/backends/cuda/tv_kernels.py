@@ -40,10 +40,10 @@ import numpy as np
 from ..._validate import KERNEL_NDIM, Plan
 from ..cpu.tv_kernels import MODE_ONE, MODE_TWO, beta_mode
 from . import _launch as L
-from ._launch import _DEVICE_JIT, _KERNEL_JIT, cuda
+from ._launch import DEVICE_JIT, KERNEL_JIT, cuda
 
 if cuda is not None:
-    @cuda.jit(**_DEVICE_JIT)
+    @cuda.jit(**DEVICE_JIT)
     def _pointwise(m, p, beta, mode):
         """``(m^(β/2), β m^(β/2-1))``, the weight 0 where ``m == 0``."""
         zero = m - m
@@ -59,13 +59,13 @@ if cuda is not None:
             t = m**p
         return m * t, beta * t
 
-    @cuda.jit(**_DEVICE_JIT)
+    @cuda.jit(**DEVICE_JIT)
     def _flux(d, s2, p, beta, mode):
         """``(value, w·d)`` of one difference of the anisotropic sum."""
         val, wt = _pointwise(d * d + s2, p, beta, mode)
         return val, wt * d
 
-    @cuda.jit(**_DEVICE_JIT)
+    @cuda.jit(**DEVICE_JIT)
     def _aniso_axis(u, oc, st, idx, n, ih, s2, p, beta, mode, with_grad):
         """``(value, gradient part)`` of the anisotropic term along one axis at
         offset ``oc`` (index ``idx`` of ``n`` along it, element stride ``st``):
@@ -81,7 +81,7 @@ if cuda is not None:
             gv += f * ih
         return val, gv
 
-    @cuda.jit(**_DEVICE_JIT)
+    @cuda.jit(**DEVICE_JIT)
     def _iso_axis(u, oc, st, idx, n, w_behind, w0):
         """``Σ`` over the two differences of one axis touching the element at
         ``oc``: ``w_behind (u − u_behind) − w0 (u_ahead − u)`` (0 past the ends)."""
@@ -93,11 +93,11 @@ if cuda is not None:
             t -= w0 * (_at(u, oc + st) - uv)
         return t
 
-    @cuda.jit(**_DEVICE_JIT)
+    @cuda.jit(**DEVICE_JIT)
     def _at(u, o):
         return u[np.uint64(o)]
 
-    @cuda.jit(**_DEVICE_JIT)
+    @cuda.jit(**DEVICE_JIT)
     def _sqmag(u, o, sc, sz, sy, sx, C, k, i, j, D, H, W, s2, ihz, ihy, ihx, has_y, has_z):
         """``s² + Σ_c Σ_d (D_d u)²`` at the pixel at offset ``o`` (index ``k, i, j``);
         zero differences on the last slices."""
@@ -132,12 +132,12 @@ def make_kernel(nd: int, mode: int, isotropic: bool, with_grad: bool, tpb: int,
     has_z = nd >= 3
     f64 = L.numba.float64
 
-    @cuda.jit(**_DEVICE_JIT)
+    @cuda.jit(**DEVICE_JIT)
     def sqmag(u, o, uc_, uz, uy, ux, C, k, i, j, D, H, W, s2, ihz, ihy, ihx):
         return _sqmag(u, o, uc_, uz, uy, ux, C, k, i, j, D, H, W, s2, ihz, ihy, ihx,
                       has_y, has_z)
 
-    @cuda.jit(**_DEVICE_JIT)
+    @cuda.jit(**DEVICE_JIT)
     def iso_pixel(u, ul, g, gl, b, k, i, j, C, D, H, W, s2, ihz, ihy, ihx, p, beta, scale):
         """The isotropic term of pixel ``(b, k, i, j)`` and (``with_grad``) its
         gradient, written; returns ``(value, any input non-finite)``.  The
@@ -176,7 +176,7 @@ def make_kernel(nd: int, mode: int, isotropic: bool, with_grad: bool, tpb: int,
                 g[np.uint64(og + c * gc_)] = gv * scale
         return val, bad
 
-    @cuda.jit(**_DEVICE_JIT)
+    @cuda.jit(**DEVICE_JIT)
     def aniso_pixel(u, ul, g, gl, b, k, i, j, C, D, H, W, s2, ihz, ihy, ihx, p, beta, scale):
         """The anisotropic terms of pixel ``(b, k, i, j)`` (float64 sum) and
         its gradient; returns ``(value, any input non-finite)``.  Every
@@ -208,7 +208,7 @@ def make_kernel(nd: int, mode: int, isotropic: bool, with_grad: bool, tpb: int,
 
     pixel_terms = iso_pixel if isotropic else aniso_pixel
 
-    @cuda.jit(**_KERNEL_JIT)
+    @cuda.jit(**KERNEL_JIT)
     def kernel(u, ul, g, gl, shape, s2, ihz, ihy, ihx, p, beta, scale, values):
         B, C, D, H, W = shape
         if one_channel:
@@ -255,7 +255,7 @@ def make_strip_kernel(nd: int, mode: int, isotropic: bool, with_grad: bool, tpb:
     f64 = L.numba.float64
     T = getattr(L.numba, dtype)
 
-    @cuda.jit(**_DEVICE_JIT)
+    @cuda.jit(**DEVICE_JIT)
     def flux_behind(u, o, st, ih, k, i, j, D, H, W, uz, uy, ux, s2, ihz, ihy, ihx, p, beta):
         """``w·d`` of the difference from the pixel ``(k, i, j)`` at ``o − st``
         to the one at ``o`` (isotropic: ``w`` from all of that pixel's differences)."""
@@ -269,7 +269,7 @@ def make_strip_kernel(nd: int, mode: int, isotropic: bool, with_grad: bool, tpb:
         _, w = _pointwise(m, p, beta, mode)
         return w * d
 
-    @cuda.jit(**_KERNEL_JIT)
+    @cuda.jit(**KERNEL_JIT)
     def kernel(u, ul, g, gl, shape, s2, ihz, ihy, ihx, p, beta, scale, values):
         B, C, D, H, W = shape
         u0, ub, uc_, uz, uy, ux = ul
