@@ -6,7 +6,9 @@ Build (offline; warnings are errors)::
 
 No extension here needs the network: intersphinx is not used (links to NumPy,
 SciPy and scikit-image are written as plain names), so the build runs on a
-machine without network access.  ``TVNUMBA_DOCS_EXAMPLES`` (a regular
+machine without network access, and the built pages read offline too: MathJax
+comes from the ``sphinx-mathjax-offline`` package and is copied into
+``_static/mathjax``, not loaded from a CDN.  ``TVNUMBA_DOCS_EXAMPLES`` (a regular
 expression, default: every example) selects which gallery scripts run, e.g.
 ``TVNUMBA_DOCS_EXAMPLES='plot_beta'``.
 """
@@ -33,11 +35,11 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.autosummary",
     "sphinx.ext.mathjax",
+    "sphinx-mathjax-offline",  # MathJax copied into the site (the module name has hyphens)
     "numpydoc",
     "sphinx_gallery.gen_gallery",
 ]
 
-# MathJax is loaded by the reader's browser from its CDN; the build itself is offline.
 exclude_patterns = ["_build", "Thumbs.db", ".DS_Store", "examples",
                     "auto_examples/*.ipynb", "auto_examples/*.py", "sg_execution_times.rst"]
 source_suffix = {".rst": "restructuredtext"}
@@ -63,6 +65,8 @@ sphinx_gallery_conf = {
     "capture_repr": ("_repr_html_", "__repr__"),
     "matplotlib_animations": False,
     "show_memory": False,
+    # The execution-times pages load jQuery and DataTables from CDNs; the site reads offline.
+    "write_computation_times": False,
     "plot_gallery": "True",
 }
 

@@ -1,20 +1,33 @@
-"""``denoise_tv_beta(weight="auto")``: the noise estimate, the chosen weight
-against an oracle sweep computed here with numeric weights, and the errors."""
+"""weight="auto" (tvnumba.restoration.auto_weight) for denoise_tv_beta, deconvolve_tv_beta
+and reconstruct_tv_beta: the noise estimate, the chosen weight, its record and its errors.
+
+The chosen weight is scored against sweeps of numeric weights; the functions without an
+automatic weight refuse it with a clear error."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.signal import fftconvolve
 from skimage import data, img_as_float
+from skimage.data import shepp_logan_phantom
 from skimage.transform import resize
 
+from tvnumba import deconvolve_tv_beta, inpaint_tv_beta, reconstruct_tv_beta, solve_tv_beta
+from tvnumba.operators import radon
 from tvnumba.restoration import denoise_tv_beta
 from tvnumba.restoration.auto_weight import estimate_noise_sigma
 from tvnumba.solvers import SolveInfo
 
 
 def psnr(u, clean) -> float:
+    """PSNR with the clean image's range as the peak."""
     return float(10 * np.log10(np.ptp(clean) ** 2 / np.mean((u - clean) ** 2)))
+
+
+def psnr1(u, clean) -> float:
+    """PSNR with 1 as the peak."""
+    return float(10 * np.log10(1.0 / np.mean((u - clean) ** 2)))
 
 
 def camera(n: int = 96) -> np.ndarray:
@@ -61,7 +74,7 @@ def test_sigma_matches_scikit_image():
         assert estimate_noise_sigma(f, channel_axis=axis) == pytest.approx(ref, rel=0.02)
 
 
-# --- the chosen weight against the oracle -------------------------------------------
+# --- denoising: the chosen weight against the oracle ---------------------------------
 def _astronaut():
     return img_as_float(data.astronaut()[100:164, 180:244])
 
@@ -121,8 +134,8 @@ def test_auto_is_deterministic_and_keeps_float32():
     assert isinstance(a.weight, float) and isinstance(a.sigma, float)
 
 
-# --- numeric weights: behaviour unchanged -------------------------------------------
-def test_numeric_weight_reported_and_unchanged():
+# --- denoising: numeric weights ------------------------------------------------------
+def test_numeric_weight_reported_and_solved_as_given():
     from tvnumba.backends import select
     from tvnumba._validate import make_plan
     from tvnumba.solvers import Identity, solve
@@ -140,7 +153,7 @@ def test_numeric_weight_reported_and_unchanged():
     assert SolveInfo(1, 0.0, 0.0, True, "cp").weight is None
 
 
-# --- errors --------------------------------------------------------------------------
+# --- denoising: errors --------------------------------------------------------------
 @pytest.mark.parametrize("weight", ["Auto", "", "0.1", "sure"])
 def test_other_strings_rejected(weight):
     with pytest.raises(ValueError, match="weight") as err:
@@ -161,10 +174,135 @@ def test_clean_image_needs_a_numeric_weight(image):
         denoise_tv_beta(image, "auto")
 
 
-def test_module_examples():
-    import doctest
+# --- deconvolution -------------------------------------------------------------------
+DECONV_SIGMA = 0.02
 
-    from tvnumba.restoration import auto_weight
 
-    result = doctest.testmod(auto_weight, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert result.attempted > 0 and result.failed == 0
+@pytest.fixture(scope="module")
+def deconvolve_case():
+    """A piecewise-constant 64² scene, blurred as a camera does (edge-extended
+    scene, "valid" convolution by a 5×5 box), plus white noise σ = 0.02."""
+    clean = np.full((64, 64), 0.2)
+    clean[10:40, 12:30] = 0.9
+    clean[30:56, 36:58] = 0.5
+    clean[44:60, 6:24] = 0.7
+    psf = np.ones((5, 5)) / 25
+    blurred = fftconvolve(np.pad(clean, 2, mode="edge"), psf, mode="valid")
+    f = blurred + DECONV_SIGMA * np.random.default_rng(3).standard_normal(clean.shape)
+    u, info = deconvolve_tv_beta(f, psf, weight="auto", return_info=True)
+    return clean, psf, f, u, info
+
+
+def test_deconvolve_auto_reports_weight_and_sigma(deconvolve_case):
+    _, _, _, _, info = deconvolve_case
+    assert info.weight > 0
+    assert info.sigma == pytest.approx(DECONV_SIGMA, rel=0.15)
+
+
+def test_deconvolve_auto_close_to_best_of_a_sweep(deconvolve_case):
+    clean, psf, f, u, _ = deconvolve_case
+    sweep = {w: psnr1(deconvolve_tv_beta(f, psf, weight=w), clean)
+             for w in np.geomspace(5e-4, 2e-2, 9)}
+    assert psnr1(u, clean) >= max(sweep.values()) - 1.0
+    # and better than the sweep's ends, too little and too much regularisation
+    assert psnr1(u, clean) > max(sweep[min(sweep)], sweep[max(sweep)])
+
+
+def test_deconvolve_auto_is_the_numeric_solve_at_the_chosen_weight(deconvolve_case):
+    _, psf, f, u, info = deconvolve_case
+    assert info.weight == deconvolve_tv_beta(f, psf, "auto", return_info=True)[1].weight
+    np.testing.assert_array_equal(u, deconvolve_tv_beta(f, psf, weight=info.weight))
+
+
+def test_deconvolve_numeric_weight_is_reported(deconvolve_case):
+    _, psf, f, _, _ = deconvolve_case
+    _, info = deconvolve_tv_beta(f, psf, weight=0.003, return_info=True)
+    assert info.weight == 0.003 and info.sigma is None
+
+
+def test_deconvolve_auto_float32_and_periodic(deconvolve_case):
+    _, psf, f, _, info = deconvolve_case
+    u32, i32 = deconvolve_tv_beta(f.astype(np.float32), psf, "auto", return_info=True)
+    assert u32.dtype == np.float32 and i32.weight > 0
+    _, ip = deconvolve_tv_beta(f, psf, "auto", boundary="periodic", return_info=True)
+    assert ip.weight > 0 and ip.sigma == pytest.approx(info.sigma)
+
+
+def test_deconvolve_auto_noise_free_image_is_an_error():
+    f = np.zeros((32, 32))
+    f[8:24, 8:24] = 1.0
+    with pytest.raises(ValueError, match="sigma=0.*numeric weight"):
+        deconvolve_tv_beta(f, np.ones((3, 3)), weight="auto")
+
+
+@pytest.mark.parametrize("weight", ["Auto", "sure", ""])
+def test_deconvolve_other_strings_are_errors(weight):
+    with pytest.raises(ValueError, match=r"weight must be a number >= 0 or 'auto'"):
+        deconvolve_tv_beta(np.zeros((20, 20)), np.ones((3, 3)), weight=weight)
+
+
+def test_auto_elsewhere_is_a_clear_error():
+    f = np.zeros((20, 20))
+    match = (r"weight='auto' is available only for denoise_tv_beta, deconvolve_tv_beta "
+             r"and reconstruct_tv_beta")
+    with pytest.raises(ValueError, match=match + ".*inpaint_tv_beta"):
+        inpaint_tv_beta(f, np.eye(20, dtype=bool), weight="auto")
+    with pytest.raises(ValueError, match=match + ".*solve_tv_beta"):
+        solve_tv_beta(np.eye(400), f, weight="auto")
+    # other strings give the function's own weight error
+    with pytest.raises(TypeError, match="weight must be a real number"):
+        inpaint_tv_beta(f, np.eye(20, dtype=bool), weight="sure")
+
+
+# --- tomography ----------------------------------------------------------------------
+CT_ITERS = 200  # few iterations: a small, fast problem
+
+
+@pytest.fixture(scope="module")
+def reconstruct_case():
+    """Shepp-Logan 32², 12 angles, white noise of 5 % of the sinogram's maximum
+    (at 1 % the phantom's edges dominate the sinogram's finest wavelet
+    coefficients at this size, and σ̂ is twice σ)."""
+    clean = resize(shepp_logan_phantom(), (32, 32))
+    theta = np.linspace(0.0, 180.0, 12, endpoint=False)
+    sino0 = radon(clean, theta)
+    sigma = 0.05 * sino0.max()
+    sino = sino0 + sigma * np.random.default_rng(1).standard_normal(sino0.shape)
+    u, info = reconstruct_tv_beta(sino, theta, weight="auto", max_num_iter=CT_ITERS,
+                                  return_info=True)
+    return clean, theta, sino, sigma, u, info
+
+
+def test_reconstruct_auto_reports_weight_and_sigma(reconstruct_case):
+    _, _, _, sigma, _, info = reconstruct_case
+    assert info.weight > 0
+    assert info.sigma == pytest.approx(sigma, rel=0.2)
+
+
+def test_reconstruct_auto_close_to_best_of_a_sweep(reconstruct_case):
+    clean, theta, sino, _, u, info = reconstruct_case
+    sweep = {w: psnr1(reconstruct_tv_beta(sino, theta, weight=w, max_num_iter=CT_ITERS), clean)
+             for w in info.weight * np.geomspace(0.125, 8, 7)}
+    assert psnr1(u, clean) >= max(sweep.values()) - 1.0
+
+
+def test_reconstruct_auto_is_deterministic_and_the_numeric_solve(reconstruct_case):
+    _, theta, sino, _, u, info = reconstruct_case
+    u2, info2 = reconstruct_tv_beta(sino, theta, weight="auto", max_num_iter=CT_ITERS,
+                                    return_info=True)
+    assert info2.weight == info.weight and info2.sigma == info.sigma
+    np.testing.assert_array_equal(u, u2)
+    np.testing.assert_array_equal(
+        u, reconstruct_tv_beta(sino, theta, weight=info.weight, max_num_iter=CT_ITERS))
+
+
+def test_reconstruct_numeric_weight_is_reported(reconstruct_case):
+    _, theta, sino, _, _, _ = reconstruct_case
+    _, info = reconstruct_tv_beta(sino, theta, weight=0.02, max_num_iter=5, return_info=True)
+    assert info.weight == 0.02 and info.sigma is None
+
+
+@pytest.mark.parametrize("weight", ["Auto", "sure"])
+def test_reconstruct_other_strings_are_errors(weight):
+    with pytest.raises(ValueError, match=r"weight must be a number >= 0 or 'auto'"):
+        reconstruct_tv_beta(np.zeros((16, 6)), weight=weight)

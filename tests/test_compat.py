@@ -1,6 +1,9 @@
-"""tvnumba.compat: the seed's PyTorch TVLoss and tf.image.total_variation, with gradients."""
+"""tvnumba.compat: the PyTorch ``TVLoss`` formula and ``tf.image.total_variation``, with their
+gradients, against the float64 reference and by hand; their argument checks."""
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import pytest
@@ -8,6 +11,14 @@ from numpy.testing import assert_allclose
 
 import tvnumba
 from tvnumba import compat
+from tvnumba.compat import (
+    tf_total_variation,
+    tf_total_variation_grad,
+    tf_tv_loss,
+    tf_tv_loss_grad,
+    torch_tv_loss,
+    torch_tv_loss_grad,
+)
 from reference import (
     numerical_grad,
     ref_tf_total_variation,
@@ -19,8 +30,7 @@ from reference import (
 )
 
 
-
-def seed_example():
+def tvloss_example():
     ch = np.array([[1.0, 2.0, 3.0], [2.0, 3.0, 4.0], [3.0, 4.0, 5.0]])
     return np.stack([ch, ch])[None]  # 1 x 2 x 3 x 3
 
@@ -32,8 +42,8 @@ def no_ties(x, axes):
 
 
 # --------------------------------------------------------------------------- PyTorch TVLoss
-def test_torch_seed_example():
-    x = seed_example()
+def test_torch_tvloss_example():
+    x = tvloss_example()
     # All differences are 1: sum dh^2 = 12 = C (H-1) W and sum dw^2 = 12 = C H (W-1), so
     # 2 * 1 * (1 + 1) / N = 4.
     assert compat.torch_tv_loss(x) == pytest.approx(4.0, abs=1e-12)
@@ -44,7 +54,7 @@ def test_torch_seed_example():
 
 
 def test_torch_weight_scales():
-    x = seed_example()
+    x = tvloss_example()
     assert compat.torch_tv_loss(x, weight=2.5) == pytest.approx(10.0, abs=1e-12)
     assert compat.torch_tv_loss(x, 0.0) == pytest.approx(0.0, abs=1e-12)
     assert_allclose(compat.torch_tv_loss_grad(x, weight=2.5), 2.5 * compat.torch_tv_loss_grad(x),
@@ -147,3 +157,68 @@ def test_tf_gradient_finite_differences(shape):
     assert_allclose(compat.tf_total_variation_grad(x), num, rtol=1e-6, atol=1e-7)
     num = numerical_grad(lambda v: compat.tf_tv_loss(v, 1.7), x, 1e-6)
     assert_allclose(compat.tf_tv_loss_grad(x, 1.7), num, rtol=1e-6, atol=1e-7)
+
+
+# --------------------------------------------------------------------------- argument checks
+def word(name):
+    """Regex for ``name`` as a whole word (so that 'x' does not match inside 'max')."""
+    return rf"(?<![\w.]){re.escape(name)}(?![\w])"
+
+
+TORCH = (torch_tv_loss, torch_tv_loss_grad)
+TF = (tf_total_variation, tf_total_variation_grad, tf_tv_loss, tf_tv_loss_grad)
+
+
+@pytest.mark.parametrize("fn", TORCH)
+@pytest.mark.parametrize("shape", [(0, 3, 4, 4), (2, 0, 4, 4)])
+def test_torch_empty_batch_or_channels(fn, shape):
+    with pytest.raises(ValueError, match=word("x")) as info:
+        fn(np.zeros(shape, np.float32))
+    assert str(shape) in str(info.value)
+
+
+@pytest.mark.parametrize("fn", [torch_tv_loss, torch_tv_loss_grad, tf_tv_loss, tf_tv_loss_grad])
+@pytest.mark.parametrize("weight", ["2", True, np.bool_(False), None, [1.0], 1j])
+def test_compat_weight_type(fn, weight):
+    x = np.zeros((1, 1, 4, 4), np.float32) if fn in TORCH else np.zeros((1, 4, 4, 1))
+    with pytest.raises(TypeError, match=word("weight")):
+        fn(x, weight=weight)
+
+
+@pytest.mark.parametrize("fn", [torch_tv_loss, torch_tv_loss_grad, tf_tv_loss, tf_tv_loss_grad])
+def test_compat_weight_numbers_accepted(fn):
+    x = np.zeros((1, 1, 4, 4), np.float32) if fn in TORCH else np.zeros((1, 4, 4, 1))
+    fn(x, weight=2)
+    fn(x, weight=np.float32(0.5))
+
+
+@pytest.mark.parametrize("fn", TORCH + TF)
+@pytest.mark.parametrize("bad", ["complex", "object", "nan", "inf", "masked", "empty"])
+def test_compat_errors_name_x(fn, bad):
+    shape = (1, 2, 4, 4) if fn in TORCH else (1, 4, 4, 2)
+    x = np.ones(shape)
+    if bad == "complex":
+        x = x.astype(complex)
+    elif bad == "object":
+        x = x.astype(object)
+    elif bad == "nan":
+        x[0, 0, 1, 1] = np.nan
+    elif bad == "inf":
+        x[0, 0, 1, 1] = -np.inf
+    elif bad == "masked":
+        x = np.ma.masked_array(x, mask=x > 5)
+    else:
+        x = np.ones((1, 0, 4, 4) if fn in TORCH else (1, 4, 4, 0))
+    with pytest.raises((TypeError, ValueError)) as info:
+        fn(x)
+    msg = str(info.value)
+    assert re.search(word("x"), msg), msg
+    assert not re.search(word("u"), msg), msg
+
+
+def test_inputs_not_modified():
+    x = np.random.default_rng(0).random((2, 3, 4, 4)).astype(np.float32)
+    before = x.copy()
+    torch_tv_loss_grad(x)
+    tf_total_variation_grad(x.transpose(0, 2, 3, 1))
+    np.testing.assert_array_equal(x, before)

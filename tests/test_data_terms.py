@@ -1,7 +1,9 @@
-"""A new data term is an addition: a test-only ``A = diag(m)`` (a mask with zeros and
-weights) solved by primal-dual, L-BFGS and MM through the solver entry
-``tvnumba.solvers.solve``, on every CPU backend, against an independent SciPy solve of
-the same objective (built on the float64 reference, never on tvnumba)."""
+"""tvnumba.solvers.DataTerm: a new data term is an addition to the generic solvers.
+
+A test-only ``A = diag(m)`` (a mask with zeros and weights) is solved by primal-dual, L-BFGS
+and MM through the solver entry ``tvnumba.solvers.solve``, on every CPU backend, against an
+independent SciPy solve of the same objective (built on the float64 reference, never on
+tvnumba)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """tvnumba.total_variation_distance(p, q, axis=None) = ½ Σ |p − q| between distributions.
 
-Contract used here (api.md + the lead's decision): p and q must be non-negative, of the
-same shape and already normalised (each distribution sums to 1 within 1e-8); otherwise a
-ValueError naming the offending argument.
+Contract: p and q must be non-negative, of the same shape and already normalised (each
+distribution sums to 1 within 1e-8); otherwise a ValueError naming the offending argument;
+``atol`` must be a finite number >= 0 (TypeError / ValueError naming it).
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from reference import ref_total_variation_distance
 
 
 def word(name):
-    return rf"(?<![A-Za-z_]){re.escape(name)}(?![A-Za-z_])"
+    """Regex for ``name`` as a whole word (so that 'p' does not match inside 'shape')."""
+    return rf"(?<![\w.]){re.escape(name)}(?![\w])"
 
 
 def dirichlet(rng, shape, axis=None):
@@ -129,3 +130,26 @@ def test_mismatched_shapes(shapes):
     p, q = dirichlet(rng, shapes[0]), dirichlet(rng, shapes[1])
     with pytest.raises(ValueError, match="shape"):
         tvd(p, q)
+
+
+@pytest.mark.parametrize("atol", [np.inf, np.nan, -1e-3, -np.inf])
+def test_atol_value(atol):
+    with pytest.raises(ValueError, match=word("atol")):
+        tvd([1.0, 0.0], [0.0, 1.0], atol=atol)
+
+
+@pytest.mark.parametrize("atol", ["1e-8", None, True, 1j])
+def test_atol_type(atol):
+    with pytest.raises(TypeError, match=word("atol")):
+        tvd([1.0, 0.0], [0.0, 1.0], atol=atol)
+
+
+def test_atol_inf_refused_and_range():
+    with pytest.raises(ValueError, match="atol=inf"):
+        tvd([1.4, 0.0], [0.0, 1.4], atol=np.inf)
+    # Within a (large) tolerance the distance is still clipped to [0, 1].
+    assert tvd([1.4, 0.0], [0.0, 1.4], atol=0.5) == 1.0
+    d = tvd([[1.0 + 1e-9, 0.0], [0.5, 0.5]],
+            [[0.0, 1.0 + 1e-9], [0.5, 0.5]], axis=1)
+    assert np.all((d >= 0) & (d <= 1))
+    assert tvd([0.5, 0.5], [0.5, 0.5], atol=0) == 0.0

@@ -1,7 +1,9 @@
-"""solve_tv_beta, deconvolve_tv_beta and inpaint_tv_beta against independent references:
-SciPy L-BFGS-B on the same smooth objective (built on tests/reference.py and
-scipy.signal.fftconvolve, never on tvnumba), scikit-image's wiener and
-inpaint_biharmonic on synthetic images with known answers, and every bad input."""
+"""solve_tv_beta, deconvolve_tv_beta and inpaint_tv_beta (tvnumba.restoration.inverse)
+against independent references, and every bad input.
+
+The references: SciPy L-BFGS-B on the same smooth objective (built on tests/reference.py
+and scipy.signal.fftconvolve, never on tvnumba), scikit-image's wiener and
+inpaint_biharmonic on synthetic images with known answers."""
 
 from __future__ import annotations
 

@@ -1,7 +1,9 @@
-"""The data terms of tvnumba.operators against independent NumPy/SciPy references:
-dot-product (adjoint) tests, the forward operator against scipy.signal.fftconvolve
-and a circular convolution written with np.roll, the normal-operator diagonal, the
-periodic proximal step and the operator norm against a dense matrix built from SciPy."""
+"""tvnumba.operators: the convolution and linear-operator data terms against independent
+NumPy/SciPy references.
+
+Dot-product (adjoint) tests, the forward operator against scipy.signal.fftconvolve and a
+circular convolution written with np.roll, the normal-operator diagonal, the periodic
+proximal step and the operator norm against a dense matrix built from SciPy."""
 
 from __future__ import annotations
 

@@ -1,6 +1,9 @@
-"""The Radon projector pair: the adjoint is the exact transpose (dot-product test),
-the forward projection is scikit-image's (its own code is the reference), and bad
-input is refused with errors that name the argument."""
+"""tvnumba.operators.radon: the projector pair radon / radon_adjoint and the CT data term
+RadonTerm.
+
+The adjoint is the exact transpose (dot-product test), the forward projection is
+scikit-image's (its own code is the reference), bad input is refused with errors that name
+the argument; RadonTerm's operator norm bounds the dense scaled matrix's."""
 
 from __future__ import annotations
 
@@ -13,7 +16,9 @@ from skimage.data import shepp_logan_phantom
 from skimage.transform import radon as sk_radon
 from skimage.transform import resize
 
-from tvnumba.operators import RadonGeometry, radon, radon_adjoint
+from tvnumba._validate import make_plan
+from tvnumba.backends import select
+from tvnumba.operators import RadonGeometry, RadonTerm, radon, radon_adjoint
 
 ANGLES = {
     "default-like": np.arange(0.0, 180.0, 7.0),
@@ -168,3 +173,26 @@ def test_errors():
         radon_adjoint(sino, shape=(9, 9))
     with pytest.raises(ValueError, match="no square image.*sinogram.shape"):
         radon_adjoint(np.zeros((4, 3)), circle=False)  # ceil(√2 n) skips 4
+
+
+# --------------------------------------------------------------------------- RadonTerm
+def test_radon_term_operator_norm():
+    """op_norm bounds the spectral norm of the dense scaled matrix (and is cached)."""
+    theta = np.array([0.0, 50.0, 100.0, 150.0])
+    n = 9
+    geom = RadonGeometry.create((n, n), theta)
+    A = np.stack([radon(e.reshape(n, n), theta).ravel() for e in np.eye(n * n)], axis=1)
+    scale = 0.5
+    term = RadonTerm(geom, np.zeros(geom.sinogram_shape), scale=scale)
+    plan = make_plan(np.zeros((n, n)), 1.0)
+    term.bind(select(np.zeros(1)).for_plan(plan))
+    exact = scale * np.linalg.norm(A, 2)
+    norm = term.op_norm()
+    assert exact <= norm <= 1.02 * exact
+    assert term.op_norm() == norm
+    x5 = np.random.default_rng(0).standard_normal((1, 1, 1, n, n))
+    assert_allclose(term.forward(x5).ravel(), scale * A @ x5.ravel(), rtol=1e-12, atol=1e-12)
+    y = np.random.default_rng(1).standard_normal(geom.sinogram_shape)
+    back = term.adjoint(y)
+    assert back.shape == (1, 1, 1, n, n)
+    assert_allclose(back.ravel(), scale * A.T @ y.ravel(), rtol=1e-12, atol=1e-12)

@@ -134,7 +134,7 @@ def test_reference_grad_matches_finite_differences(kw):
     assert ref_grad_scale(u, **kw) > 0
 
 
-def test_torch_reference_seed_example():
+def test_torch_reference_tvloss_example():
     ch = np.array([[1.0, 2, 3], [2, 3, 4], [3, 4, 5]])
     x = np.stack([ch, ch])[None]  # 1 x 2 x 3 x 3
     # all differences are 1: sum dh^2 = 12 = C(H-1)W, same for w → 2 (1 + 1) / 1 = 4.

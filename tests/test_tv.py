@@ -1,4 +1,8 @@
-"""tvnumba.tv / tv_grad / tv_value_and_grad against the float64 reference (tests/reference.py).
+"""tvnumba.tv / tv_grad / tv_value_and_grad and the CPU kernels behind them, against the
+float64 reference (tests/reference.py).
+
+Values, gradients, dtypes, layouts, ``out=`` (also overlapping the input), long 1-D
+signals, and steps whose squares or powers leave the dtype's range.
 
 Tolerances (why these numbers)
 ------------------------------
@@ -17,6 +21,8 @@ Tolerances (why these numbers)
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given, note
@@ -24,6 +30,7 @@ from hypothesis import strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
 
 import tvnumba
+from tvnumba import tv, tv_grad, tv_value_and_grad
 from reference import (
     numerical_grad,
     ref_grad_scale,
@@ -495,3 +502,245 @@ def test_thread_count_does_not_change_results():
 def test_roles_helper_consistent():
     # guard the reference's own axis bookkeeping used above
     assert roles(4, axes=(2, 0), channel_axis=None) == ([2, 0], None, [1, 3])
+
+
+# --------------------------------------------------------------------------- out= overlapping u
+def test_out_is_u():
+    """``tv_grad(u, out=u)`` writes the gradient of ``u`` as it was on entry."""
+    u = np.array([0.0, 1, 3, 2, 5])
+    expected = ref_tv_grad(u.copy())
+    got = tvnumba.tv_grad(u, out=u)
+    assert got is u
+    assert_allclose(u, expected)
+    assert_allclose(expected, [-1, 0, 2, -2, 1])
+
+
+@pytest.mark.parametrize("shift", [-3, -1, 1, 2, 5])
+@pytest.mark.parametrize("beta", [0.7, 1.0, 2.0])
+def test_out_overlaps_u_partially(shift, beta):
+    """Shifted and partial overlaps of one buffer, in 2-D, against the reference on a copy."""
+    rng = np.random.default_rng(abs(shift))
+    buf = rng.standard_normal(12 * 9 + 40)
+    start = 20
+    u = buf[start:start + 108].reshape(12, 9)
+    out = buf[start + shift:start + shift + 108].reshape(12, 9)
+    expected = ref_tv_grad(u.copy(), beta=beta, smoothing=0.1)
+    value, grad = tvnumba.tv_value_and_grad(u, beta=beta, smoothing=0.1, out=out)
+    assert grad is out
+    assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_out_is_a_transposed_view_of_u():
+    rng = np.random.default_rng(1)
+    u = rng.standard_normal((7, 7))
+    expected = ref_tv_grad(u.copy(), beta=1.5)
+    tvnumba.tv_grad(u, 1.5, out=u.T)
+    assert_allclose(u.T, expected, rtol=1e-12, atol=1e-12)
+
+
+# --------------------------------------------------------------------------- long 1-D signals
+@pytest.mark.parametrize("n", [4095, 4096, 8193, 30011])
+@pytest.mark.parametrize("kw", [dict(), dict(beta=1.7, smoothing=0.05), dict(beta=0.6),
+                                dict(beta=1.0, isotropic=False, spacing=0.5)])
+def test_long_signal_in_segments_matches_reference(n, kw):
+    """A 1-D signal runs in segments of >= 4096 samples, each recomputing the weight
+    behind it: exact across the segment boundaries, for batches and channels too."""
+    u = np.random.default_rng(n).standard_normal(n)
+    value, grad = tvnumba.tv_value_and_grad(u, **kw)
+    assert_allclose(value, ref_tv(u, **kw), rtol=1e-12)
+    assert_allclose(grad, ref_tv_grad(u, **kw), rtol=1e-10, atol=1e-12)
+    u3 = np.random.default_rng(1).standard_normal((2, n, 3))
+    kw3 = dict(kw, axes=1, channel_axis=2, reduction="none")
+    value, grad = tvnumba.tv_value_and_grad(u3, **kw3)
+    assert_allclose(value, ref_tv(u3, **kw3), rtol=1e-12)
+    assert_allclose(grad, ref_tv_grad(u3, **kw3), rtol=1e-10, atol=1e-12)
+
+
+def test_long_signal_value_needs_no_signal_sized_scratch():
+    """tv of a long 1-D float32 signal runs in segments with a few KiB of scratch per
+    thread, no signal-sized scratch: the process's peak RSS grows by less than the
+    input's size (measured as RSS: Numba's allocations are not traced)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import resource, numpy as np, tvnumba\n"
+        "u = np.random.default_rng(0).random(8_000_000, dtype=np.float32)\n"
+        "tvnumba.tv(u[:9000], beta=1.7)\n"
+        "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "tvnumba.tv(u, beta=1.7)\n"
+        "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) * 1024 / u.nbytes)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert float(out.stdout) < 1.0, out.stdout
+
+
+# ---------------------------------------------------------------------- beyond the dtype's range
+# The kernels work in the input's float type; where a difference's square (or the power
+# m^(β/2-1)) leaves that type's normal range they still give the right finite value, never a
+# wrong finite value, 0, or Inf with a zero gradient.  The expected values come from the
+# float64 reference on rescaled data (TV is homogeneous: TV_s(c v) = c^β TV_{s/c}(v)) or are
+# exact by hand.
+def _f64(x):
+    return np.asarray(x, dtype=np.float64)
+
+
+def _pow2(e):
+    return math.inf if e > 1023 else 2.0**e
+
+
+# tiny steps: subnormal squares and the fast power's exponent range
+@pytest.mark.parametrize(("u", "beta"), [
+    (np.array([0.0, 1e-155]), 0.01),  # m = 1e-310 (subnormal), m^(β/2-1) > max float64
+    (np.float32([0, 1e-22]), 0.1),  # m = 1e-44 (subnormal float32)
+    (np.float32([0, 1.3784]), 300.0),  # m^(β/2) = 6.5e41 > max float32 (sum is float64)
+    (np.float32([0, 1e-30]), 1.0),  # d*d underflows to 0 in float32
+    (np.float32([0, 1e-30]), 1.7),
+    (np.array([0.0, 1e-170]), 1.0),  # d*d underflows to 0 in float64
+    (np.array([0.0, 1e-170]), 0.5),
+])
+def test_tiny_and_large_powers_value(u, beta):
+    d = float(_f64(u)[1])
+    assert tv(u, beta=beta) == pytest.approx(d**beta, rel=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("beta", [1.0, 1.7, 2.0, 0.5])
+def test_vanishing_steps_gradient(dtype, beta):
+    d = 1e-30 if dtype == np.float32 else 1e-170
+    u = np.array([0, d], dtype=dtype)
+    value, grad = tv_value_and_grad(u, beta=beta)
+    d = float(u[1])
+    assert value == pytest.approx(d**beta, rel=1e-6)
+    g = beta * d ** (beta - 1)
+    np.testing.assert_allclose(_f64(grad), [-g, g], rtol=1e-5)
+    assert grad.dtype == dtype
+
+
+def test_value_and_grad_float32_tiny_step():
+    value, grad = tv_value_and_grad(np.float32([0, 1e-30]))
+    assert value == pytest.approx(1e-30, rel=1e-6)
+    np.testing.assert_array_equal(grad, np.float32([-1, 1]))
+
+
+def test_small_beta_gradient_beyond_float32_weight():
+    # The weight β m^(β/2-1) = 6e40 overflows float32; its flux 6.3e18 does not.
+    u = np.float32([0, 1e-22])
+    value, grad = tv_value_and_grad(u, beta=0.1)
+    d = float(u[1])
+    assert value == pytest.approx(d**0.1, rel=1e-6)
+    np.testing.assert_allclose(_f64(grad), [-0.1 * d**-0.9, 0.1 * d**-0.9], rtol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("beta", [0.3, 1.0, 1.5, 2.0, 3.0])
+@pytest.mark.parametrize("isotropic", [True, False])
+@pytest.mark.parametrize("k", [-80, 70])  # 2**k: squares below / above float32's range
+def test_scaled_images_match_reference(rng, dtype, beta, isotropic, k):
+    if dtype == np.float64:
+        k *= 9  # -720, 630: beyond float64's range for the squares
+    v = rng.random((5, 6, 2)).astype(dtype)
+    u = np.ldexp(v, k).astype(dtype)
+    assert np.isfinite(u).all()
+    kw = dict(beta=beta, channel_axis=-1, isotropic=isotropic)
+    expected = ref_tv(_f64(v), **kw) * _pow2(k * beta)
+    if not math.isfinite(expected):
+        with pytest.raises(ValueError, match="overflows float64"):
+            tv(u, **kw)
+        return
+    if expected == 0:
+        pytest.skip("value itself below float64's range")
+    rel = 2e-5 if dtype == np.float32 else 1e-10
+    assert tv(u, **kw) == pytest.approx(expected, rel=rel)
+    g = ref_tv_grad(_f64(v), **kw) * _pow2(k * (beta - 1))
+    scale = np.max(np.abs(g))
+    if not scale < np.finfo(dtype).max:
+        with pytest.raises(ValueError, match="gradient overflows"):
+            tv_value_and_grad(u, **kw)
+    else:
+        value, grad = tv_value_and_grad(u, **kw)
+        assert value == pytest.approx(expected, rel=rel)
+        atol = max(1e-5 * scale, float(np.finfo(dtype).tiny))  # subnormal gradients
+        np.testing.assert_allclose(_f64(grad), g, rtol=1e-4, atol=atol)
+
+
+# huge steps: overflow of the squares, of s² or of 1/h
+def test_float32_square_overflow():
+    value, grad = tv_value_and_grad(np.float32([0, 2e19]))
+    assert value == pytest.approx(2e19, rel=1e-6)
+    np.testing.assert_array_equal(grad, np.float32([-1, 1]))
+
+
+def test_float64_square_overflow():
+    value, grad = tv_value_and_grad(np.array([0.0, 2e154]))
+    assert value == pytest.approx(2e154, rel=1e-12)
+    np.testing.assert_array_equal(grad, [-1.0, 1.0])
+    value, grad = tv_value_and_grad(np.array([0.0, 1e300, -1e300]))
+    assert value == pytest.approx(3e300, rel=1e-12)
+    np.testing.assert_array_equal(grad, [-1.0, 2.0, -1.0])
+
+
+def test_float32_small_spacing():
+    value, grad = tv_value_and_grad(np.float32([0, 1]), spacing=1e-20)
+    assert value == pytest.approx(1e20, rel=1e-6)
+    np.testing.assert_allclose(grad, [-1e20, 1e20], rtol=1e-6)
+
+
+def test_float32_large_smoothing():
+    value, grad = tv_value_and_grad(np.float32([0, 1]), smoothing=1e20)
+    # (1 + s²)^½ + s, gradient ±1/sqrt(1 + s²)
+    assert value == pytest.approx(2e20, rel=1e-6)
+    np.testing.assert_allclose(grad, [-1e-20, 1e-20], rtol=1e-5)
+
+
+def test_float32_beta_above_two():
+    assert tv(np.float32([0, 1e10]), beta=4) == pytest.approx(1e40, rel=1e-6)
+    assert tv(np.float32([0, 1.3784]), beta=300) == pytest.approx(
+        float(np.float32(1.3784)) ** 300, rel=1e-5)
+
+
+def test_float64_large_smoothing():
+    assert tv(np.array([0.0, 1.0]), smoothing=1e200) == pytest.approx(2e200, rel=1e-12)
+    g = tv_grad(np.array([0.0, 1.0]), smoothing=1e200)
+    np.testing.assert_allclose(g, [-1e-200, 1e-200], rtol=1e-12)
+
+
+def test_unrepresentable_value_raises():
+    with pytest.raises(ValueError, match="smoothing"):
+        tv(np.array([0.0, 1.0]), smoothing=1e200, beta=2)
+    with pytest.raises(ValueError, match="overflows"):
+        tv(np.array([0.0, 1e300]), beta=3)
+
+
+def test_unrepresentable_float32_gradient_raises():
+    # The value (6.5e41) fits the float64 sum, the gradient does not fit float32.
+    with pytest.raises(ValueError, match="float32"):
+        tv_value_and_grad(np.float32([0, 1.3784]), beta=300)
+
+
+def test_fallback_respects_out_and_mean(rng):
+    u = np.ldexp(rng.random((4, 5)), 600)
+    out = np.empty_like(u)
+    value, grad = tv_value_and_grad(u, beta=1.0, reduction="mean", out=out)
+    assert grad is out
+    v = np.ldexp(u, -600)
+    assert value == pytest.approx(ref_tv(v, reduction="mean") * 2.0**600, rel=1e-12)
+    np.testing.assert_allclose(out, ref_tv_grad(v, reduction="mean"), rtol=1e-10, atol=1e-14)
+
+
+def test_fallback_does_not_modify_input():
+    u = np.float32([0, 2e19, 1e-30])
+    before = u.copy()
+    tv_value_and_grad(u)
+    np.testing.assert_array_equal(u, before)
+
+
+def test_finite_differences_tiny_float64():
+    u = np.array([0.0, 3e-170, 1e-170, 5e-170])
+    g = tv_grad(u, beta=1.5)
+    h = 1e-176
+    for i in range(u.size):
+        e = np.zeros_like(u)
+        e[i] = h
+        fd = (tv(u + e, beta=1.5) - tv(u - e, beta=1.5)) / (2 * h)
+        assert fd == pytest.approx(g[i], rel=1e-4)

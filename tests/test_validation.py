@@ -1,5 +1,9 @@
-"""Every bad input listed in the API raises ValueError/TypeError naming the argument
-(the contract: "a ValueError/TypeError naming the argument and the value received")."""
+"""tvnumba._validate: the checks of an image and of its shared arguments (``make_plan``,
+beta, smoothing, spacing, axes, channel_axis, reduction, device, out).
+
+Exercised through tv, tv_grad and tv_value_and_grad: every bad input raises
+ValueError/TypeError naming the argument and the value received.  A function's own
+arguments (a PSF, a mask, a weight) are checked in that function's test file."""
 
 from __future__ import annotations
 
@@ -9,6 +13,8 @@ import numpy as np
 import pytest
 
 import tvnumba
+from tvnumba import _validate as V
+from tvnumba import tv, tv_grad
 
 FUNCS = [tvnumba.tv, tvnumba.tv_grad, tvnumba.tv_value_and_grad]
 BAD = (ValueError, TypeError)
@@ -21,7 +27,7 @@ def u():
 
 def word(name):
     """Regex for ``name`` as a whole word (so that 'u' does not match inside 'must')."""
-    return rf"(?<![A-Za-z_]){re.escape(name)}(?![A-Za-z_])"
+    return rf"(?<![\w.]){re.escape(name)}(?![\w])"
 
 
 @pytest.mark.parametrize("func", FUNCS)
@@ -161,3 +167,55 @@ def test_errors_do_not_depend_on_order_of_good_arguments(func, u):
         func(u, -1.0)
     res = func(u, 1.0, axes=(0, 1), channel_axis=2, spacing=(1.0, 2.0))
     assert res is not None
+
+
+# --------------------------------------------------------------------------- make_plan
+@pytest.mark.parametrize("axes", [True, False, np.bool_(True), (0, True), [True]])
+def test_axes_bool_rejected(axes):
+    with pytest.raises(TypeError, match=word("axes")):
+        tv(np.ones((3, 4)), axes=axes)
+
+
+@pytest.mark.parametrize("channel_axis", [True, False, np.bool_(True)])
+def test_channel_axis_bool_rejected(channel_axis):
+    with pytest.raises(TypeError, match=word("channel_axis")):
+        tv(np.ones((3, 4, 2)), channel_axis=channel_axis)
+
+
+@pytest.mark.parametrize("fn", [tv, tv_grad])
+def test_masked_array_rejected(fn):
+    u = np.ma.masked_array(np.arange(6.0), mask=[0, 0, 1, 0, 0, 0])
+    with pytest.raises(TypeError, match=word("u")) as info:
+        fn(u)
+    assert "filled" in str(info.value) and "np.asarray" in str(info.value)
+    assert fn(np.asarray(u)) is not None  # the documented way to drop the mask
+
+
+def test_masked_array_named_image():
+    u = np.ma.masked_array(np.ones((4, 4)), mask=np.zeros((4, 4), bool))
+    with pytest.raises(TypeError, match=word("x")):
+        V.make_plan(u, 1.0, name="x")
+
+
+def test_too_many_dimensions():
+    u = np.zeros((1,) * 63 + (2,))
+    with pytest.raises(ValueError, match=str(V.MAX_SPATIAL_NDIM)) as info:
+        tv(u)
+    assert "spatial axes" in str(info.value) and "found" not in str(info.value)
+    # the limit itself works, and batch axes do not count
+    assert tv(np.zeros((1,) * (V.MAX_SPATIAL_NDIM - 1) + (2,))) == 0.0
+    assert tv(u, axes=(-1,)) == 0.0
+
+
+@pytest.mark.parametrize(("kw", "match"), [
+    (dict(u=np.zeros((0, 3))), "empty"),
+    (dict(u=np.zeros(())), "dimension"),
+    (dict(u=np.zeros((3, 3), complex)), "real"),
+    (dict(u=np.zeros((3,)), channel_axis=0), "spatial"),
+])
+def test_make_plan_name(kw, match):
+    u = kw.pop("u")
+    with pytest.raises((TypeError, ValueError), match=word("image")):
+        V.make_plan(u, 1.0, name="image", **kw)
+    with pytest.raises((TypeError, ValueError), match=word("u")):
+        V.make_plan(u, 1.0, **kw)

@@ -1,50 +1,17 @@
 """Numba's threading layer for tvnumba, and the public thread-count controls.
 
-Why tvnumba chooses the threading layer
----------------------------------------
-The iterative solvers enter a parallel region two or more times per iteration (hundreds to
-thousands of launches per denoise).  With Numba's default on a pip install without TBB (the
-GNU OpenMP layer), this goes wrong in two ways:
-
-* OpenMP threads spin while they wait for the next region.  On a machine where other processes
-  also run, a spinning thread loses its time slice and every launch waits for it: next to two
-  busy processes on 2 cores, a denoise that takes 0.2 s idle took a median 20 s (worst 42 s).
-* GNU OpenMP is not fork-safe: after any tvnumba call, a ``multiprocessing`` child created by
-  ``fork`` (the Linux default before Python 3.14) aborts with "fork() called from a process
-  already using GNU OpenMP".
-
-``OMP_WAIT_POLICY=PASSIVE`` cures the first but not the second.  The ``workqueue`` layer is
-fork-safe and does not spin, but aborts the process when two Python threads launch parallel
-kernels at the same time.  TBB is fork-safe and thread-safe, does not spin for long, and was
-the fastest idle of the three safe choices.  So, unless the user chose otherwise, tvnumba asks Numba for TBB
-first and ``workqueue`` second (Numba falls back by itself when TBB cannot be loaded), and
-serialises its own kernel launches with a process-wide lock while the layer in use is
-``workqueue`` -- the lock makes concurrent threads safe, and costs nothing there, since each
-launch already uses every thread.
-
-The ``tbb`` wheel from PyPI puts ``libtbb.so.12`` in ``<prefix>/lib``, which the dynamic loader
-does not search in a virtual environment; it is loaded here by path so that Numba finds it.
-
-Measured in a first survey (camera 512², float64, 2 cores, ``NUMBA_NUM_THREADS=2``, best-worst
-of 2-3 runs, "loaded" = next to two ``while True: pass`` processes; seconds, β = 1 | β = 0.5;
-fork = a ``fork`` Pool after use, 8 threads = concurrent ``tv_value_and_grad``)::
-
-    layer                 idle            loaded                fork   8 threads
-    omp (old default)     0.037 | 0.43    0.09-0.59 | 1.7-5.8   abort  ok
-    omp, PASSIVE waits    0.050 | 0.66    0.13-0.14 | 1.7       abort  ok
-    workqueue             0.055 | 0.91    0.17-0.18 | 1.0-1.2   ok     abort
-    workqueue + lock      (as workqueue)                        ok     ok
-    tbb 2023.2.0          0.042 | 0.45    0.08-0.16 | 0.82      ok     ok
-
-``benchmarks/bench_threads.py`` compares the library's default with the old one, rounds
-alternating (``benchmarks/RESULTS.md``, "Threads: busy machine"): loaded/idle 2.4-3.1× with
-workqueue, 3.1-3.8× with TBB, up to 98× with the old default.  With TBB the ratio stayed at
-3.0-3.9× on a quiet machine: two threads sharing two cores with two busy processes lose
-their time slices in turn, and every parallel region waits for the late one.  So each
-iterative solve also asks :func:`threads_for_load` how many threads the other runnable ones
-leave cores for (:func:`for_solve`): 1.3-2.5×.  The price, idle and without
-TBB: the MM solver (β < 1), with its thousands of short launches, up to 2× slower than with
-spinning OpenMP threads.
+The iterative solvers enter a parallel region two or more times per iteration, so the layer
+should not spin long between regions (a spinning thread on a busy machine loses its time slice and
+every launch waits for it), must survive ``fork`` (GNU OpenMP aborts a forked child) and must
+accept launches from several Python threads.  Unless the user chose otherwise, tvnumba asks
+Numba for TBB first and ``workqueue`` second (Numba falls back by itself when TBB cannot be
+loaded), and serialises its own kernel launches with a process-wide lock while the layer in use
+is ``workqueue``, which aborts on concurrent launches; the lock costs nothing there, since each
+launch already uses every thread.  The ``tbb`` wheel's ``libtbb.so.12`` lies in
+``<prefix>/lib``, which the loader does not search in a virtual environment, so it is loaded
+here by path.  Each iterative solve also uses no more threads than the cores that other
+runnable threads leave free (:func:`for_solve`).  The reasons and figures are in the
+documentation's "Threads" page.
 
 What the user set always wins: ``NUMBA_THREADING_LAYER``, ``NUMBA_THREADING_LAYER_PRIORITY``
 (or ``numba.config`` changed before tvnumba is imported), and a thread pool that Numba already
@@ -307,9 +274,7 @@ def threads_for_load(n: int) -> int:
 
     A parallel region ends when its slowest thread does; on a machine whose cores are
     taken, a thread that loses its time slice stalls every region (the iterative
-    solvers run hundreds), so fewer threads finish sooner.  Next to two busy processes
-    on 2 cores, denoising camera 512² on one thread took 1.4-2.0× less time than on two
-    (``benchmarks/RESULTS.md``, "Threads: busy machine").
+    solvers run hundreds), so fewer threads finish sooner.
     """
     if n <= 1 or os.environ.get("TVNUMBA_LOAD_AWARE", "1").strip() == "0":
         return n

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import operator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from numbers import Real
 
 import numpy as np
@@ -224,6 +224,26 @@ class Plan:
         """A canonical array back in the caller's layout (a view)."""
         return a5.reshape([self.shape[a] for a in self.perm]).transpose(np.argsort(self.perm))
 
+    def for_block(self, block, *, reduction: str | None = None) -> "Plan":
+        """The plan of ``block``, a piece of the array this plan validated: the same axis
+        roles and parameters (not checked again), ``block``'s shape and memory order;
+        ``reduction`` replaces this plan's when given (the parts of a reduced value
+        are summed per batch item)."""
+        nb, ns = len(self.batch_shape), self.n_spatial
+        batch = self.perm[:nb]
+        channel = self.perm[nb:len(self.perm) - ns]
+        h_of = dict(zip(self.perm[len(self.perm) - ns:], self.inv_spacing))
+        strides = getattr(block, "strides", None) or (0,) * len(self.shape)
+        spatial = tuple(sorted(sorted(h_of), key=lambda a: -abs(strides[a])))
+        shape = tuple(block.shape)
+        return replace(
+            self, shape=shape, perm=batch + channel + spatial,
+            batch_shape=tuple(shape[a] for a in batch),
+            n_channels=shape[channel[0]] if channel else 1,
+            spatial_shape=tuple(shape[a] for a in spatial),
+            inv_spacing=tuple(h_of[a] for a in spatial),
+            reduction=self.reduction if reduction is None else reduction)
+
     def scatter(self, a5, out) -> None:
         """``out[...] = from_canonical(a5)`` (for an ``out`` with no canonical view)."""
         out.transpose(self.perm)[...] = a5.reshape([self.shape[a] for a in self.perm])
@@ -344,12 +364,9 @@ def check_bool(name: str, value) -> bool:
     return bool(value)
 
 
-def check_out(out, plan: Plan, *, host: bool):
-    """Validate an ``out=`` array for the gradient described by ``plan``.
-
-    ``host``: the gradient is returned on the host (NumPy), so ``out`` must be
-    a NumPy array; otherwise it must be a device array (checked by the backend).
-    """
+def check_out(out, plan: Plan):
+    """Validate the shape and dtype of an ``out=`` array for the gradient described by
+    ``plan`` (its kind of array: :meth:`tvnumba.backends.Backend.check_out`)."""
     if out is None:
         return None
     if not hasattr(out, "shape") or not hasattr(out, "dtype"):
@@ -358,10 +375,6 @@ def check_out(out, plan: Plan, *, host: bool):
         raise ValueError(f"out must have shape {plan.shape}, got out.shape={tuple(out.shape)}")
     if np.dtype(out.dtype) != plan.dtype:
         raise ValueError(f"out must have dtype {plan.dtype}, got out.dtype={out.dtype}")
-    if host and not isinstance(out, np.ndarray):
-        raise TypeError(f"out must be a NumPy array for NumPy input, got {type(out).__name__}")
-    if isinstance(out, np.ndarray) and not out.flags.writeable:
-        raise ValueError("out must be writeable, got a read-only array")
     return out
 
 

@@ -18,9 +18,9 @@
   NHWC -> one value per image): the unnormalised anisotropic β = 1 TV.
 
 Both run on the same kernels as :func:`tvnumba.tv`: β = 2 along one axis at a
-time (each direction has its own normalisation) and anisotropic β = 1.  The gradients are the exact gradients of
-these functions (for ``|·|`` the subgradient 0 at a tie, as TensorFlow's
-``abs`` gives).
+time (each direction has its own normalisation) and anisotropic β = 1.  The
+gradients are the exact gradients of these functions (for ``|·|`` the
+subgradient 0 at a tie, as TensorFlow's ``abs`` gives).
 """
 
 from __future__ import annotations

@@ -21,8 +21,8 @@ extended by one pixel on every spatial side that has a neighbour (``depth=1``,
 :func:`denoise_tv_beta` is not separable: the solution at a pixel depends on the whole
 image, with an influence that decays with distance.  Each chunk is solved with a halo of
 ``depth`` pixels and cut back.  The seam error -- the largest difference to the
-whole-image solution on [0, 1] images, both solved to ``eps=1e-6`` -- measured by
-``benchmarks/bench_dask.py seams`` (tables in ``benchmarks/RESULTS.md``, "Dask"):
+whole-image solution on [0, 1] images, both solved to ``eps=1e-6`` (the Dask suite of
+``benchmarks/``):
 
 * β = 2 (linear): the influence decays like ``exp(−r/ℓ)`` with ``ℓ = √(2·weight)/h``;
   < 1e-9 from depth 16 at weights 0.05-0.3;
@@ -33,21 +33,13 @@ whole-image solution on [0, 1] images, both solved to ``eps=1e-6`` -- measured b
 * β < 1 (non-convex): no depth brings it below 1e-3, because each chunk's solver
   reaches another local minimiser near the input (camera 1024², weight 0.05: pixels
   differ by up to 0.2 while the objective is within 0.1 %: as good, not the same).
-  So, unless ``depth`` is given, β < 1 solves the whole array.  Where one task can
-  hold it -- always on a local scheduler (threads, sync, processes: the image must fit
-  this process's memory, ``depth=`` otherwise), and on a
-  ``dask.distributed`` cluster when a worker's ``memory_limit`` holds 20× the image
-  (:func:`_one_task_fits`) -- one task concatenates the chunks and runs the in-memory
-  solver: its result bit for bit, lazily.  On a cluster whose workers cannot, the
-  in-memory majorize–minimize runs on the chunks (:mod:`tvnumba._dask_mm`: every
-  operator a depth-1 halo exchange, every inner product a reduction over the chunks),
-  computed at once and kept in the workers' memory (about eight arrays of the image's
-  size): the in-memory iterates to the order of the float64 sums (differences
-  ~1e-14), at the price of about 30 synchronisations per outer step.
-  Where the non-convex path crosses an unstable stretch those rounding differences
-  grow and the runs end at different local minimisers (measured: 4 of 5 cases within
-  5e-6, one 0.3 apart with a lower objective) -- as far apart as the in-memory solve
-  from itself when its input moves by one ulp (``benchmarks/RESULTS.md``).
+  So, unless ``depth`` is given, β < 1 solves the whole array as one lazy task that
+  concatenates the chunks and runs the in-memory solver: its result bit for bit.  That
+  needs one process that holds the image: always on a local scheduler (threads, sync,
+  processes; the image must fit this process's memory), and on a ``dask.distributed``
+  cluster when a worker's ``memory_limit`` holds 20× the image (:func:`_one_task_fits`).
+  Where no worker can, it raises ``ValueError``: pass ``depth=`` to solve chunk by chunk
+  (each chunk's own local minimiser), or give the workers more memory.
 
 The default depth (:func:`default_depth`) follows these measurements: ``16 ∨ ⌈8ℓ⌉`` for
 β ≥ 2 and ``32 ∨ ⌈64 √(weight / (0.05 h))⌉`` below (about 91 at weight 0.1, 157 at 0.3),
@@ -65,17 +57,23 @@ from __future__ import annotations
 
 import itertools
 import numbers
+from dataclasses import replace
 
 import numpy as np
 
 from ._validate import float_dtype, make_plan, normalize_axis
-from ._tv_core import tv_compute
+from ._tv_core import tv_planned
 from .backends import is_dask_array
+from .solvers import smoothing_for_range
 
 __all__ = ["tv_value_and_grad", "denoise_chunked", "is_dask_array", "default_depth"]
 
 #: The weight :func:`default_depth` assumes for ``weight="auto"`` (noise σ ≈ 0.1 on [0, 1]).
 AUTO_WEIGHT_FOR_DEPTH = 0.1
+
+#: ``weight="auto"`` chooses one weight for the whole array: the in-memory choice on a
+#: central sample of at most this many values (1024², or about 101³).
+AUTO_SAMPLE_SIZE = 2**20
 
 
 def default_depth(weight, beta: float, spacing=1.0) -> int:
@@ -133,7 +131,7 @@ def _extended(u, spatial):
                               boundary={d: "none" for d in spatial}, allow_rechunk=False)
 
 
-def _block_value(block, block_info=None, *, spatial, batch, kw):
+def _block_value(block, block_info=None, *, spatial, batch, plan, device):
     """This chunk's share of the per-batch TV (keepdims on every non-batch axis)."""
     info = block_info[0]
     loc, nblocks = info["chunk-location"], info["num-chunks"]
@@ -146,18 +144,19 @@ def _block_value(block, block_info=None, *, spatial, batch, kw):
         for faces in itertools.combinations(high, k):
             sub = e[tuple(slice(-1, None) if d in faces else slice(None)
                           for d in range(e.ndim))]
-            value, _ = tv_compute(sub, want_grad=False, reduction="none", **kw)
+            value, _ = tv_planned(sub, plan.for_block(sub, reduction="none"),
+                                  want_grad=False, device=device)
             total = total + (-1) ** k * value
     shape = tuple(block.shape[d] if d in batch else 1 for d in range(block.ndim))
     return np.asarray(total, dtype=np.float64).reshape(shape)
 
 
-def _lazy_value(ext, u, plan, spatial, channel, kw):
+def _lazy_value(ext, u, plan, spatial, channel, device):
     batch = tuple(d for d in range(u.ndim) if d not in spatial and d != channel)
     chunks = tuple(u.chunks[d] if d in batch else (1,) * u.numblocks[d]
                    for d in range(u.ndim))
-    parts = ext.map_blocks(_block_value, spatial=spatial, batch=batch, kw=kw,
-                           chunks=chunks, dtype=np.float64,
+    parts = ext.map_blocks(_block_value, spatial=spatial, batch=batch, plan=plan,
+                           device=device, chunks=chunks, dtype=np.float64,
                            meta=np.empty((0,) * u.ndim, np.float64))
     per_batch = parts.sum(axis=tuple(d for d in range(u.ndim) if d not in batch))
     if plan.reduction == "none":
@@ -165,26 +164,22 @@ def _lazy_value(ext, u, plan, spatial, channel, kw):
     return per_batch.sum() * plan.scale()
 
 
-def _block_grad(block, *, kw, scale, out_dtype):
-    _, g = tv_compute(block, want_grad=True, reduction="sum", **kw)
+def _block_grad(block, *, plan, device, scale):
+    _, g = tv_planned(block, plan.for_block(block, reduction="sum"), want_grad=True,
+                      device=device)
     if scale != 1.0:
-        g = g * out_dtype.type(scale)
-    return g.astype(out_dtype, copy=False)
+        g = g * plan.dtype.type(scale)
+    return g.astype(plan.dtype, copy=False)
 
 
-def _lazy_grad(ext, plan, spatial, kw):
+def _lazy_grad(ext, plan, spatial, device):
     import dask.array as da
 
-    g = ext.map_blocks(_block_grad, kw=kw, scale=plan.scale(), out_dtype=plan.dtype,
+    g = ext.map_blocks(_block_grad, plan=plan, device=device, scale=plan.scale(),
                        dtype=plan.dtype,
                        meta=np.empty((0,) * ext.ndim, plan.dtype))
     return da.overlap.trim_internal(g, {d: 1 for d in spatial},
                                     boundary={d: "none" for d in spatial})
-
-
-def _kw(spatial, channel, spacing, isotropic, smoothing, beta, device):
-    return dict(beta=beta, axes=spatial, channel_axis=channel, spacing=spacing,
-                isotropic=isotropic, smoothing=smoothing, device=device)
 
 
 def tv_value_and_grad(u, beta: float = 1.0, *, axes=None, channel_axis: int | None = None,
@@ -219,18 +214,9 @@ def tv_value_and_grad(u, beta: float = 1.0, *, axes=None, channel_axis: int | No
     """
     u, plan, spatial, channel = _prepare(u, beta, axes, channel_axis, spacing, isotropic,
                                          smoothing, reduction)
-    # The blocks get the spatial axes sorted; the spacing follows them.
-    sp = spacing
-    if axes is not None and np.ndim(spacing) != 0:
-        raw = (axes,) if np.ndim(axes) == 0 else tuple(axes)
-        by_axis = {normalize_axis(a, u.ndim, "axes"): float(h)
-                   for a, h in zip(raw, np.broadcast_to(np.asarray(spacing, float),
-                                                        (len(raw),)))}
-        sp = tuple(by_axis[d] for d in spatial)
-    kw = _kw(spatial, channel, sp, isotropic, smoothing, beta, device)
     ext = _extended(u, spatial)
-    value = _lazy_value(ext, u, plan, spatial, channel, kw) if _want[0] else None
-    grad = _lazy_grad(ext, plan, spatial, kw) if _want[1] else None
+    value = _lazy_value(ext, u, plan, spatial, channel, device) if _want[0] else None
+    grad = _lazy_grad(ext, plan, spatial, device) if _want[1] else None
     return value, grad
 
 
@@ -248,9 +234,7 @@ def _internal_smoothing(f, plan):
     array's range (a lazy 0-d Dask array)."""
     import dask.array as da
 
-    from .solvers.mm import INTERNAL_SMOOTHING
-
-    return da.maximum(f.max() - f.min(), 1e-12) * INTERNAL_SMOOTHING * max(plan.inv_spacing)
+    return smoothing_for_range(da.maximum(f.max() - f.min(), 1e-12), plan.inv_spacing)
 
 
 #: The whole-array β < 1 solve runs as one task where a process can hold this many
@@ -276,31 +260,36 @@ def _one_task_fits(x, nbytes: int) -> bool:
     return limit == 0 or ONE_TASK_MEMORY_FACTOR * nbytes <= limit
 
 
-def _denoise_global(image, weight, plan, spatial, channel, spacing, isotropic, eps,
-                    max_num_iter, ftype):
-    """β < 1: :func:`tvnumba._dask_mm.denoise_global_mm` with the in-memory solver's
-    float conversion, smoothing and iteration cap."""
-    from ._dask_mm import denoise_global_mm
-    from ._validate import check_max_iter
-    from .solvers.registry import SOLVERS
-
-    f = _as_float(image)
-    f = f if f.dtype == ftype else f.astype(ftype)
-    s = plan.smoothing if plan.smoothing > 0 else float(_internal_smoothing(f, plan).compute())
-    max_iter = SOLVERS["mm"].cap(eps) if max_num_iter is None else check_max_iter(max_num_iter)
-
-    def tv(x):
-        return tv_value_and_grad(x, plan.beta, axes=spatial, channel_axis=channel,
-                                 spacing=spacing, isotropic=isotropic, smoothing=s,
-                                 _want=(True, False))[0]
-
-    return denoise_global_mm(f, float(weight), plan.beta, spatial=spatial, channel=channel,
-                             spacing=spacing, isotropic=isotropic, smoothing=s, eps=eps,
-                             max_iter=max_iter, tv=tv)
+def _central_sample(image, spatial, channel):
+    """The central part of ``image`` with at most :data:`AUTO_SAMPLE_SIZE` values: the
+    middle item of every batch axis, then the centre of the spatial axes, cut by the
+    same factor each."""
+    index = [slice(None)] * image.ndim
+    for d in range(image.ndim):
+        if d not in spatial and d != channel:
+            index[d] = slice(image.shape[d] // 2, image.shape[d] // 2 + 1)
+    sample = image[tuple(index)]
+    if sample.size > AUTO_SAMPLE_SIZE:
+        factor = (AUTO_SAMPLE_SIZE / sample.size) ** (1.0 / len(spatial))
+        for d in spatial:
+            n = image.shape[d]
+            m = max(1, min(n, int(n * factor)))
+            index[d] = slice((n - m) // 2, (n - m) // 2 + m)
+        sample = image[tuple(index)]
+    return sample
 
 
-def _block_denoise(block, *, solve, weight, beta, smoothing, kw):
-    return solve(block, weight, beta, smoothing=smoothing, **kw)[0]
+def _sample_weight(sample, *, solve, plan, kw):
+    """The weight the in-memory ``weight="auto"`` chooses for ``sample``."""
+    _, info = solve(sample, "auto", plan.beta, smoothing=plan.smoothing, plan=plan, **kw)
+    return info.weight
+
+
+def _block_denoise(block, *, solve, weight, plan, smoothing, kw):
+    """One block through the in-memory solver, on the plan validated for the whole array
+    (with the smoothing every block shares)."""
+    plan = replace(plan, smoothing=float(smoothing))
+    return solve(block, weight, plan.beta, smoothing=plan.smoothing, plan=plan, **kw)[0]
 
 
 def _check_depth(depth, spatial) -> dict[int, int]:
@@ -335,19 +324,19 @@ def denoise_chunked(image, solve, weight=0.1, beta: float = 1.0, *, depth=None,
         Image or volume; the channel axis is rechunked to one chunk.  Every chunk along
         an axis with several chunks must be at least ``depth`` pixels long.
     solve : callable
-        ``solve(block, weight, beta, smoothing=..., **kw) -> (u, info)`` for one
-        in-memory chunk.
+        ``solve(block, weight, beta, smoothing=..., plan=..., eps=..., max_num_iter=...,
+        method=..., device=...) -> (u, info)`` for one in-memory block, on the plan this
+        function validated for the whole array.
     weight, beta, eps, max_num_iter, channel_axis, isotropic, smoothing, spacing, method, device
         As in :func:`tvnumba.denoise_tv_beta` (each chunk is solved to ``eps``).
     depth : int or sequence of int, optional
         Halo in pixels on each side of a chunk, one value or one per spatial axis
         (default :func:`default_depth` of ``weight``, ``beta`` and ``spacing``: seam error
         < 1e-3 on [0, 1] data, e.g. 91 pixels for β = 1 at weight 0.1, 16 for β = 2; cut
-        to the chunk length, with a warning, where a chunk is shorter).  β < 1 with a
-        numeric weight and no ``depth``: no halo -- the whole-array solve of the module
-        docstring (the in-memory solve as one task where a process or worker holds
-        the image, else the in-memory iterates on the chunks, computed at once); with
-        ``depth``, chunks with a halo that reach other local minimisers.
+        to the chunk length, with a warning, where a chunk is shorter).  β < 1 without
+        ``depth``: the in-memory solve of the whole array as one task (see the module
+        docstring); with ``depth``, chunks with a halo, each reaching its own local
+        minimiser.
 
     Returns
     -------
@@ -358,11 +347,18 @@ def denoise_chunked(image, solve, weight=0.1, beta: float = 1.0, *, depth=None,
     Raises
     ------
     ValueError
-        A chunk shorter than ``depth`` along an axis with several chunks, or any
-        argument the in-memory function rejects.
+        A chunk shorter than ``depth`` along an axis with several chunks; β < 1 without
+        ``depth`` on a cluster whose workers cannot hold the image; any argument the
+        in-memory function rejects.
 
     Notes
     -----
+    ``weight="auto"`` chooses one weight for the whole array, lazily: the in-memory
+    choice (noise σ by wavelet MAD, then the SURE search) on the central part of the
+    array, at most :data:`AUTO_SAMPLE_SIZE` values (the middle item of each batch
+    axis).  Where the noise or the content differs across the array, the weight is
+    that of its centre; pass a number to choose it yourself.
+
     With β < 1 and ``smoothing=0`` the in-memory function uses an internal smoothing
     from the data range (``1e-3 (max f − min f) / min h``); here it is computed from the
     whole array (a lazy reduction) so that every chunk solves the same problem.
@@ -385,11 +381,9 @@ def denoise_chunked(image, solve, weight=0.1, beta: float = 1.0, *, depth=None,
     if channel is not None and image.numblocks[channel] > 1:
         image = image.rechunk({channel: -1})
     # β < 1: no halo makes the chunks agree with the whole image (non-convex); unless
-    # a depth is asked for, the in-memory algorithm runs on the whole array instead.
-    global_mm = (depth is None and plan.beta < 1 and method in ("auto", "mm")
-                 and device in (None, "cpu") and not isinstance(weight, str)
-                 and isinstance(getattr(image, "_meta", None), np.ndarray))  # NumPy chunks
-    if global_mm:
+    # a depth is asked for, the in-memory solver runs on the whole array in one task.
+    whole = depth is None and plan.beta < 1 and method in ("auto", "mm")
+    if whole:
         depths = {}
     elif depth is None:
         depths = {d: default_depth(weight, plan.beta, spacing) for d in spatial}
@@ -407,7 +401,7 @@ def denoise_chunked(image, solve, weight=0.1, beta: float = 1.0, *, depth=None,
             depths.update(short)
     else:
         depths = _check_depth(depth, spatial)
-    for d in spatial if not global_mm else ():
+    for d in spatial if not whole else ():
         if image.numblocks[d] > 1 and depths[d] > 0 and min(image.chunks[d]) < depths[d]:
             raise ValueError(
                 f"image has a chunk of {min(image.chunks[d])} pixels along axis {d}, smaller "
@@ -416,22 +410,30 @@ def denoise_chunked(image, solve, weight=0.1, beta: float = 1.0, *, depth=None,
         if image.numblocks[d] == 1:
             depths[d] = 0  # no neighbour: the array's edge keeps its Neumann boundary
     ftype = float_dtype(image.dtype, "image")
-    kw = dict(eps=eps, max_num_iter=max_num_iter, channel_axis=channel,
-              isotropic=isotropic, spacing=spacing, method=method, device=device)
-    if global_mm and _one_task_fits(image, image.size * np.dtype(ftype).itemsize):
-        # One task that concatenates the chunks and runs the in-memory solver: its
-        # result bit for bit, lazily, without the ~30 synchronisations per outer step of
-        # the chunk-wise solve (77 s against 0.3 s on a 128² image).
+    kw = dict(eps=eps, max_num_iter=max_num_iter, method=method, device=device)
+    if whole:
+        nbytes = image.size * np.dtype(ftype).itemsize
+        if not _one_task_fits(image, nbytes):
+            raise ValueError(
+                f"denoise_tv_beta with beta={plan.beta:g} < 1 solves the whole image in one "
+                f"task (a non-convex problem: chunks solved apart settle in other local "
+                f"minima), which needs {ONE_TASK_MEMORY_FACTOR:g}x the image "
+                f"({nbytes / 2**20:.0f} MiB) in one worker's memory_limit; give the workers "
+                f"more memory, or pass depth= to solve chunk by chunk with halos (each "
+                f"chunk then reaches its own local minimiser: seams up to ~0.2 on [0, 1] "
+                f"data at an objective within 0.1 %)")
         import dask
 
         task = dask.delayed(_block_denoise, pure=True)(
-            image, solve=solve, weight=weight, beta=plan.beta, smoothing=plan.smoothing, kw=kw)
+            image, solve=solve, weight=weight, plan=plan, smoothing=plan.smoothing, kw=kw)
         u = da.from_delayed(task, image.shape, dtype=ftype,
                             meta=np.empty((0,) * image.ndim, ftype))
         return u.rechunk(image.chunks)
-    if global_mm:
-        return _denoise_global(image, weight, plan, spatial, channel, spacing, isotropic,
-                               eps, max_num_iter, ftype)
+    if isinstance(weight, str):  # "auto": one weight for every chunk (lazy)
+        import dask
+
+        weight = dask.delayed(_sample_weight, pure=True)(
+            _central_sample(image, spatial, channel), solve=solve, plan=plan, kw=kw)
     s = plan.smoothing
     if plan.beta < 1 and s == 0:
         # One smoothing for every chunk, from the whole data range (lazy).
@@ -440,4 +442,4 @@ def denoise_chunked(image, solve, weight=0.1, beta: float = 1.0, *, depth=None,
     return image.map_overlap(_block_denoise, depth=depth_all, boundary="none",
                              trim=True, allow_rechunk=False, dtype=ftype,
                              meta=np.empty((0,) * image.ndim, ftype),
-                             solve=solve, weight=weight, beta=plan.beta, smoothing=s, kw=kw)
+                             solve=solve, weight=weight, plan=plan, smoothing=s, kw=kw)

@@ -215,10 +215,14 @@ class CPArray:
         self.u = un
         return _sumsq(xp, self.f - dt) if want_residual else 0.0
 
+    @property
     def dual_fields(self):
-        """``(axis, 1/h, p_axis)`` of every differenced canonical axis (for
-        :mod:`tvnumba.solvers._polish`)."""
-        return list(zip(self.axes, self.ih, self.p))
+        """The callable giving ``(axis, 1/h, p_axis)`` of every differenced canonical
+        axis for the exact finish of :mod:`tvnumba.solvers._polish`, which runs on the
+        host: None for device arrays."""
+        if self.xp is not np:
+            return None
+        return lambda: list(zip(self.axes, self.ih, self.p))
 
     def primal_terms(self):
         """(½‖u − f‖², TV₁(u)) in float64."""
@@ -353,6 +357,17 @@ class ArrayBackend(Backend):
 
     def tv5(self, u5, g5, plan):
         return tv_array(self.xp, u5, g5, plan)
+
+    def float_input(self, a, name, ndim, *, scale_ints):
+        if self.home is not None:
+            return self.home.float_input(a, name, ndim, scale_ints=scale_ints)
+        return super().float_input(a, name, ndim, scale_ints=scale_ints)
+
+    def radon(self, geom, a, *, adjoint=False):
+        if self.home is None:
+            raise NotImplementedError("the whole-array backend projects through its home "
+                                      "backend's Radon kernels; create it with home=")
+        return self.home.radon(geom, a, adjoint=adjoint)
 
     def cp_state(self, f5, weight, plan, *, identity):
         return CPArray(self.xp, f5, weight, plan, identity=identity)

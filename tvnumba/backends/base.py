@@ -83,9 +83,23 @@ class Backend:
                 f"{name} contains NaN or Inf values; TV is only defined for finite input")
 
     def check_out(self, out, plan: Plan):
+        """``out`` checked for the gradient of ``plan``: shape, dtype, kind, writeable."""
         from .._validate import check_out
 
-        return check_out(out, plan, host=self.host)
+        out = check_out(out, plan)
+        if out is None:
+            return None
+        if self.host and not isinstance(out, np.ndarray):
+            raise TypeError(f"out must be a NumPy array for NumPy input, got {type(out).__name__}")
+        if isinstance(out, np.ndarray) and not out.flags.writeable:
+            raise ValueError("out must be writeable, got a read-only array")
+        return out
+
+    def float_input(self, a, name: str, ndim: int, *, scale_ints: bool):
+        """``a`` checked as a finite, non-empty real array of ``ndim`` axes (errors name
+        ``name``), as float: integers through ``img_as_float`` when ``scale_ints``, else
+        unscaled.  Host input stays on the host (the backend's operations move it)."""
+        return host_float_array(a, name, ndim, scale_ints)
 
     def canonical(self, a, plan: Plan):
         """``a`` in the canonical layout, C-contiguous (a view when it already is)."""
@@ -148,6 +162,12 @@ class Backend:
         """The majorize-minimize operators of β-TV on the canonical ``f5``."""
         raise NotImplementedError
 
+    def radon(self, geom, a, *, adjoint: bool = False):
+        """The parallel-beam projection of the image ``a`` on ``geom``
+        (:class:`tvnumba.operators.RadonGeometry`), or with ``adjoint`` the back
+        projection of the sinogram ``a``; ``a`` validated float, the result of its kind."""
+        raise NotImplementedError
+
     @property
     def fft(self):
         """``scipy.fft`` or its twin for this backend's arrays."""
@@ -159,3 +179,30 @@ class Backend:
         """Σ a² accumulated in float64."""
         flat = self.xp.ascontiguousarray(a).reshape(-1)
         return self.ops.dot(flat, flat)
+
+
+def host_float_array(a, name: str, ndim: int, scale_ints: bool):
+    """:meth:`Backend.float_input` for NumPy (and array-like) input."""
+    from .._validate import float_dtype
+
+    if not hasattr(a, "shape") or not hasattr(a, "dtype"):
+        a = np.asarray(a)
+    if isinstance(a, np.ma.MaskedArray):
+        raise TypeError(f"{name} is a numpy.ma.MaskedArray; pass {name}.filled(value)")
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name} must be a NumPy array, got {type(a).__name__}")
+    if a.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D, got {name}.ndim={a.ndim} "
+                         f"({name}.shape={a.shape})")
+    if min(a.shape) < 1:
+        raise ValueError(f"{name} must be non-empty, got {name}.shape={a.shape}")
+    dtype = float_dtype(a.dtype, name)
+    if a.dtype.kind != "f" and scale_ints:
+        from skimage.util import img_as_float
+
+        a = img_as_float(a)
+    else:
+        a = a.astype(dtype.newbyteorder("="), copy=False)
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{name} contains NaN or Inf values")
+    return a

@@ -17,16 +17,15 @@ summing its rows: detector bin ``x`` of angle θ is
 bilinear weights transposed, so it is the transpose of the same matrix (not
 a filtered back projection), to summation rounding.
 
-Where it runs: NumPy arrays on the CPU (:mod:`tvnumba.backends.cpu.radon_kernels`:
-``prange`` over rays; the adjoint scatters into per-thread images);
-device arrays -- CuPy, Numba device arrays, anything with
-``__cuda_array_interface__`` -- on the GPU
-(:mod:`tvnumba.backends.cuda.radon_kernels`: one thread per ray; the adjoint
-gathers, one thread per pixel, without atomics), with the result in the
-input's kind of array and no host round trip.  ``device="cuda"`` moves NumPy
-input there and back.  Both targets compile one plain-Python source of the
-sampling arithmetic (:mod:`tvnumba.backends.radon_rays`), so the GPU pair is
-the CPU pair to rounding and its adjoint the exact transpose of its forward.
+Where it runs is a backend operation (:meth:`tvnumba.backends.Backend.radon`): NumPy
+arrays on the CPU (``prange`` over rays; the adjoint scatters into per-thread images);
+device arrays -- CuPy, Numba device arrays, anything with ``__cuda_array_interface__``
+-- on the GPU (one thread per ray; the adjoint gathers, one thread per pixel, without
+atomics), with the result in the input's kind of array and no host round trip.
+``device="cuda"`` moves NumPy input there and back.  Both targets compile one
+plain-Python source of the sampling arithmetic (:mod:`tvnumba.backends.radon_rays`), so
+the GPU pair is the CPU pair to rounding and its adjoint the exact transpose of its
+forward.
 """
 
 from __future__ import annotations
@@ -34,13 +33,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-import numba
 import numpy as np
 
-from .._validate import _describe, check_bool, float_dtype
-from ..backends import is_gpu_array, select
-from ..backends.cpu.radon_kernels import adjoint as _adjoint
-from ..backends.cpu.radon_kernels import forward as _forward
+from .._validate import _describe, check_bool
+from ..backends import select
 from ..solvers.data_terms import DataTerm
 
 __all__ = ["radon", "radon_adjoint", "RadonGeometry", "RadonTerm"]
@@ -61,9 +57,8 @@ class RadonGeometry:
     circle: bool
     size: int  # P, the side of the rotated square = the number of detector bins
     offset: tuple[int, int]  # where the image (circle=False) or the square (True) starts
-    # The angles' cosines and sines on the device, per device: uploaded once, not
-    # per projection (an iterative solve projects thousands of times).
-    _device_trig: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    #: What a backend keeps per geometry (e.g. the angles' cosines on a device).
+    cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @classmethod
     def create(cls, shape, theta, circle: bool = True) -> "RadonGeometry":
@@ -111,71 +106,6 @@ class RadonGeometry:
             return img
         return np.ascontiguousarray(sq[o0:o0 + self.shape[0], o1:o1 + self.shape[1]])
 
-    def forward(self, image, out=None):
-        """Sinogram of a validated float image of :attr:`shape`: NumPy in,
-        NumPy out; a device array in, a device array of its kind out (both
-        computed where the input lives)."""
-        if is_gpu_array(image):
-            return self._forward_device(image, out)
-        if out is None:
-            out = np.empty(self.sinogram_shape, image.dtype)
-        cos_t, sin_t = self.trig()
-        _forward(np.ascontiguousarray(self.square(image)), cos_t, sin_t, out)
-        return out
-
-    def adjoint(self, sinogram):
-        """Back projection (the exact transpose of :meth:`forward`) of a validated
-        float sinogram of :attr:`sinogram_shape`, where it lives (as
-        :meth:`forward`)."""
-        if is_gpu_array(sinogram):
-            return self._adjoint_device(sinogram)
-        P = self.size
-        cos_t, sin_t = self.trig()
-        # From the pool's size: the chunks fix the order of the sums, whatever the count.
-        n_chunks = max(1, min(numba.config.NUMBA_NUM_THREADS, len(self.theta) * P))
-        sq = np.empty((P, P), sinogram.dtype)
-        _adjoint(np.ascontiguousarray(sinogram), cos_t, sin_t, P, n_chunks, sq)
-        return self.unsquare(sq)
-
-    # --- the GPU path (CUDA kernels on device arrays) ---------------------------------
-    def _trig_on_device(self, L):
-        key = getattr(L.cuda.get_current_device(), "id", 0)
-        if key not in self._device_trig:
-            self._device_trig[key] = tuple(L.to_device(np.ascontiguousarray(t))
-                                           for t in self.trig())
-        return self._device_trig[key]
-
-    def _forward_device(self, image, out=None):
-        from ..backends.cuda import _launch as L
-        from ..backends.cuda import radon_kernels as K
-
-        stream = L.stream_of(image)
-        img = L.as_numba(image)
-        (o0, o1), P = self.offset, self.size
-        # circle=True: the square is a view of the image (the kernel takes any
-        # strides); circle=False: a zero-padded copy, ~1/n_angles of the work.
-        sq = img[o0:o0 + P, o1:o1 + P] if self.circle else K.pad(img, P, self.offset, stream)
-        if out is None:
-            out, outd = L.empty_like_kind(image, self.sinogram_shape, img.dtype, stream)
-        else:
-            outd = L.as_numba(out)
-        K.forward(sq, *self._trig_on_device(L), outd, stream)
-        return out
-
-    def _adjoint_device(self, sinogram):
-        from ..backends.cuda import _launch as L
-        from ..backends.cuda import radon_kernels as K
-
-        stream = L.stream_of(sinogram)
-        sd = L.as_numba(sinogram)
-        o0, o1 = self.offset
-        # image pixel (r, s) is square pixel (r + d0, s + d1): the kernel writes
-        # the cropped (circle=False) or embedded (circle=True) back projection.
-        shift = (-o0, -o1) if self.circle else (o0, o1)
-        out, outd = L.empty_like_kind(sinogram, self.shape, sd.dtype, stream)
-        K.adjoint(sd, *self._trig_on_device(L), self.size, shift, outd, stream)
-        return out
-
 
 # --- validation ---------------------------------------------------------------------
 def _check_theta(theta) -> np.ndarray:
@@ -190,72 +120,6 @@ def _check_theta(theta) -> np.ndarray:
     if not np.all(np.isfinite(t)):
         raise ValueError("theta contains NaN or Inf values")
     return t
-
-
-def _float_array(a, name: str, ndim: int, scale_ints: bool):
-    if not hasattr(a, "shape") or not hasattr(a, "dtype"):
-        a = np.asarray(a)
-    if isinstance(a, np.ma.MaskedArray):
-        raise TypeError(f"{name} is a numpy.ma.MaskedArray; pass {name}.filled(value)")
-    if not isinstance(a, np.ndarray):
-        raise TypeError(f"{name} must be a NumPy array, got {type(a).__name__}")
-    if a.ndim != ndim:
-        raise ValueError(f"{name} must be {ndim}-D, got {name}.ndim={a.ndim} "
-                         f"({name}.shape={a.shape})")
-    if min(a.shape) < 1:
-        raise ValueError(f"{name} must be non-empty, got {name}.shape={a.shape}")
-    dtype = float_dtype(a.dtype, name)
-    if a.dtype.kind != "f" and scale_ints:
-        from skimage.util import img_as_float
-
-        a = img_as_float(a)
-    else:
-        a = a.astype(dtype.newbyteorder("="), copy=False)
-    if not np.all(np.isfinite(a)):
-        raise ValueError(f"{name} contains NaN or Inf values")
-    return a
-
-
-def _device_float_array(a, name: str, ndim: int):
-    """``a``, a device array, checked as :func:`_float_array` checks host arrays
-    (no conversion: float32 or float64 only, as the other GPU paths)."""
-    from ..backends.cuda import _launch as L
-    from ..backends.cuda import radon_kernels as K
-
-    d = L.as_numba(a)  # shape and dtype of any __cuda_array_interface__ array
-    if d.ndim != ndim:
-        raise ValueError(f"{name} must be {ndim}-D, got {name}.ndim={d.ndim} "
-                         f"({name}.shape={tuple(d.shape)})")
-    if min(d.shape) < 1:
-        raise ValueError(f"{name} must be non-empty, got {name}.shape={tuple(d.shape)}")
-    dtype = np.dtype(d.dtype)
-    if dtype not in (np.float32, np.float64) or not dtype.isnative:
-        raise TypeError(f"a GPU {name} must be float32 or float64 (native byte order), "
-                        f"got {name}.dtype={dtype}; convert it on the device first")
-    if K.count_nonfinite(d, L.stream_of(a)):
-        raise ValueError(f"{name} contains NaN or Inf values")
-    return a
-
-
-def _on_device(a, name: str, ndim: int, device, scale_ints: bool):
-    """``(array, where)``: ``a`` validated where this call runs -- ``"cpu"``
-    (a NumPy array), ``"to_gpu"`` (NumPy, ``device="cuda"``: moved by the
-    caller) or ``"gpu"`` (a device array, left there)."""
-    backend = select(a, device)
-    if backend.name != "cuda":
-        return _float_array(a, name, ndim, scale_ints), "cpu"
-    if backend.host:
-        return _float_array(a, name, ndim, scale_ints), "to_gpu"
-    return _device_float_array(a, name, ndim), "gpu"
-
-
-def _run_on(where, fn, a):
-    """``fn(a)`` where :func:`_on_device` said, the result in ``a``'s kind."""
-    if where != "to_gpu":
-        return fn(a)
-    from ..backends.cuda import _launch as L
-
-    return L.to_host(fn(L.to_device(np.ascontiguousarray(a))))
 
 
 def _adjoint_shape(shape, n_det: int, circle: bool):
@@ -342,9 +206,10 @@ def radon(image, theta=None, circle: bool = True, *, device=None):
     >>> bool(np.allclose(sino, sk_radon(image, theta, circle=False), atol=1e-9))
     True
     """
-    image, where = _on_device(image, "image", 2, device, scale_ints=True)
+    backend = select(image, device)
+    image = backend.float_input(image, "image", 2, scale_ints=True)
     geom = RadonGeometry.create(image.shape, np.arange(180) if theta is None else theta, circle)
-    return _run_on(where, geom.forward, image)
+    return backend.radon(geom, image)
 
 
 def radon_adjoint(sinogram, theta=None, circle: bool = True, *, shape=None, device=None):
@@ -401,7 +266,8 @@ def radon_adjoint(sinogram, theta=None, circle: bool = True, *, shape=None, devi
     >>> bool(abs(lhs - rhs) <= 1e-12 * abs(lhs))
     True
     """
-    sinogram, where = _on_device(sinogram, "sinogram", 2, device, scale_ints=False)
+    backend = select(sinogram, device)
+    sinogram = backend.float_input(sinogram, "sinogram", 2, scale_ints=False)
     n_det, n_ang = sinogram.shape
     if theta is None:
         theta = np.linspace(0.0, 180.0, n_ang, endpoint=False)
@@ -413,7 +279,7 @@ def radon_adjoint(sinogram, theta=None, circle: bool = True, *, shape=None, devi
     if geom.size != n_det:
         raise ValueError(f"an image of shape={geom.shape} with circle={circle} has "
                          f"{geom.size} detector bins, but sinogram.shape[0]={n_det}")
-    return _run_on(where, geom.adjoint, sinogram)
+    return backend.radon(geom, sinogram, adjoint=True)
 
 
 # --- data term ----------------------------------------------------------------------
@@ -423,31 +289,35 @@ class RadonTerm(DataTerm):
 
     ``scale`` multiplies the operator and the data (``1/√n_angles`` in
     :func:`tvnumba.restoration.reconstruct_tv_beta`); :meth:`op_norm` is
-    computed by power iteration once and cached.  Bound to the CUDA backend,
-    ``f`` and the iterates are CuPy arrays and the projections run on the GPU
-    (:meth:`RadonGeometry.forward` dispatches on the array).
+    computed by power iteration once and cached.  The projections are the bound
+    backend's (:meth:`tvnumba.backends.Backend.radon`): on the CUDA backend ``f`` and
+    the iterates are CuPy arrays and the projections run on the GPU.
     """
 
     def __init__(self, geom: RadonGeometry, f, scale: float = 1.0):
-        if isinstance(f, np.ndarray):
-            f = np.ascontiguousarray(f)
-        super().__init__(f * f.dtype.type(scale) if scale != 1.0 else f)
+        super().__init__(f * f.dtype.type(scale))  # a new, contiguous array
         self.geom = geom
         self.scale = float(scale)
+        self.backend = None
         self._norm = None
         self._start = None
+
+    def bind(self, backend) -> "RadonTerm":
+        super().bind(backend)
+        self.backend = backend
+        return self
 
     def _canon(self, img):
         return img.reshape((1, 1, 1) + self.geom.shape)
 
     def forward(self, u):
-        out = self.geom.forward(u.reshape(self.geom.shape))
+        out = self.backend.radon(self.geom, u.reshape(self.geom.shape))
         if self.scale != 1.0:
             out *= out.dtype.type(self.scale)
         return out
 
     def adjoint(self, r):
-        out = self.geom.adjoint(r)
+        out = self.backend.radon(self.geom, r, adjoint=True)
         if self.scale != 1.0:
             out *= out.dtype.type(self.scale)
         return self._canon(out)

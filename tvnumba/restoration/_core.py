@@ -14,15 +14,19 @@ from ..solvers import Identity, solve
 from .auto_weight import choose_weight
 
 
-def prepare(image, beta, *, device, channel_axis, spacing, isotropic, smoothing):
+def prepare(image, beta, *, device, channel_axis, spacing, isotropic, smoothing, plan=None):
     """``(backend, f, plan)``: ``image`` as float (scikit-image's rule) on the
-    backend of this call, and its validated TV plan (errors name ``image``)."""
+    backend of this call, and its validated TV plan (errors name ``image``).  ``plan``:
+    that of a larger array ``image`` is a block of (validated once, by the caller)."""
     if not hasattr(image, "shape") or not hasattr(image, "dtype"):
         image = np.asarray(image)
     backend = select(image, device, solver=True)
     f = backend.bring(backend.as_float_image(image, float_dtype(image.dtype, "image")))
-    plan = make_plan(f, beta, channel_axis=channel_axis, spacing=spacing, isotropic=isotropic,
-                     smoothing=smoothing, name="image")
+    if plan is None:
+        plan = make_plan(f, beta, channel_axis=channel_axis, spacing=spacing,
+                         isotropic=isotropic, smoothing=smoothing, name="image")
+    else:
+        plan = plan.for_block(f)
     return backend.for_plan(plan), f, plan
 
 
@@ -51,11 +55,13 @@ def no_auto_weight(weight, function: str):
 
 def denoise(image, weight, beta, *, eps=1e-3, max_num_iter=None, channel_axis=None,
             isotropic=True, smoothing=0.0, spacing=1.0, method="auto", device=None,
-            callback=None):
-    """``(u, info)`` of :func:`tvnumba.denoise_tv_beta` for an in-memory image."""
+            callback=None, plan=None):
+    """``(u, info)`` of :func:`tvnumba.denoise_tv_beta` for an in-memory image (with
+    ``plan``: a block of the array that plan validated)."""
     weight = check_weight(weight)
     backend, f, plan = prepare(image, beta, device=device, channel_axis=channel_axis,
-                               spacing=spacing, isotropic=isotropic, smoothing=smoothing)
+                               spacing=spacing, isotropic=isotropic, smoothing=smoothing,
+                               plan=plan)
     backend.check_finite(f, "image")
     f5 = backend.canonical(f, plan)
     sigma = None

@@ -65,10 +65,8 @@ def _canonical_sigma(f5, plan, backend) -> float:
 #: users draw their noise with (a probe equal to the noise biases SURE).
 PROBE_SEED = 0x7B5E_ED5A_17C3_D9E1
 
-#: Tolerance on the solver's gap during the search.  1e-4 chose the same
-#: weights (within 0.05 dB on camera 256², β ∈ {0.5, 1, 1.5, 2}) at about 3
-#: times the cost: f and f + δb take the same solver path, so most of the
-#: solver error cancels in their difference.
+#: Tolerance on the solver's gap during the search: f and f + δb take the same
+#: solver path, so most of the solver error cancels in their difference.
 SEARCH_EPS = 1e-3
 
 #: Starting point of the search, ``(c, p)`` per β: ``weight ≈ c R^(2−β) (σ/R)^p``
@@ -141,8 +139,8 @@ def sure_search(solve_at: Callable, f, sigma: float, guess: float, *, xp=np,
     t0 = math.log(guess)
     ts = [t0 - step, t0, t0 + step]
     vals = [sure(t) for t in ts]
-    # Walk downhill until the middle point is the lowest (at most a few steps:
-    # the guess is within a factor 2 of the optimum on the test images).
+    # Walk downhill until the middle point is the lowest, within the evaluation
+    # budget (the starting guess is usually within a factor 2 of the optimum).
     while len(cache) < max_evals - 2:
         if vals[0] < vals[1] and vals[0] <= vals[2]:
             ts = [ts[0] - step] + ts[:2]
@@ -217,11 +215,9 @@ def choose_weight(f5, plan, backend, *, method: str, max_num_iter: int | None,
     return weight, sigma, 2 * evals
 
 
-#: Deconvolution's starting weight relative to denoising's (:func:`initial_guess`
-#: at the same σ and β): the geometric mean of oracle / guess over the 12 cases of
-#: benchmarks/bench_auto_deconv.py (camera and astronaut at 256² and 512², Gaussian and
-#: motion blur, σ ∈ {0.005, 0.01, 0.02}; the ratios spread from 0.5 to 1.3, which the
-#: search's downhill walk absorbs).  ≈ 0.001 for σ = 0.01 on [0, 1], the default weight.
+#: Deconvolution's starting weight relative to denoising's (:func:`initial_guess` at
+#: the same σ and β), fitted to the best weights of natural images under Gaussian and
+#: motion blur (≈ 0.001 for σ = 0.01 on [0, 1]); the downhill walk absorbs the spread.
 DECONV_GUESS_SCALE = 0.2
 
 

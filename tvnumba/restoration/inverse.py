@@ -19,9 +19,8 @@ from .auto_weight import choose_inverse_weight
 __all__ = ["solve_tv_beta", "deconvolve_tv_beta", "inpaint_tv_beta",
            "DECONVOLVE_WEIGHT", "INPAINT_WEIGHT"]
 
-#: Default ``weight`` of :func:`deconvolve_tv_beta`: the best of a sweep on
-#: camera and astronaut (512², [0, 1]) blurred by a Gaussian (σ = 2) or a
-#: 9-pixel motion PSF with Gaussian noise σ = 0.01 (benchmarks/bench_inverse.py).
+#: Default ``weight`` of :func:`deconvolve_tv_beta`: suits images in [0, 1] with
+#: noise σ ≈ 0.01; the best weight grows roughly in proportion to σ.
 DECONVOLVE_WEIGHT = 0.001
 
 #: Default ``weight`` of :func:`inpaint_tv_beta` (noise-free known pixels,
@@ -51,8 +50,6 @@ def solve_tv_beta(A, f, weight: float = 0.1, beta: float = 1.0, *, shape=None, A
                   method: str = "auto", device: str | None = None,
                   return_info: bool = False, callback=None):
     r"""Solve a linear inverse problem with a β-TV prior.
-
-    Finds
 
     .. math::
 
@@ -88,14 +85,15 @@ def solve_tv_beta(A, f, weight: float = 0.1, beta: float = 1.0, *, shape=None, A
         Run a dot-product test of ``A`` against its adjoint first (random
         float64 vectors, relative tolerance ``1e-6``) and raise
         ``ValueError`` when it fails.
-    eps, max_num_iter, channel_axis, isotropic, smoothing, spacing, method, return_info, callback
+    eps, max_num_iter, channel_axis, isotropic, smoothing, spacing, method
         As in :func:`tvnumba.denoise_tv_beta`, on the unknown (``channel_axis``
-        and ``spacing`` describe ``shape``).  ``method="dct"`` is not
-        available (it needs ``A = I``).
+        and ``spacing`` describe ``shape``); no ``method="dct"``.
     device : {None, "cpu", "cuda"}, optional
         As in :func:`tvnumba.denoise_tv_beta`.  Matrices and
         ``LinearOperator`` run on the host only; callables receive the
         backend's arrays (CuPy ones on the GPU).
+    return_info, callback
+        As in :func:`tvnumba.denoise_tv_beta`.
 
     Returns
     -------
@@ -119,14 +117,12 @@ def solve_tv_beta(A, f, weight: float = 0.1, beta: float = 1.0, *, shape=None, A
     Notes
     -----
     With β = 1 (no smoothing) ``method="auto"`` runs the primal-dual
-    algorithm with ``A`` dualised next to the gradient (``K = [D; A]``, step
-    sizes from ``‖A‖`` by power iteration), which needs only ``A`` and
-    ``Aᵀ``; its stopping quantity is the relative primal step
-    ``‖u_k − u_{k−1}‖/‖u_k‖ ≤ eps`` (a residual, not an error bound).
-    Smooth cases (β > 1, or smoothing > 0) run L-BFGS, β < 1
-    majorize-minimize with conjugate gradients on ``AᵀA`` plus the TV
-    weights.  The first iterate is ``Aᵀf``.  Unless ``AᵀA`` is invertible the
-    minimiser need not be unique (β = 1).
+    algorithm [2]_ with ``A`` dualised next to the gradient, which needs only
+    ``A`` and ``Aᵀ``; it stops on the relative primal step
+    ``‖u_k − u_{k−1}‖/‖u_k‖`` (a residual, not an error bound).  Other β: as
+    in :func:`tvnumba.denoise_tv_beta`, with conjugate gradients on ``AᵀA``
+    for β < 1.  The first iterate is ``Aᵀf``.  Unless ``AᵀA`` is invertible
+    the minimiser need not be unique (β = 1).  See :doc:`/solvers`.
 
     References
     ----------
@@ -242,46 +238,35 @@ def deconvolve_tv_beta(image, psf, weight: float | str = DECONVOLVE_WEIGHT, beta
                        return_info: bool = False, callback=None):
     r"""β-TV deconvolution, without ringing at the image border.
 
-    Finds
-
     .. math::
 
         u^* = \operatorname*{argmin}_u \; \tfrac12 \|W (h * u) - f\|_2^2
               + \text{weight} \cdot TV_\beta(u)
 
-    where ``h`` is the PSF and ``W`` keeps the observed window (see Notes),
-    and returns ``u*`` on the image's grid.
+    where ``h`` is the PSF and ``W`` keeps the observed window (see
+    Notes); returns ``u*`` on the image's grid.
 
     Parameters
     ----------
     image : ndarray
-        Blurred (and noisy) 2-D image or 3-D volume, optionally with a
-        channel axis.  Integer and bool images are converted with
-        :func:`skimage.util.img_as_float`; float32 stays float32.  Never
-        modified.
+        Blurred (and noisy) 2-D image or 3-D volume, optionally with a channel
+        axis; integers through :func:`skimage.util.img_as_float`.  Never modified.
     psf : ndarray
-        Point-spread function, one axis per spatial axis of ``image`` and
-        not larger than it; finite, with a positive sum.  It is normalised to
-        sum 1 (a blur keeps the mean).  Centred like
-        ``scipy.signal.convolve(u, psf, mode="same")``: element
-        ``psf.shape // 2`` (odd sizes: the middle) is the origin.  The same
-        PSF blurs every channel.
+        Point-spread function, one axis per spatial axis of ``image``, not
+        larger than it, finite, with a positive sum; normalised to sum 1.
+        Centred like ``scipy.signal.convolve(u, psf, mode="same")``
+        (element ``psf.shape // 2`` is the origin).  It blurs every channel.
     weight : float or "auto", optional
-        TV weight ``>= 0``.  The default, :data:`DECONVOLVE_WEIGHT` = 0.001,
-        suits images in [0, 1] with noise σ ≈ 0.01; scale it with the noise
-        level (roughly ∝ σ).  ``"auto"`` estimates the noise level and picks
-        the weight that minimises Stein's unbiased estimate of the predicted
-        risk (see Notes); the choice is reported in ``info.weight`` and
-        ``info.sigma``.
+        TV weight ``>= 0``; the default 0.001 suits images in [0, 1] with noise
+        σ ≈ 0.01 (scale it roughly with σ).  ``"auto"``: chosen by Stein's
+        unbiased estimate of the predicted risk (see Notes).
     beta : float, optional
         Order β > 0 of the TV term (see :func:`tvnumba.denoise_tv_beta`).
     boundary : {"extend", "periodic"}, optional
-        ``"extend"`` (default): the unknown extends past the image border by
-        the PSF's half-widths and only the observed window is compared with
-        the data -- no ringing on real images.  ``"periodic"``: circular
-        convolution on the image's grid (as
-        :func:`skimage.restoration.wiener`), for data that really is
-        periodic.
+        ``"extend"`` (default): the unknown extends past the border by the
+        PSF's half-widths and only the observed window is compared with the
+        data -- no ringing on real images.  ``"periodic"``: circular
+        convolution (as :func:`skimage.restoration.wiener`), for periodic data.
     eps, max_num_iter, channel_axis, isotropic, smoothing, spacing, method, device, return_info, callback
         As in :func:`tvnumba.denoise_tv_beta` (``method="dct"`` excepted).
         With ``boundary="extend"`` the callback sees the extended iterate.
@@ -289,21 +274,18 @@ def deconvolve_tv_beta(image, psf, weight: float | str = DECONVOLVE_WEIGHT, beta
     Returns
     -------
     u : ndarray
-        The restored image, same shape as ``image`` (the observed window of
-        the extended solution); float32 for float16/float32 input, float64
-        otherwise.
+        The restored image, ``image``'s shape; float32 for float16/float32
+        input, float64 otherwise.
     info : SolveInfo
-        Only with ``return_info=True``; ``objective`` is that of the
-        extended problem, ``weight`` the weight used, ``sigma`` the
-        estimated noise level with ``weight="auto"`` (else ``None``).
+        Only with ``return_info=True``; ``info.objective`` is that of the
+        extended problem.
 
     Raises
     ------
     ValueError
         A PSF with the wrong number of axes, larger than the image, with
-        NaN/Inf, or with a zero or negative sum; non-finite ``image``; bad
-        options; ``weight`` a string other than ``"auto"``; ``weight="auto"``
-        on an image whose estimated noise level is 0.
+        NaN/Inf, or without a positive sum; non-finite ``image``; bad
+        options; ``weight="auto"`` on a noise-free image.
 
     See Also
     --------
@@ -312,63 +294,29 @@ def deconvolve_tv_beta(image, psf, weight: float | str = DECONVOLVE_WEIGHT, beta
 
     Notes
     -----
-    Boundary: a blurred pixel near the border depends on scene pixels
-    outside the picture.  Circular convolution pretends they are the pixels
-    of the opposite border, and the mismatch rings through the whole
-    restoration.  With ``boundary="extend"`` the unknown ``u`` is defined on
-    the full support of the blur, the image grid grown by ``psf.shape − 1``
-    (``psf.shape // 2`` before, ``(psf.shape − 1) // 2`` after), and
+    With ``boundary="extend"`` the unknown lives on the full support of the
+    blur, the image grid grown by ``psf.shape − 1`` [1]_, and
 
     .. math:: A u = \text{crop}(h \circledast u),
               \qquad A^T r = \text{crop}'(\bar h \circledast \text{pad}(r)),
 
-    a circular convolution on a zero-padded FFT grid (of a fast, 5-smooth
-    size) cropped to the ``"valid"`` window (``A u`` equals
-    ``scipy.signal.fftconvolve(u, psf, mode="valid")``), and its exact
-    adjoint.  The data term only compares that window with ``f``; TV, on
-    the extended grid, fills the margin.  The result is the extended
-    solution cropped back to the image window.  The first iterate is the
-    image continued by edge replication.
+    circular convolutions on a zero-padded FFT grid (``A u`` equals
+    ``scipy.signal.fftconvolve(u, psf, mode="valid")``).  TV fills the
+    margin; the result is the extended solution cropped to the image.  For
+    β = 1 the primal-dual solver [2]_ dualises ``A`` (``"extend"``) or uses
+    the exact Fourier proximal step (``"periodic"``); it stops on the
+    relative primal step.  See :doc:`/inverse_problems`.
 
-    β = 1 (``method="auto"``: ``"cp"``): primal-dual with ``A`` dualised
-    (``"extend"``) or with the data term's exact Fourier proximal step
-    (``"periodic"``); it stops when the relative primal step is at most
-    ``eps``.  Other β: as in :func:`solve_tv_beta`.  Colour images: the
-    channels are coupled in the TV norm (vectorial TV).
+    ``weight="auto"`` assumes ``f = A x + n`` with white Gaussian noise,
+    estimates σ as :func:`tvnumba.denoise_tv_beta` does (``info.sigma``)
+    and minimises the Monte-Carlo SURE of the predicted risk
+    :math:`E\|A(u_w - x)\|^2` [3]_ [4]_,
 
-    ``weight="auto"`` assumes additive white Gaussian noise of one standard
-    deviation σ on the blurred image, ``f = A x + n``.  σ is estimated from
-    ``image`` as in :func:`tvnumba.denoise_tv_beta` (finest-scale wavelet
-    MAD [3]_; the blur has removed most of the signal's finest-scale
-    coefficients, so the estimate is good: within 4 % on the cases below).
-    The weight minimises the Monte-Carlo SURE of the *predicted* risk
-    :math:`E\|A(u_w - x)\|^2` [4]_ [5]_,
+    .. math:: \mathrm{SURE}(w) = \|A u_w(f) - f\|^2 - N\sigma^2
+              + 2\sigma^2 \operatorname{div}(A u_w)(f),
 
-    .. math::
-
-        \mathrm{SURE}(w) = \|A u_w(f) - f\|^2 - N\sigma^2
-            + 2\sigma^2 \, \frac{b^\top (A u_w(f + \delta b) - A u_w(f))}{\delta},
-
-    (one fixed Gaussian probe :math:`b`, :math:`\delta = 0.01\sigma`), by the
-    search of :func:`tvnumba.denoise_tv_beta`: from ``0.2`` times the
-    denoising starting weight at the same σ (≈ 0.0008 for σ = 0.01 on
-    [0, 1]), a 3-point grid of ratio 2 walked downhill, then bounded Brent
-    to 5 % in ``log w``; float64 solves at ``eps=1e-3``, 8 SURE evaluations
-    (16 solves) plus the final solve at ``eps``.  The predicted risk weighs
-    the error by the blur's spectrum, not uniformly as the MSE does, yet its
-    minimiser was close to the best weight's: on camera and astronaut (grey,
-    512²) blurred by a Gaussian (σ = 2, 15×15) or a 9-pixel motion PSF with
-    noise σ = 0.01, and camera/Gaussian with σ ∈ {0.005, 0.02}, the PSNR is
-    0.02 dB below the best weight's (12-point sweep refined by Brent, same
-    ``eps``) on average, 0.10 dB at worst (camera, motion), at about 16
-    times the cost of one solve (median; ``benchmarks/bench_auto_deconv.py``).
-    At ``eps=1e-3`` the PSNR is not a smooth
-    function of the weight (the stopping iteration moves), so the best
-    weight of a sweep depends on its grid by up to a factor 2.  The
-    discrepancy principle ``‖A u − f‖² = Nσ²`` was measured on the same
-    cases and rejected: 0.18 dB below the best on average, 0.46 dB at worst
-    (motion blur, whose best weight leaves a residual of only 0.66-0.79
-    Nσ²).
+    by the search of :func:`tvnumba.denoise_tv_beta` (about 17 solves;
+    ``info.weight``).  How close it comes: :doc:`/choosing`.
 
     References
     ----------
@@ -378,13 +326,11 @@ def deconvolve_tv_beta(image, psf, weight: float | str = DECONVOLVE_WEIGHT, beta
     .. [2] A. Chambolle and T. Pock, "A first-order primal-dual algorithm for
        convex problems with applications to imaging", J. Math. Imaging Vis.
        40 (2011), 120-145.
-    .. [3] D. L. Donoho and I. M. Johnstone, "Ideal spatial adaptation by
-       wavelet shrinkage", Biometrika 81 (1994), 425-455.
-    .. [4] S. Ramani, T. Blu and M. Unser, "Monte-Carlo SURE: a black-box
+    .. [3] S. Ramani, T. Blu and M. Unser, "Monte-Carlo SURE: a black-box
        optimization of regularization parameters for general denoising
        algorithms", IEEE Trans. Image Process. 17 (2008), 1540-1554.
-    .. [5] C. R. Vogel, *Computational Methods for Inverse Problems*, SIAM
-       (2002), ch. 7 (the predicted-risk and discrepancy rules).
+    .. [4] C. R. Vogel, *Computational Methods for Inverse Problems*, SIAM
+       (2002), ch. 7.
 
     Examples
     --------
@@ -401,11 +347,8 @@ def deconvolve_tv_beta(image, psf, weight: float | str = DECONVOLVE_WEIGHT, beta
     ((48, 48), 'cp', True)
     >>> bool(np.abs(u - clean).mean() < 0.5 * np.abs(noisy - clean).mean())
     True
-
-    ``weight="auto"`` estimates σ and picks the weight:
-
     >>> u, info = deconvolve_tv_beta(noisy, psf, weight="auto", return_info=True)
-    >>> round(info.sigma, 2), bool(0 < info.weight < 0.05)
+    >>> round(info.sigma, 2), bool(0 < info.weight < 0.05)  # σ and the chosen weight
     (0.01, True)
     """
     weight = check_weight(weight)
@@ -550,8 +493,6 @@ def inpaint_tv_beta(image, mask, weight: float = INPAINT_WEIGHT, beta: float = 1
                     device: str | None = None, return_info: bool = False, callback=None):
     r"""β-TV inpainting: fill the masked pixels of an image.
 
-    Finds
-
     .. math::
 
         u^* = \operatorname*{argmin}_u \; \tfrac12 \sum_{p \notin \text{mask}}
@@ -608,18 +549,14 @@ def inpaint_tv_beta(image, mask, weight: float = INPAINT_WEIGHT, beta: float = 1
     -----
     The data term is ``A = diag(m)``, ``m = ~mask``, whose proximal step is
     a division per pixel: with β = 1 ``method="auto"`` runs primal-dual with
-    it (stopping on the relative primal step ``≤ eps``), other β as in
+    it (stopping on the relative primal step), other β as in
     :func:`solve_tv_beta`.  The first iterate fills the holes by pull-push
-    [2]_: the known pixels averaged over blocks of 2, 4, 8, ... pixels
-    until every block holds one, then interpolated back down into the holes
-    (a smooth fill from the nearest data, in a few array passes).  The returned image equals ``image`` on the known pixels, which
-    the weighted data term only approximates.
+    [2]_, a smooth fill from the nearest known pixels.
 
-    With β = 1 the minimiser is not unique in general: inside a hole where
-    the data leaves the level lines free (e.g. a hole in a flat region
-    between two values), every monotone fill has the same TV.  β > 1 (or
+    With β = 1 the minimiser is not unique in general: where a hole leaves
+    the level lines free, every monotone fill has the same TV.  β > 1 (or
     ``smoothing > 0``) makes the fill unique and smoother; β < 1 favours
-    sharp, straight edges across holes.
+    sharp, straight edges across holes.  See :doc:`/inverse_problems`.
 
     References
     ----------

@@ -24,10 +24,11 @@ from .._threads import for_solve
 from .._validate import Plan, check_callback, check_choice, check_max_iter, check_positive
 from ._common import Problem, SolveInfo
 from .data_terms import DataTerm, Diagonal, Identity
-from .mm import internal_smoothing
+from .mm import internal_smoothing, smoothing_for_range
 from .registry import METHODS, SOLVERS, pick
 
-__all__ = ["solve", "SolveInfo", "DataTerm", "Identity", "Diagonal", "METHODS", "SOLVERS"]
+__all__ = ["solve", "SolveInfo", "DataTerm", "Identity", "Diagonal", "METHODS", "SOLVERS",
+           "smoothing_for_range"]
 
 
 def solve(data: DataTerm, weight: float, *, backend, plan: Plan, method: str = "auto",

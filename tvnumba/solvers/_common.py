@@ -11,7 +11,12 @@ from .._validate import Plan
 
 @dataclass(frozen=True)
 class SolveInfo:
-    """What a TV solver did.
+    """What a TV solver did: the result type of every ``return_info=True``.
+
+    Returned next to the solution by :func:`~tvnumba.denoise_tv_beta`,
+    :func:`~tvnumba.deconvolve_tv_beta`, :func:`~tvnumba.inpaint_tv_beta`,
+    :func:`~tvnumba.reconstruct_tv_beta` and :func:`~tvnumba.solve_tv_beta`.
+    A frozen dataclass.
 
     Attributes
     ----------
@@ -20,34 +25,43 @@ class SolveInfo:
         0 when the input was already optimal, 1 for the direct ``"dct"``).
     objective : float
         ``½‖Au − f‖² + weight · TV_β(u)`` at the returned ``u`` (float64 sums),
-        with the smoothing actually used.
+        with the smoothing actually used (for deconvolution: of the extended
+        problem; for CT: with the ``1/n_angles`` factor).
     gap : float
-        The stopping quantity.  ``"cp"`` on denoising: duality gap divided by
-        the dual objective; ``"lbfgs"``, ``"mm"`` and ``"dct"``:
+        The stopping quantity, compared with ``eps``.  ``"cp"`` on denoising:
+        the duality gap divided by the dual objective; ``"cp"`` with another
+        data term: the relative primal step ``‖u_k − u_{k−1}‖ / ‖u_k‖`` (a
+        residual, not a bound).  ``"lbfgs"``, ``"mm"`` and ``"dct"``:
         ``½‖∇F‖²/μ / (F − ½‖∇F‖²/μ)`` with ``μ`` the strong-convexity modulus
-        of the data term (1 for denoising).  Both bound the relative
-        objective error ``(F(u) − F*) / F*`` from above for convex problems
-        (β ≥ 1); for β < 1 the second is a relative stationarity measure.
-        ``"cp"`` with another data term: the relative primal step
-        ``‖u_k − u_{k−1}‖ / ‖u_k‖`` (a residual, not a bound).
+        of the data term (1 for denoising; taken as 1 where it is 0).  The
+        duality gap, and this ratio where ``μ > 0``, bound the relative
+        objective error ``(F(u) − F*) / F*`` from above for β ≥ 1; otherwise
+        the ratio is a relative stationarity measure.
     converged : bool
-        ``gap <= eps`` was reached within ``max_num_iter``.  Early stops,
-        not converged, happen only at rounding: ``"cp"`` when the gap is
-        within 1000× of what the dtype can certify and has stopped
-        improving (float32 with ``eps`` ≲ 1e-6); ``"mm"`` when the objective
-        no longer decreases beyond rounding (float32 data with a very small
-        smoothing); ``"lbfgs"`` when no step decreases the objective at this
-        precision; ``"dct"`` when rounding kept its exact answer above eps.
+        ``gap <= eps`` was reached within ``max_num_iter``.  A solve also
+        stops, not converged, where the dtype's rounding stands in the way:
+        ``"cp"`` when the gap is within 1000× of what the dtype can certify
+        and has stopped improving (float32 with ``eps`` ≲ 1e-6); ``"mm"``
+        when the objective no longer decreases beyond rounding (float32 data
+        with a very small smoothing); ``"lbfgs"`` when no step decreases the
+        objective at this precision; ``"dct"`` when rounding keeps its exact
+        answer above ``eps``.
     method : str
         The solver used: ``"cp"``, ``"lbfgs"``, ``"mm"`` or ``"dct"``.
     smoothing : float
-        The smoothing ``s`` the objective was minimised with.
+        The smoothing ``s`` the objective was minimised with (an internal
+        value for β < 1 with ``smoothing=0``).
     weight : float or None
         The weight the objective was minimised with (the chosen one for
-        ``weight="auto"``); ``None`` where the caller did not record it.
+        ``weight="auto"``) from the functions that offer ``"auto"``; ``None``
+        from :func:`~tvnumba.inpaint_tv_beta` and :func:`~tvnumba.solve_tv_beta`.
     sigma : float or None
-        The estimated noise standard deviation with ``weight="auto"``;
-        ``None`` otherwise.
+        The estimated noise standard deviation with ``weight="auto"`` (for
+        CT: per detector bin, unscaled); ``None`` otherwise.
+
+    See Also
+    --------
+    tvnumba.denoise_tv_beta
     """
 
     iterations: int

@@ -25,9 +25,14 @@ MM_STALL = 10
 INTERNAL_SMOOTHING = 1e-3
 
 
+def smoothing_for_range(value_range, inv_spacing):
+    """The internal smoothing of data whose values span ``value_range`` (a number, or
+    any array-like scalar such as a lazy Dask one) on a grid of ``1/h = inv_spacing``."""
+    return INTERNAL_SMOOTHING * max(value_range, 1e-12) * max(inv_spacing)
+
+
 def internal_smoothing(problem: Problem) -> float:
-    scale = max(problem.data.range_hint(), 1e-12)
-    return INTERNAL_SMOOTHING * scale * max(problem.plan.inv_spacing)
+    return float(smoothing_for_range(problem.data.range_hint(), problem.plan.inv_spacing))
 
 
 def mm(problem: Problem, cg_iter: int = 10, cg_tol: float = 1e-2, extrapolate: bool = True):

@@ -39,10 +39,9 @@ CP_STALL_CHECKS = 50
 ROUNDING_FACTOR = 1000.0
 
 #: Acceleration of the strongly convex case (CP 2011, Algorithm 2): θ = 1/√(1 + 2γτ).
-#: γ = 1 (the data term's modulus) is the largest the theory allows; a smaller γ
-#: keeps τ from collapsing and, measured on camera crops, 512² camera and a 32³
-#: volume for weights 0.01-3, iso and aniso, needs 2-3× fewer iterations in total
-#: at every tolerance 1e-3 ... 1e-6 (benchmarks/RESULTS.md, "Chambolle-Pock").
+#: γ = 1 (the data term's modulus) is the largest the theory allows; a smaller γ keeps
+#: τ from collapsing, which on natural images and volumes at weights 0.01-3 takes 2-3×
+#: fewer iterations to any tolerance from 1e-3 to 1e-6.
 CP_GAMMA = 0.3
 
 #: Anisotropic float64 denoising still short of eps after this many iterations
@@ -53,26 +52,8 @@ CP_GAMMA = 0.3
 POLISH_START = 500
 POLISH_EVERY = 100
 #: ... and only for tolerances this tight: at 1e-4 and above CP alone is about as fast
-#: (a failed try costs a flow solve; benchmarks/RESULTS.md, "exact finish").
+#: as a try, which costs a flow solve.
 POLISH_EPS = 1e-5
-#: Isotropic float64 denoising to ``eps ≤`` :data:`POLISH_ISO_EPS` still short of
-#: it after :data:`POLISH_ISO_START` iterations, and not on course to reach it within
-#: ``max_num_iter`` (the gap's decay since half the iterations, extrapolated), tries
-#: the Newton finish of :func:`._polish.polish_isotropic` (again after twice the
-#: iterations when it fails or was not needed yet).  The course check keeps the
-#: finish from slowing a case CP converges on in time (the 96×80 crop at weight 0.3
-#: went from 0.2 to 3 s without it: two failed tries before CP's 6 765th iteration).
-#: A try costs 30-40 sparse factorisations (about 1 s for 96×80, 10 s for 256²)
-#: against CP's tens of thousands of iterations at these tolerances (the heavy
-#: cases of the eps = 1e-8 sweep need 10 000-60 000); at 1e-6 CP alone converges
-#: within a few thousand.  With the default cap (``50/√eps``) CP is on course in
-#: every case of the sweep, so the finish serves a smaller ``max_num_iter``.
-POLISH_ISO_START = 2000
-POLISH_ISO_EPS = 1e-7
-#: ... and only up to this many values (pixels × channels × batch): a sparse
-#: factorisation per Newton step took 0.3-1 s at 256² (65 536) on a busy 2-core
-#: machine, and at weight 3 the continuation did not certify 1e-8 in 120 steps.
-POLISH_ISO_MAX_SIZE = 20000
 
 #: τ/σ balance of the initial steps (τσ‖K‖² = 1): insensitive in [3, 30] on
 #: natural images; primal-heavy.
@@ -82,16 +63,6 @@ STEP_RATIO = 5.0
 def _d_norm(inv_spacing) -> float:
     """‖D‖ ≤ sqrt(4 Σ 1/h²) (forward differences, Neumann boundary)."""
     return math.sqrt(4.0 * sum(h * h for h in inv_spacing))
-
-
-def _projected_iterations(gaps, it, gap, eps) -> float:
-    """The iterations CP needs to reach ``eps`` if the gap keeps falling as it did
-    since half the iterations (``gap ∝ k^−a``); inf when it did not fall."""
-    half = max((k for k in gaps if k <= it // 2), default=None)
-    if half is None or gaps[half] <= gap or gap <= 0:
-        return math.inf
-    a = math.log(gaps[half] / gap) / math.log(it / half)
-    return it * (gap / eps) ** (1.0 / a) if gap > eps else it
 
 
 def primal_dual(problem: Problem, check_every: int = 5):
@@ -113,14 +84,10 @@ def _rof(problem: Problem, check_every: int):
     :data:`CP_STALL_CHECKS` checks (float32 with eps ≲ 1e-6; never in float64
     above ~1e-12).
 
-    Anisotropic float64 solves to ``eps ≤`` :data:`POLISH_EPS` that take long try, from iteration
-    :data:`POLISH_START` on, the explicit solution for the bound set that the
-    dual iterate indicates (:func:`._polish.polish_anisotropic`), accepted only
-    when its own duality gap is ≤ eps: the heavy cases of the sweep converge in
-    a few hundred to a few thousand iterations instead of up to 20 000 or
-    more.  Isotropic float64 solves to ``eps ≤`` :data:`POLISH_ISO_EPS` try
-    the primal–dual Newton finish :func:`._polish.polish_isotropic` from
-    iteration :data:`POLISH_ISO_START` on, accepted on the same terms."""
+    Anisotropic float64 solves on the host to ``eps ≤`` :data:`POLISH_EPS` that take
+    long try, from iteration :data:`POLISH_START` on, the explicit solution for the
+    bound set that the dual iterate indicates (:func:`._polish.polish_anisotropic`),
+    accepted only when its own duality gap is ≤ eps."""
     weight, eps, max_iter = problem.weight, problem.eps, problem.max_iter
     state = problem.backend.cp_state(problem.data.f, weight, problem.plan, identity=True)
     f2 = state.sumsq_f()
@@ -133,15 +100,12 @@ def _rof(problem: Problem, check_every: int):
     primal = gap = math.inf
     converged = False
     best, since_best = math.inf, 0
+    # The host states offer the dual as NumPy arrays for the exact finish.
     fields = getattr(state, "dual_fields", None)
     last_pattern = None
     polish_at = math.inf
-    gaps = {}  # iteration -> gap at the checks, for the isotropic finish's trigger
-    if fields is not None and state.T is np.float64 and isinstance(state.u, np.ndarray):
-        if not state.iso and eps <= POLISH_EPS:
-            polish_at = POLISH_START
-        elif state.iso and eps <= POLISH_ISO_EPS and state.f.size <= POLISH_ISO_MAX_SIZE:
-            polish_at = POLISH_ISO_START
+    if fields is not None and state.T is np.float64 and not state.iso and eps <= POLISH_EPS:
+        polish_at = POLISH_START
     while it < max_iter and since_best < CP_STALL_CHECKS:
         it += 1
         theta = 1.0 / math.sqrt(1.0 + 2.0 * CP_GAMMA * tau)
@@ -167,24 +131,11 @@ def _rof(problem: Problem, check_every: int):
                 best, since_best = gap, 0
             elif gap <= ROUNDING_FACTOR * rounding:
                 since_best += 1
-            if state.iso and polish_at < math.inf:
-                gaps[it] = gap
-            if not converged and it >= polish_at and state.iso:
-                polish_at = 2 * it
-                # on course: CP gets there itself within max_num_iter
-                if _projected_iterations(gaps, it, gap, eps) > max_iter:
-                    from . import _polish
-
-                    u_p, primal_p, gap_p = _polish.polish_isotropic(
-                        state.f, weight, fields(), floor, eps, state.u)
-                    if gap_p <= eps:
-                        problem.call_back(it, u_p, primal_p)
-                        return u_p, SolveInfo(it, primal_p, gap_p, True, "cp")
-            elif not converged and it >= polish_at:
+            if not converged and it >= polish_at:
                 from . import _polish
 
                 # The finish costs a few hundred CP iterations (its flow solve):
-                # tried only once the bound set has not moved in POLISH_EVERY.
+                # attempted only once the bound set has not moved in POLISH_EVERY.
                 pattern = _polish.bound_pattern(fields(), weight)
                 polish_at = it + POLISH_EVERY
                 if _polish.same_pattern(pattern, last_pattern):

@@ -65,10 +65,9 @@ def _mm_refuses(beta, smoothing, data):
 
 
 #: ``max_num_iter=None`` for ``"cp"``: ``max(10 000, 50/√eps)`` (50 000 at eps 1e-6,
-#: 500 000 at 1e-8).  Accelerated CP's gap falls about as 1/k²; the iterations-to-eps
-#: sweep (benchmarks/RESULTS.md, "Chambolle-Pock") needed up to 20/√eps (the 512²
-#: camera at weight 3 and eps 1e-6: 19 575; the 256² one at 1e-8: 58 950), beyond a
-#: fixed 10 000; 50 leaves 2.5-8× to spare, and the default eps (1e-3) keeps 10 000.
+#: 500 000 at 1e-8).  Accelerated CP's gap falls about as 1/k²: natural images at
+#: weights up to 3 need up to 20/√eps iterations, so 50 leaves 2.5× to spare; the
+#: default eps (1e-3) keeps 10 000.
 CP_ROOT_EPS_ITERS = 50.0
 
 SOLVERS: dict[str, Solver] = {s.name: s for s in (

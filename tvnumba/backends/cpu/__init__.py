@@ -23,8 +23,11 @@ import math
 
 import numpy as np
 
+import numba
+
 from ..._validate import KERNEL_NDIM, Plan
 from ..base import Backend
+from . import radon_kernels
 from . import solver_kernels as kernels
 from . import vector_kernels
 from .tv_kernels import beta_mode, tv_canonical
@@ -43,7 +46,7 @@ class CpuBackend(Backend):
         if plan.n_spatial > KERNEL_NDIM:
             from ..array import ArrayBackend
 
-            return ArrayBackend(np)
+            return ArrayBackend(np, home=self)
         return self
 
     def bring(self, u):
@@ -73,6 +76,18 @@ class CpuBackend(Backend):
             return _rescaled_tv(self, u, plan, want_grad, grad if want_grad else None)
         return values, grad
 
+    def radon(self, geom, a, *, adjoint=False):
+        cos_t, sin_t = geom.trig()
+        if not adjoint:
+            out = np.empty(geom.sinogram_shape, a.dtype)
+            radon_kernels.forward(np.ascontiguousarray(geom.square(a)), cos_t, sin_t, out)
+            return out
+        P = geom.size
+        # From the pool's size: the chunks fix the order of the sums, whatever the count.
+        n_chunks = max(1, min(numba.config.NUMBA_NUM_THREADS, len(geom.theta) * P))
+        sq = np.empty((P, P), a.dtype)
+        radon_kernels.adjoint(np.ascontiguousarray(a), cos_t, sin_t, P, n_chunks, sq)
+        return geom.unsquare(sq)
 
     def cp_state(self, f5, weight, plan, *, identity):
         return CPNumba(f5, weight, plan, identity=identity)

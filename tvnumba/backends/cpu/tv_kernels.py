@@ -567,7 +567,7 @@ def tv_canonical(u, g, *, nd, inv_spacing, smoothing, beta, isotropic, scale=1.0
         return partial.reshape(B, -1).sum(axis=1)
     # Units span all planes where the gradient needs what the plane behind
     # computed (weights or z fluxes, carried); else one plane each, whose
-    # memory is contiguous (faster for the value alone: measured).
+    # memory is contiguous (faster for the value alone).
     with_grad = g is not None
     sweep = with_grad and nd >= 3
     planes = 1 if sweep else D

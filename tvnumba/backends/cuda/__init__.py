@@ -150,7 +150,7 @@ class CudaBackend(Backend):
         outd = L.as_numba(out)
         from ..._validate import check_out
 
-        check_out(outd, plan, host=False)
+        check_out(outd, plan)
         cai = getattr(out, "__cuda_array_interface__", None)
         if cai is not None and cai["data"][1]:  # pragma: no cover - read-only device memory
             raise ValueError("out must be writeable")
@@ -210,6 +210,61 @@ class CudaBackend(Backend):
         if scatter:
             L.copy(g5.reshape(tshape), L.transposed(gd, plan), stream)
         return values, grad
+
+    # --- the Radon projector pair ----------------------------------------------------
+    def float_input(self, a, name, ndim, *, scale_ints):
+        """Host input as :meth:`Backend.float_input`; a device array checked where it
+        lives, without conversion (float32 or float64 only, as the other GPU paths)."""
+        if self.host:
+            return super().float_input(a, name, ndim, scale_ints=scale_ints)
+        from . import radon_kernels as K
+
+        d = L.as_numba(a)  # shape and dtype of any __cuda_array_interface__ array
+        if d.ndim != ndim:
+            raise ValueError(f"{name} must be {ndim}-D, got {name}.ndim={d.ndim} "
+                             f"({name}.shape={tuple(d.shape)})")
+        if min(d.shape) < 1:
+            raise ValueError(f"{name} must be non-empty, got {name}.shape={tuple(d.shape)}")
+        dtype = np.dtype(d.dtype)
+        if dtype not in (np.float32, np.float64) or not dtype.isnative:
+            raise TypeError(f"a GPU {name} must be float32 or float64 (native byte order), "
+                            f"got {name}.dtype={dtype}; convert it on the device first")
+        if K.count_nonfinite(d, L.stream_of(a)):
+            raise ValueError(f"{name} contains NaN or Inf values")
+        return a
+
+    def radon(self, geom, a, *, adjoint=False):
+        """Host arrays go to the device and back; device arrays stay (CuPy is not needed)."""
+        if isinstance(a, np.ndarray):
+            d = L.to_device(np.ascontiguousarray(a))
+            return L.to_host(self._radon_device(geom, d, adjoint))
+        return self._radon_device(geom, a, adjoint)
+
+    def _radon_device(self, geom, a, adjoint):
+        from . import radon_kernels as K
+
+        stream = L.stream_of(a)
+        d = L.as_numba(a)
+        # The angles' cosines and sines, uploaded once per device and geometry (a
+        # solve projects thousands of times).
+        key = ("radon_trig", getattr(L.cuda.get_current_device(), "id", 0))
+        if key not in geom.cache:
+            geom.cache[key] = tuple(L.to_device(np.ascontiguousarray(t)) for t in geom.trig())
+        trig = geom.cache[key]
+        (o0, o1), P = geom.offset, geom.size
+        if not adjoint:
+            # circle=True: the square is a view of the image (the kernel takes any
+            # strides); circle=False: a zero-padded copy, ~1/n_angles of the work.
+            sq = d[o0:o0 + P, o1:o1 + P] if geom.circle else K.pad(d, P, geom.offset, stream)
+            out, outd = L.empty_like_kind(a, geom.sinogram_shape, d.dtype, stream)
+            K.forward(sq, *trig, outd, stream)
+            return out
+        # image pixel (r, s) is square pixel (r + d0, s + d1): the kernel writes the
+        # cropped (circle=False) or embedded (circle=True) back projection.
+        shift = (-o0, -o1) if geom.circle else (o0, o1)
+        out, outd = L.empty_like_kind(a, geom.shape, d.dtype, stream)
+        K.adjoint(d, *trig, P, shift, outd, stream)
+        return out
 
     # --- solvers ------------------------------------------------------------------
     def cp_state(self, f5, weight, plan, *, identity):
