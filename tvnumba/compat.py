@@ -64,7 +64,6 @@ def _docstring(func):
     return func
 
 
-
 def _check_ndim(x, ndims: tuple[int, ...], layout: str, device=None):
     """``x`` checked here, so that every error names ``x`` (``tv`` would say
     ``u``): not masked, real numeric, the layout's rank, not empty, finite."""

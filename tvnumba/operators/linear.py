@@ -14,10 +14,12 @@ __all__ = ["LinearOperatorTerm", "as_operator"]
 
 
 def _is_matrix_like(A) -> bool:
-    from scipy.sparse import issparse
+    """A dense or sparse matrix or a ``LinearOperator`` (which is callable too), as
+    opposed to a forward callable."""
     from scipy.sparse.linalg import LinearOperator
 
-    return isinstance(A, (np.ndarray, LinearOperator)) or issparse(A)
+    return isinstance(A, LinearOperator) or (
+        not callable(A) and hasattr(A, "shape") and hasattr(A, "dtype"))
 
 
 def as_operator(A, AT, u_shape, f_shape, name: str = "A"):

@@ -14,6 +14,7 @@ import numpy as np
 
 __all__ = ["estimate_noise_sigma"]
 
+
 def estimate_noise_sigma(image, channel_axis: int | None = None) -> float:
     """Standard deviation of additive Gaussian noise, by wavelet MAD.
 
@@ -152,7 +153,7 @@ def sure_search(solve_at: Callable, f, sigma: float, guess: float, *, xp=np,
     if vals[1] <= min(vals[0], vals[2]):
         budget = max(max_evals - len(cache), 1)
         minimize_scalar(sure, bounds=(ts[0], ts[2]), method="bounded",
-                              options={"xatol": xtol, "maxiter": budget})
+                        options={"xatol": xtol, "maxiter": budget})
     # Brent's last point need not be its best one: keep the lowest SURE seen.
     t_best = min(cache, key=cache.get)
     history = sorted((math.exp(t), v) for t, v in cache.items())

@@ -178,8 +178,9 @@ CT_GUESS_SCALE = 1.0
 
 def _auto_weight(geom, sino, scale, plan, backend, *, method, max_num_iter):
     """``(weight, sigma)`` for ``weight="auto"``: σ of the sinogram (white noise
-    per bin) by wavelet MAD, the weight by predicted-risk SURE on the
-    angle-normalised data (:func:`~tvnumba.restoration.auto_weight.choose_inverse_weight`)."""
+    per bin) by wavelet MAD, the weight by generalised cross-validation on the
+    angle-normalised data (:func:`~tvnumba.restoration.auto_weight.choose_inverse_weight`
+    with ``gcv=True``)."""
     sino_plan = make_plan(np.empty(sino.shape, np.float64), plan.beta, name="sinogram")
     f5 = backend.xp.ascontiguousarray(backend.bring(sino).reshape((1, 1, 1) + sino.shape))
     shape = sino.shape
