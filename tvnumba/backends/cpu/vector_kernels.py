@@ -106,23 +106,38 @@ def pcg_direction(p, r, minv, beta):
 
 
 @parallel_kernel
-def residual_init(b, ax, minv, r):
-    """r = b - Ax.  Returns (r·r, r·M⁻¹r) in float64."""
+def _subtract(b, ax, r):
+    """r = b - ax."""
     n = b.shape[0]
+    for c in prange(_n_chunks(n)):
+        lo, hi = _span(c, n)
+        sb, sax, sr = b[lo:hi], ax[lo:hi], r[lo:hi]
+        for t in range(sb.shape[0]):
+            sr[t] = sb[t] - sax[t]
+
+
+@parallel_kernel
+def _residual_norms(r, minv):
+    """(r·r, r·M⁻¹r) in float64."""
+    n = r.shape[0]
     part = np.empty((_n_chunks(n), 2))
     for c in prange(part.shape[0]):
         lo, hi = _span(c, n)
-        sb, sax, sm, sr = b[lo:hi], ax[lo:hi], minv[lo:hi], r[lo:hi]
+        sr, sm = r[lo:hi], minv[lo:hi]
         rr = 0.0
         rz = 0.0
-        for t in range(sb.shape[0]):
-            rt = sb[t] - sax[t]
-            sr[t] = rt
-            rr += np.float64(rt) * np.float64(rt)
-            rz += np.float64(rt) * np.float64(sm[t] * rt)
-        part[c, 0] = rr
-        part[c, 1] = rz
+        for t in range(sr.shape[0]):
+            rt = np.float64(sr[t])
+            rr += rt * rt
+            rz += rt * np.float64(sm[t] * sr[t])
+        part[c, 0], part[c, 1] = rr, rz
     return in_order(part[:, 0]), in_order(part[:, 1])
+
+
+def residual_init(b, ax, minv, r):
+    """r = b - Ax.  Returns (r·r, r·M⁻¹r) in float64 (once per CG solve: two passes)."""
+    _subtract(b, ax, r)
+    return _residual_norms(r, minv)
 
 
 @parallel_kernel
