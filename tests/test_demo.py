@@ -1,6 +1,7 @@
-"""The demo's labelled panel (the README picture)."""
+"""The demo: its labelled panel (the README picture) and its options."""
 
 import numpy as np
+import pytest
 
 from tvnumba.demo import _labelled_panel
 
@@ -13,3 +14,20 @@ def test_labelled_panel_keeps_tiles_and_draws_labels():
     for k in range(2):  # dark text on each tile's white strip
         strip = out[64:, 80 * k:80 * (k + 1)]
         assert (strip < 128).any() and (strip == 255).mean() > 0.5
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--output", "/no/such/folder/demo.png"], "does not exist"),
+    (["--output", "."], "is a folder"),
+    (["--sigma", "-1"], "sigma must be a finite number >= 0"),
+    (["--sigma", "nan"], "sigma must be a finite number >= 0"),
+    (["--repeat", "0"], "repeat must be >= 1"),
+])
+def test_bad_options_stop_before_the_work(capsys, args, message):
+    from tvnumba.demo import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("tvnumba demo: error: argument --") and message in err[-1]

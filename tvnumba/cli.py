@@ -7,12 +7,16 @@
 ``tvnumba denoise INPUT [INPUT ...] -o OUTDIR``
     Denoises image files, folders of them or glob patterns into ``OUTDIR`` (float32
     TIFF), in a process pool with ``--jobs``; atomic writes, re-runs skip finished files.
+    Zarr stores, OME-Zarr images and TIFFs too large to read whole go through Dask
+    chunk by chunk into ``OUTDIR/<stem><suffix>.zarr``, and a re-run resumes them.
 ``tvnumba deconvolve INPUT [INPUT ...] --psf PSF -o OUTDIR``
     The same batch, deconvolving each image with the point-spread function in ``PSF``
     (:func:`tvnumba.deconvolve_tv_beta`).
 ``tvnumba inpaint INPUT [INPUT ...] --mask MASK -o OUTDIR``
     The same batch, filling the pixels that ``MASK`` marks (nonzero = missing) with
     :func:`tvnumba.inpaint_tv_beta`.
+``tvnumba warm``
+    Compiles the kernels of the common cases into Numba's cache (``NUMBA_CACHE_DIR``).
 ``tvnumba --version``
     Prints the version.
 
@@ -24,17 +28,16 @@ Exit status
     At least one input failed: each failure was reported on stderr in one line
     ``tvnumba <command>: error: <file>: <reason>``, and the other inputs still ran.
 2
-    Usage error: a bad option or value (nothing was computed), or an output folder
-    that cannot be created.
+    Usage error: a bad option or value, or options that no input can satisfy, reported
+    once before any work; or an output folder that cannot be created or written.
 130
     Interrupted (Ctrl-C); finished outputs are complete, temporaries are cleared by
-    the next run.
+    the next run, and chunked outputs resume from their finished chunks.
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import math
 import os
@@ -45,17 +48,22 @@ _EXIT_DOC = """\
 exit status:
   0  every input succeeded (or was skipped: its output exists)
   1  some inputs failed (one line each on stderr); the others still ran
-  2  usage error (bad option or value, unusable output folder)"""
+  2  usage error (bad option or value, unusable output folder), before any work"""
+
+_LISTS_DOC = """\
+List values (--spacing, --axes, --chunks, --depth) are numbers separated by commas
+(--spacing 2,0.5,0.5) or by spaces up to the first argument that is not a number
+(--spacing 2 0.5 0.5 vol.tif)."""
 
 _TV_EPILOG = """\
 examples:
   tvnumba tv image.png
   tvnumba tv --beta 0.5 --smoothing 0.01 a.tif b.tif
-  tvnumba tv --spacing 2 0.5 0.5 volume.tif      # Z, Y, X spacing
-  tvnumba tv --axes 1 2 stack.tif --reduction mean  # axis 0 is a batch axis
-  tvnumba tv --json *.png > tv.jsonl
+  tvnumba tv --spacing 2,0.5,0.5 volume.tif        # Z, Y, X spacing
+  tvnumba tv --axes 1,2 stack.tif --reduction mean  # axis 0 is a batch axis
+  tvnumba tv --json a.tif b.tif > tv.jsonl
 
-""" + _EXIT_DOC
+""" + _LISTS_DOC + "\n\n" + _EXIT_DOC
 
 _DENOISE_EPILOG = """\
 examples:
@@ -63,16 +71,19 @@ examples:
   tvnumba denoise data/ -o out/ --weight 0.05 --beta 0.5 --jobs 2
   tvnumba denoise 'raw/*.tif' -o out/ --like-input --suffix _tv
   tvnumba denoise stack.tif -o out/ --as-batch      # each page on its own
-  tvnumba denoise vol.tif -o out/ --spacing 2 0.5 0.5 --json > log.jsonl
+  tvnumba denoise vol.tif -o out/ --spacing 2,0.5,0.5 --json > log.jsonl
+  tvnumba denoise vol.zarr -o out/                  # out/vol.zarr, chunk by chunk
+  tvnumba denoise cells.ome.zarr -o out/ --workers 2 --memory-limit 2GB
+  tvnumba denoise big.tif -o out/ --zarr --chunks 64,256,256 --depth 32
 
 inputs:
-  files, folders (their .tif/.tiff/.png/.jpg/.jpeg/.bmp files, not recursive) and
-  glob patterns (quote them to let tvnumba expand them).  TIFF through tifffile (a
-  multi-page file is one 3-D volume, or with --as-batch a stack of 2-D images), the
-  rest through imageio.  Integer images are scaled to [0, 1] ([-1, 1] if signed) as
-  by skimage.util.img_as_float; RGB(A) images get --channel-axis -1 by default.
-  A 3-D TIFF with ImageJ spacing and X/Y resolution gets that spacing unless
-  --spacing is given, and it is written back.
+  files, Zarr stores, folders (their .tif/.tiff/.png/.jpg/.jpeg/.bmp files and Zarr
+  stores, not recursive) and glob patterns (quote them to let tvnumba expand them).
+  TIFF through tifffile (a multi-page file is one 3-D volume, or with --as-batch a
+  stack of 2-D images), the rest through imageio.  Integer images are scaled to
+  [0, 1] ([-1, 1] if signed) as by skimage.util.img_as_float; RGB(A) images get
+  --channel-axis -1 by default.  A 3-D TIFF with ImageJ spacing and X/Y resolution
+  gets that spacing unless --spacing is given, and it is written back.
 
 outputs:
   OUTDIR/<input stem><suffix>.tif, float32, or with --like-input in the input's
@@ -82,22 +93,39 @@ outputs:
   skips inputs whose output exists (unless --overwrite) and deletes the temporaries
   the killed run left.
 
-""" + _EXIT_DOC
+volumes (Zarr, OME-Zarr, and TIFFs with --zarr, any option below, or too large for
+memory):
+  read lazily and denoised by tvnumba.denoise_tv_beta on the Dask array, chunk by
+  chunk with a halo of --depth voxels, on a dask.distributed cluster: --scheduler
+  ADDRESS, or a local one of --workers processes (one chunk at a time each, --threads
+  threads, --memory-limit bytes).  --chunks defaults to the input's chunks, or to
+  the largest that a worker's memory holds.  The result OUTDIR/<stem><suffix>.zarr
+  (.ome.zarr for OME-Zarr inputs and with --ome-zarr, with the voxel spacing) is
+  built under a hidden name and renamed when every chunk is written; a killed run
+  leaves it for the next run, which computes only the missing chunks.  --json
+  records carry chunks_total and chunks_skipped (finished by an earlier run).
+
+job arrays:
+  --shard K/N keeps the inputs K, K+N, K+2N, ... (0-based) of the full list, after
+  every input's output name was checked against the others'.
+
+""" + _LISTS_DOC + "\n\n" + _EXIT_DOC
 
 
 _DECONVOLVE_EPILOG = """\
 examples:
   tvnumba deconvolve blurred.tif --psf psf.tif -o out/          # out/blurred.tif (float32)
   tvnumba deconvolve data/ --psf psf.tif -o out/ --weight auto --jobs 2
-  tvnumba deconvolve stack.tif --psf psf3d.tif -o out/ --spacing 2 0.5 0.5
+  tvnumba deconvolve stack.tif --psf psf3d.tif -o out/ --spacing 2,0.5,0.5
 
 The PSF is read like the inputs (TIFF or PNG/JPEG), as floats, and normalised to sum 1;
 it needs as many axes as the images' spatial axes.  --boundary extend (the default)
 solves for the scene on the full support of the blur, so real images do not ring at the
-border; periodic is the circular model.  Inputs, outputs, atomic writes, re-runs and
---jobs as for tvnumba denoise (tvnumba denoise --help).
+border; periodic is the circular model.  Images are read whole (Zarr volumes go through
+tvnumba denoise only).  Inputs, outputs, atomic writes, re-runs, --jobs and --shard as
+for tvnumba denoise (tvnumba denoise --help).
 
-""" + _EXIT_DOC
+""" + _LISTS_DOC + "\n\n" + _EXIT_DOC
 
 
 _INPAINT_EPILOG = """\
@@ -108,7 +136,24 @@ examples:
 The mask is read like the inputs; nonzero pixels are missing (as the mask of
 skimage.restoration.inpaint_biharmonic).  It has the images' spatial shape (one mask for
 every channel) or their full shape.  The known pixels are kept exactly.  Inputs, outputs,
-atomic writes, re-runs and --jobs as for tvnumba denoise (tvnumba denoise --help).
+atomic writes, re-runs, --jobs and --shard as for tvnumba denoise (tvnumba denoise --help).
+
+""" + _LISTS_DOC + "\n\n" + _EXIT_DOC
+
+
+_WARM_EPILOG = """\
+examples:
+  tvnumba warm                                      # denoise, beta 1: float32/64, 2-D, RGB, 3-D
+  tvnumba warm --command deconvolve,inpaint --beta 1,1.5 --dtype float64 --ndim 2
+
+Numba compiles each kernel the first time a process needs it and keeps the machine code
+in its cache: NUMBA_CACHE_DIR if set, else the __pycache__ folders next to tvnumba's
+modules (or ~/.cache/numba where those are read-only).  Run this once after installing,
+in a container build, or at the start of a job script, so that the runs that follow load
+the kernels instead of compiling them.  On a cluster, point NUMBA_CACHE_DIR at a folder
+every node can read and write (the cache keeps one entry per CPU model), e.g.
+  export NUMBA_CACHE_DIR=$HOME/.cache/tvnumba-numba
+  tvnumba warm
 
 """ + _EXIT_DOC
 
@@ -137,19 +182,42 @@ def _number(name: str, minimum: float, strict: bool):
     return parse
 
 
-def _count(name: str):
-    """argparse type: an integer >= 1."""
+def _count(name: str, minimum: int = 1):
+    """argparse type: an integer >= minimum."""
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"{name} must be >= 1, got {text!r}")
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{name} must be >= {minimum}, got {text!r}")
         return value
 
     parse.__name__ = name
     return parse
+
+
+def _listed(item):
+    """argparse type: comma-separated values, each parsed by ``item``; a tuple."""
+    def parse(text: str) -> tuple:
+        parts = [t.strip() for t in text.split(",")]
+        if not parts or any(t == "" for t in parts):
+            raise argparse.ArgumentTypeError(
+                f"expected comma-separated values (e.g. 2,0.5,0.5), got {text!r}")
+        return tuple(item(t) for t in parts)
+
+    parse.__name__ = getattr(item, "__name__", "list")
+    return parse
+
+
+def _axis(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
+_axis.__name__ = "axes"
 
 
 def _weight(text: str):
@@ -160,6 +228,87 @@ def _weight(text: str):
 
 
 _weight.__name__ = "weight"
+
+
+def _fixed_weight(text: str) -> float:
+    """argparse type for --weight where no automatic rule exists (inpainting)."""
+    if text == "auto":
+        raise argparse.ArgumentTypeError(
+            "inpainting has no automatic weight; give a number >= 0")
+    return _number("weight", 0.0, False)(text)
+
+
+_fixed_weight.__name__ = "weight"
+
+
+def _shard(text: str) -> tuple[int, int]:
+    """argparse type for --shard K/N (0 <= K < N)."""
+    try:
+        k, n = (int(t) for t in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected K/N (e.g. 0/8), got {text!r}") from None
+    if not 0 <= k < n:
+        raise argparse.ArgumentTypeError(f"needs 0 <= K < N, got {text!r}")
+    return k, n
+
+
+_shard.__name__ = "shard"
+
+
+def _bytes(text: str) -> int:
+    """argparse type for --memory-limit: 4GB, 500MiB, 2e9 (Dask's notation)."""
+    from dask.utils import parse_bytes
+
+    try:
+        value = int(parse_bytes(text))
+    except (ValueError, TypeError):
+        raise argparse.ArgumentTypeError(
+            f"expected a size such as 4GB or 512MiB, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text!r}")
+    return value
+
+
+_bytes.__name__ = "memory-limit"
+
+#: Options that take a list, per command: their space-separated values are joined
+#: before parsing.
+_LIST_OPTIONS = {"tv": ("--spacing", "--axes"),
+                 "denoise": ("--spacing", "--chunks", "--depth"),
+                 "deconvolve": ("--spacing",), "inpaint": ("--spacing",),
+                 "warm": ("--command", "--beta", "--dtype", "--ndim")}
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _join_lists(argv: list[str], options) -> list[str]:
+    """``--spacing 2 0.5 0.5 vol.tif`` → ``--spacing=2,0.5,0.5 vol.tif``: the numbers
+    after a list option are its values, up to the first token that is not a number, so
+    that they never swallow the file names after them."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if token == "--":
+            out.extend(argv[i:])
+            break
+        if token in options:
+            j = i + 1
+            while j < len(argv) and _is_number(argv[j]):
+                j += 1
+            if j > i + 1:
+                out.append(f"{token}={','.join(argv[i + 1:j])}")
+                i = j
+                continue
+        out.append(token)
+        i += 1
+    return out
 
 
 def _jsonable(value):
@@ -188,6 +337,13 @@ def _cpu_count() -> int:
         return os.cpu_count() or 1
 
 
+def _spacing_value(values):
+    """One spacing for every axis, or one per spatial axis."""
+    if values is None:
+        return None
+    return values[0] if len(values) == 1 else tuple(values)
+
+
 # -------------------------------------------------------------------------- tvnumba tv
 def _tv_files(args) -> int:
     """One line per file; a file that cannot be read or measured gets a one-line error
@@ -200,16 +356,17 @@ def _tv_files(args) -> int:
     if not args.json:
         print(f"{'file':40s} {'shape':>16s} {'dtype':>8s} {'TV':>14s} {'ms':>8s}")
     failed = 0
+    axes = None if args.axes is None else tuple(args.axes)
+    spacing = 1.0 if args.spacing is None else _spacing_value(args.spacing)
     for path in args.files:
         try:
             img, _ = read_image(path)
             channel_axis = args.channel_axis
-            if (channel_axis is None and args.axes is None and img.ndim == 3
+            if (channel_axis is None and axes is None and img.ndim == 3
                     and img.shape[-1] in (3, 4)):
                 channel_axis = -1
-            spacing = 1.0 if args.spacing is None else args.spacing
             t0 = time.perf_counter()
-            value = tv(np.asarray(img), args.beta, axes=args.axes, channel_axis=channel_axis,
+            value = tv(np.asarray(img), args.beta, axes=axes, channel_axis=channel_axis,
                        spacing=spacing, isotropic=not args.anisotropic,
                        smoothing=args.smoothing, reduction=args.reduction)
             ms = 1e3 * (time.perf_counter() - t0)
@@ -224,7 +381,7 @@ def _tv_files(args) -> int:
             _emit_json(dict(input=path, status="ok", error=None, shape=list(img.shape),
                             dtype=str(img.dtype), tv=value, beta=args.beta,
                             smoothing=args.smoothing, isotropic=not args.anisotropic,
-                            axes=args.axes, channel_axis=channel_axis, spacing=spacing,
+                            axes=axes, channel_axis=channel_axis, spacing=spacing,
                             reduction=args.reduction, ms=ms))
         else:
             shown = (f"{value:14.6g}" if np.ndim(value) == 0
@@ -236,212 +393,48 @@ def _tv_files(args) -> int:
     return 1 if failed else 0
 
 
-# --------------------------------------------------------------------- tvnumba denoise
-def _init_worker(threads: int, explicit: bool = True) -> None:
-    """Pool initializer: this worker's kernels use ``threads`` threads.  A count the
-    user gave (``--threads``) is kept as it is; the default (CPUs // jobs) is only a
-    cap, below which each solve still adapts to the machine's load
-    (:func:`tvnumba._threads.for_solve`)."""
-    import numba
+# ----------------------------------------------------------------- usage, before work
+class _DataKind:
+    """What the solver registry asks of a problem's data term before any data exists."""
 
-    from ._threads import set_num_threads
-
-    if explicit:
-        set_num_threads(threads)
-    else:
-        numba.set_num_threads(threads)
+    def __init__(self, problem: str):
+        self.dct_diagonal = problem == "denoise"  # only the identity is diagonal in DCT
 
 
-def _denoise_task(task: dict) -> dict:
-    """Read, denoise and write one file; every failure becomes the record's ``error``.
+def _check_usage(args, parser) -> None:
+    """Option values that no input can satisfy: one usage error, before any work."""
+    if args.method != "auto":
+        from .solvers.registry import SOLVERS
 
-    Runs in a pool worker (or in-process with ``--jobs 1``), so it never raises:
-    the parent reports the record.
-    """
-    record = dict(input=task["input"], output=task["output"], status="error", error=None,
-                  shape=None, dtype=None, parameters=task["parameters"], method=None,
-                  iterations=None, gap=None, converged=None, seconds=None)
-    t0 = time.perf_counter()
-    try:
-        _denoise_file(task, record)
-        record["status"] = "ok"
-    except Exception as e:  # the file's problem (unreadable, NaN, wrong axes): one line
+        reason = SOLVERS[args.method].refuses(args.beta, 0.0, _DataKind(args.command))
+        if reason is not None:
+            parser.error(f"argument --method: {reason.split(';')[0]}")
+    if args.device == "cuda":
+        import numpy as np
+
+        from .backends import select
+
+        try:
+            select(np.zeros(1), "cuda", solver=True)
+        except (RuntimeError, ImportError, NotImplementedError) as e:
+            parser.error(f"argument --device: {_first_line(e)}")
+    if getattr(args, "scheduler", None) and (args.workers or args.memory_limit):
+        parser.error("argument --scheduler: --workers and --memory-limit start a local "
+                     "cluster; they do not apply to an existing one")
+    if args.command == "deconvolve":
+        from ._batch import read_psf
         from .io import InputError
 
-        user = isinstance(e, (InputError, ValueError, TypeError))
-        record["error"] = _first_line(e) if user else f"{type(e).__name__}: {_first_line(e)}"
-    record["seconds"] = time.perf_counter() - t0
-    return record
-
-
-def _solver(p: dict):
-    """``solve(image, **kwargs) -> (u, info)`` for the command's problem."""
-    from .restoration import deconvolve_tv_beta, denoise_tv_beta
-
-    if p["problem"] == "deconvolve":
-        psf = _read_psf(p["psf"])
-
-        def solve(image, **kwargs):
-            return deconvolve_tv_beta(image, psf, p["weight"], p["beta"],
-                                      boundary=p["boundary"], **kwargs)
-        return solve
-    if p["problem"] == "inpaint":
-        from .restoration import inpaint_tv_beta
-
-        mask = _read_mask(p["mask"])
-
-        def solve(image, **kwargs):
-            return inpaint_tv_beta(image, mask, p["weight"], p["beta"], **kwargs)
-        return solve
-
-    def solve(image, **kwargs):
-        return denoise_tv_beta(image, p["weight"], p["beta"], **kwargs)
-    return solve
-
-
-@functools.lru_cache(maxsize=4)
-def _read_psf(path: str):
-    """The PSF file as float64 normalised to sum 1, or :class:`InputError`; read once
-    per process (every input of a batch uses it), returned read-only."""
-    import numpy as np
-
-    from .io import InputError, read_image
-
-    psf, _ = read_image(path)
-    psf = np.asarray(psf, dtype=np.float64)
-    total = float(psf.sum())
-    if not np.isfinite(psf).all() or not total > 0:
-        raise InputError(f"the PSF {path} must be finite with a positive sum, got sum {total:g}")
-    psf = psf / total
-    psf.flags.writeable = False
-    return psf
-
-
-@functools.lru_cache(maxsize=4)
-def _read_mask(path: str):
-    """The mask file as bool (nonzero = missing), or :class:`InputError`; read once per
-    process, returned read-only."""
-    import numpy as np
-
-    from .io import InputError, read_image
-
-    mask, _ = read_image(path)
-    mask = np.asarray(mask)
-    if mask.ndim == 3 and mask.shape[-1] in (3, 4):  # an RGB(A) drawing: any channel set
-        mask = mask[..., :3].any(axis=-1)
-    if not np.isfinite(mask).all():
-        raise InputError(f"the mask {path} holds NaN or infinite values")
-    mask = mask != 0
-    mask.flags.writeable = False
-    return mask
-
-
-def _denoise_file(task: dict, record: dict) -> None:
-    import numpy as np
-
-    from .io import InputError, read_image, to_input_dtype, write_tiff_atomic
-
-    p = task["parameters"]
-    solve = _solver(p)
-    img, meta = read_image(task["input"])
-    record["shape"], record["dtype"] = list(img.shape), str(img.dtype)
-    channel_axis = p["channel_axis"]
-    if channel_axis is None and img.ndim == 3 and img.shape[-1] in (3, 4) and not p["as_batch"]:
-        channel_axis = -1  # RGB(A)
-    spacing = p["spacing"]
-    written_spacing = None
-    if spacing is None:
-        spacing = 1.0
-        if channel_axis is None and not p["as_batch"]:
-            from_meta = meta.spacing(img.ndim)
-            if from_meta is not None:
-                spacing = written_spacing = from_meta
-    elif img.ndim == 3 and channel_axis is None and not p["as_batch"] and len(spacing) == 3:
-        written_spacing = tuple(spacing)
-    kwargs = dict(eps=p["eps"], max_num_iter=p["max_iter"], isotropic=p["isotropic"],
-                  spacing=spacing, method=p["method"], device=p["device"],
-                  return_info=True)
-    record["spacing"] = spacing
-    if p["as_batch"]:
-        if img.ndim < 3:
-            raise InputError(f"--as-batch needs a stack of 2-D images, got shape {img.shape}")
-        if channel_axis is not None:
-            channel_axis = channel_axis % img.ndim
-            if channel_axis == 0:
-                raise InputError("--channel-axis cannot be the batch axis 0 with --as-batch")
-            channel_axis -= 1
-        if img.ndim - 1 - (channel_axis is not None) != 2:
-            raise InputError(f"--as-batch needs 2-D images in the stack, got shape {img.shape}")
-        out = None
-        infos = []
-        for i in range(img.shape[0]):
-            u, info = solve(img[i], channel_axis=channel_axis, **kwargs)
-            if out is None:
-                out = np.empty(img.shape, u.dtype)
-            out[i] = u
-            infos.append(info)
-        record.update(method=infos[0].method, iterations=[i.iterations for i in infos],
-                      gap=max(i.gap for i in infos),
-                      converged=all(i.converged for i in infos),
-                      weight=[getattr(i, "weight", None) for i in infos])
-    else:
-        out, info = solve(img, channel_axis=channel_axis, **kwargs)
-        record.update(method=info.method, iterations=info.iterations, gap=info.gap,
-                      converged=info.converged, weight=getattr(info, "weight", None))
-    out = np.asarray(out)
-    out = to_input_dtype(out, img.dtype) if p["like_input"] else out.astype(np.float32)
-    record["out_dtype"] = str(out.dtype)
-    rgb = (not p["as_batch"] and channel_axis is not None and out.ndim == 3
-           and channel_axis % out.ndim == 2 and out.shape[-1] in (3, 4))
-    write_tiff_atomic(task["output"], out, meta, spacing=written_spacing, rgb=rgb)
-
-
-def _plan_outputs(args, inputs, report_error) -> list[dict]:
-    """Tasks for the inputs that need work; reports the others (conflicts, skips)."""
-    tasks, outputs = [], {}
-    parameters = dict(problem=args.command, weight=args.weight, beta=args.beta, eps=args.eps,
-                      max_iter=args.max_iter, channel_axis=args.channel_axis,
-                      isotropic=not args.anisotropic, spacing=args.spacing,
-                      method=args.method, device=args.device, as_batch=args.as_batch,
-                      like_input=args.like_input)
-    if args.command == "deconvolve":
-        parameters.update(psf=os.path.abspath(args.psf), boundary=args.boundary)
-    if args.command == "inpaint":
-        parameters.update(mask=os.path.abspath(args.mask))
-    sources = {os.path.realpath(p) for p, problem in inputs if problem is None}
-    for path, problem in inputs:
-        stem = os.path.splitext(os.path.basename(path))[0]
-        output = os.path.join(args.outdir, stem + args.suffix + ".tif")
-        if problem is not None:
-            report_error(path, None, problem)
-            continue
-        if os.path.realpath(output) in sources:
-            report_error(path, output, f"the output {output} would replace an input file; "
-                                       "use --suffix or another -o")
-            continue
-        key = os.path.abspath(output)
-        if key in outputs:
-            report_error(path, output, f"same output {output} as {outputs[key]}; "
-                                       "rename one of them")
-            continue
-        outputs[key] = path
-        tasks.append(dict(input=path, output=output, parameters=parameters))
-    return tasks
-
-
-def _denoise_files(args, parser) -> int:
-    from .io import InputError, clear_stale_temporaries, expand_inputs
-
-    t_start = time.perf_counter()
-    name = f"tvnumba {args.command}"
-    if args.command == "deconvolve":
         try:
-            _read_psf(args.psf)  # a bad PSF fails every input: a usage error, before any work
+            read_psf(args.psf)  # a bad PSF fails every input
         except InputError as e:
             parser.error(f"argument --psf: {args.psf}: {e}")
     if args.command == "inpaint":
+        from ._batch import read_mask
+        from .io import InputError
+
         try:
-            _read_mask(args.mask)
+            read_mask(args.mask)
         except InputError as e:
             parser.error(f"argument --mask: {args.mask}: {e}")
     try:
@@ -450,6 +443,90 @@ def _denoise_files(args, parser) -> int:
         parser.error(f"argument -o/--outdir: cannot create {args.outdir!r} ({e.strerror})")
     if not os.path.isdir(args.outdir):
         parser.error(f"argument -o/--outdir: {args.outdir!r} is not a folder")
+    if not os.access(args.outdir, os.W_OK | os.X_OK):
+        parser.error(f"argument -o/--outdir: {args.outdir!r} is not writable")
+
+
+# --------------------------------------------------------------------- tvnumba denoise
+def _parameters(args) -> dict:
+    p = dict(problem=args.command, weight=args.weight, beta=args.beta, eps=args.eps,
+             max_iter=args.max_iter, channel_axis=args.channel_axis,
+             isotropic=not args.anisotropic, spacing=_spacing_value(args.spacing),
+             method=args.method, device=args.device, as_batch=args.as_batch,
+             like_input=args.like_input)
+    if args.command == "deconvolve":
+        p.update(psf=os.path.abspath(args.psf), boundary=args.boundary)
+    if args.command == "inpaint":
+        p.update(mask=os.path.abspath(args.mask))
+    if args.command == "denoise":
+        p.update(chunks=None if args.chunks is None else list(args.chunks),
+                 depth=None if args.depth is None else list(args.depth),
+                 overwrite=args.overwrite)
+    return p
+
+
+def _volume_options(args) -> bool:
+    return args.command == "denoise" and any(
+        (args.zarr, args.ome_zarr, args.chunks, args.depth, args.scheduler, args.workers,
+         args.memory_limit))
+
+
+def _plan(args, inputs, parameters) -> list[tuple[str, dict | None, str | None]]:
+    """``(input, task, problem)`` for every input: a task, or why there is none.
+
+    Every output name is checked against every other input's, so that two inputs that
+    would write one file are both refused, whichever job of an array holds them.
+    """
+    from ._volume import wants_volume
+    from ._zarr_io import is_ome_zarr, output_stem
+    from .io import is_zarr_store
+
+    volume_options = _volume_options(args)
+    planned = []
+    for path, problem in inputs:
+        if problem is None and args.command != "denoise" and is_zarr_store(path):
+            problem = (f"a Zarr store: {args.command} reads images whole; Zarr volumes go "
+                       "through tvnumba denoise")
+        if problem is not None:
+            planned.append((path, None, problem))
+            continue
+        volume = args.command == "denoise" and wants_volume(path, parameters, volume_options)
+        if volume:
+            ome = bool(args.ome_zarr) or is_ome_zarr(path)
+            name = output_stem(path) + args.suffix + (".ome.zarr" if ome else ".zarr")
+            task = dict(input=path, output=os.path.join(args.outdir, name),
+                        parameters=parameters, volume=True, ome=ome)
+        else:
+            stem = os.path.splitext(os.path.basename(os.path.normpath(path)))[0]
+            task = dict(input=path, output=os.path.join(args.outdir, stem + args.suffix + ".tif"),
+                        parameters=parameters, volume=False)
+        planned.append((path, task, None))
+    sources = {os.path.realpath(path) for path, task, _ in planned if task is not None}
+    by_output: dict[str, list[str]] = {}
+    for path, task, _ in planned:
+        if task is not None:
+            by_output.setdefault(os.path.abspath(task["output"]), []).append(path)
+    out = []
+    for path, task, problem in planned:
+        if task is not None:
+            output = task["output"]
+            others = [q for q in by_output[os.path.abspath(output)] if q != path]
+            if os.path.realpath(output) in sources:
+                task, problem = None, (f"the output {output} would replace an input file; "
+                                       "use --suffix or another -o")
+            elif others:
+                task, problem = None, (f"same output {output} as {', '.join(others)}; "
+                                       "rename one of them or use --suffix")
+        out.append((path, task, problem))
+    return out
+
+
+def _denoise_files(args, parser) -> int:
+    from .io import clear_stale_temporaries, expand_inputs
+
+    t_start = time.perf_counter()
+    name = f"tvnumba {args.command}"
+    _check_usage(args, parser)
 
     jobs = args.jobs
     cpus = _cpu_count()
@@ -468,7 +545,8 @@ def _denoise_files(args, parser) -> int:
     counts = dict(ok=0, skipped=0, failed=0)
     bar = None
 
-    def say(line: str, stream) -> None:
+    def say(line: str, stream=None) -> None:
+        stream = sys.stderr if stream is None else stream
         if bar is not None:
             bar.write(line, file=stream)
         else:
@@ -491,6 +569,10 @@ def _denoise_files(args, parser) -> int:
             counts[record["status"]] += 1
         if args.json:
             _emit_json(record)
+        elif not args.quiet and record["status"] == "ok" and "chunks_total" in record:
+            say(f"{record['input']} -> {record['output']}: {record['chunks_total']} chunks "
+                f"({record['chunks_skipped']} done before), {record['seconds']:.2f} s",
+                sys.stdout)
         elif not args.quiet and record["status"] == "ok":
             its = record["iterations"]
             its = max(its) if isinstance(its, list) else its
@@ -502,20 +584,35 @@ def _denoise_files(args, parser) -> int:
             bar.update(1)
 
     inputs = expand_inputs(args.inputs)
-    tasks = _plan_outputs(args, inputs, report_error)
+    parameters = _parameters(args)
+    planned = _plan(args, inputs, parameters)
+    if args.shard is not None:
+        k, n = args.shard
+        planned = [entry for i, entry in enumerate(planned) if i % n == k]
+    tasks = []
+    for path, task, problem in planned:
+        if task is None:
+            report_error(path, None, problem)
+        else:
+            tasks.append(task)
+    files = [t for t in tasks if not t["volume"]]
+    volumes = [t for t in tasks if t["volume"]]
     # Temporaries of a killed run (only those of this run's outputs or of dead local
-    # processes: another SLURM task may be writing into the same folder right now).
-    cleared = clear_stale_temporaries(args.outdir, [t["output"] for t in tasks])
-    todo = []
-    skipped = []
+    # processes: another job of an array may be writing into the same folder now).
+    cleared = clear_stale_temporaries(args.outdir, [t["output"] for t in files])
+    todo, skipped = [], []
     for t in tasks:
         if not args.overwrite and os.path.exists(t["output"]):
             skipped.append(dict(input=t["input"], output=t["output"], status="skipped",
                                 error=None, parameters=t["parameters"]))
-        else:
+            if t["volume"]:  # complete: an earlier run wrote every chunk
+                skipped[-1].update(chunks_total=None, chunks_skipped=None)
+        elif not t["volume"]:
             todo.append(t)
+    volumes = [t for t in volumes if args.overwrite or not os.path.exists(t["output"])]
 
-    if not args.quiet and sys.stderr.isatty() and todo:
+    show_bars = not args.quiet and sys.stderr.isatty()
+    if show_bars and todo:
         from tqdm import tqdm
 
         tqdm.monitor_interval = 0  # no monitor thread: the pool may fork after this
@@ -524,24 +621,58 @@ def _denoise_files(args, parser) -> int:
     for rec in skipped:
         report(rec)
 
+    from ._pool import run_pool, set_threads
+
+    cluster = None
     try:
         if jobs == 1 or len(todo) <= 1:
-            _init_worker(threads, args.threads is not None)
+            set_threads(threads, args.threads is not None)
+            from ._batch import run_task
+
             for t in todo:
-                report(_denoise_task(t))
+                report(run_task(t))
         else:
-            _run_pool(todo, jobs, threads, args.threads is not None, args.start_method, report)
+            from ._batch import run_task
+            from ._warm import warm_for_tasks
+
+            # Compile here, once, what every worker would otherwise compile for itself;
+            # the workers load it from Numba's cache.
+            warm_for_tasks(todo)
+            run_pool(todo, run_task, jobs=jobs, threads=threads,
+                     explicit=args.threads is not None, start_method=args.start_method,
+                     report=report)
+        if bar is not None:
+            bar.close()
+            bar = None
+        if volumes:
+            from ._volume import Cluster, run_volume
+
+            cluster = Cluster(scheduler=args.scheduler, workers=args.workers,
+                              threads=args.threads, memory_limit=args.memory_limit)
+            progress = None
+            if show_bars:
+                from tqdm import tqdm
+
+                def progress(total, initial, desc):
+                    return tqdm(total=total, initial=initial, desc=desc, unit="chunk",
+                                file=sys.stderr, dynamic_ncols=True)
+            for t in volumes:
+                report(run_volume(t, cluster, progress=progress,
+                                  say=lambda line: say(f"{name}: {line}")))
     except KeyboardInterrupt:
         if bar is not None:
             bar.close()
-        print(f"{name}: interrupted; finished outputs are complete, "
-              "the next run skips them", file=sys.stderr)
+        print(f"{name}: interrupted; finished outputs are complete, the next run skips "
+              "them and resumes chunked ones", file=sys.stderr)
         return 130
+    finally:
+        if cluster is not None:
+            cluster.close()
     if bar is not None:
         bar.close()
     seconds = time.perf_counter() - t_start
     if args.json:
-        _emit_json(dict(summary=True, files=len(inputs), ok=counts["ok"],
+        _emit_json(dict(summary=True, files=len(planned), ok=counts["ok"],
                         skipped=counts["skipped"], failed=counts["failed"], seconds=seconds,
                         outdir=args.outdir, jobs=jobs, threads=threads,
                         cleared_temporaries=len(cleared)))
@@ -552,38 +683,17 @@ def _denoise_files(args, parser) -> int:
     return 1 if counts["failed"] else 0
 
 
-def _run_pool(todo, jobs, threads, explicit, start_method, report) -> None:
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-    from concurrent.futures.process import BrokenProcessPool
-
-    ctx = multiprocessing.get_context(start_method)
-    with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=ctx,
-                             initializer=_init_worker,
-                             initargs=(threads, explicit)) as pool:
-        futures = {pool.submit(_denoise_task, t): t for t in todo}
-        try:
-            for fut in as_completed(futures):
-                t = futures[fut]
-                try:
-                    rec = fut.result()
-                except BrokenProcessPool:
-                    rec = dict(input=t["input"], output=t["output"], status="error",
-                               error="worker process died (out of memory?)",
-                               parameters=t["parameters"])
-                report(rec)
-        except KeyboardInterrupt:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
-
-
-def _add_batch_options(p, methods, *, weight: float, what: str) -> None:
-    """The options ``tvnumba denoise`` and ``tvnumba deconvolve`` share."""
+def _add_batch_options(p, methods, *, weight: float, what: str, auto: bool = True) -> None:
+    """The options ``tvnumba denoise``, ``deconvolve`` and ``inpaint`` share."""
     p.add_argument("inputs", nargs="+", metavar="INPUT",
-                   help="image files, folders or glob patterns")
+                   help="image files, Zarr stores, folders or glob patterns")
     p.add_argument("-o", "--outdir", required=True, help="output folder (created)")
-    p.add_argument("--weight", type=_weight, default=weight,
-                   help=f"{what} weight >= 0, or 'auto' (default {weight:g})")
+    if auto:
+        p.add_argument("--weight", type=_weight, default=weight,
+                       help=f"{what} weight >= 0, or 'auto' (default {weight:g})")
+    else:
+        p.add_argument("--weight", type=_fixed_weight, default=weight,
+                       help=f"{what} weight >= 0 (default {weight:g})")
     p.add_argument("--beta", type=_number("beta", 0.0, True), default=1.0,
                    help="order β > 0 (default 1)")
     p.add_argument("--eps", type=_number("eps", 0.0, True), default=1e-3,
@@ -591,24 +701,28 @@ def _add_batch_options(p, methods, *, weight: float, what: str) -> None:
     p.add_argument("--max-iter", type=_count("max-iter"), default=None,
                    help="iteration cap (default: the method's)")
     p.add_argument("--channel-axis", type=int, default=None,
-                   help="default: -1 for RGB(A) images, else none")
+                   help="default: -1 for RGB(A) images, the OME-Zarr channel axis, else none")
     p.add_argument("--anisotropic", action="store_true", help="anisotropic TV")
-    p.add_argument("--spacing", type=_number("spacing", 0.0, True), nargs="+",
-                   default=None, help="grid spacing: one value, or one per spatial axis "
-                                      "(default: from TIFF metadata for 3-D volumes, else 1)")
+    p.add_argument("--spacing", type=_listed(_number("spacing", 0.0, True)), default=None,
+                   metavar="H[,H...]",
+                   help="grid spacing: one value, or one per spatial axis (default: from "
+                        "TIFF metadata for 3-D volumes, from OME-Zarr metadata, else 1)")
     p.add_argument("--method", choices=methods, default="auto")
     p.add_argument("--device", choices=("cpu", "cuda"), default=None)
     p.add_argument("-j", "--jobs", type=_count("jobs"), default=1,
-                   help="worker processes (default 1: in this process)")
+                   help="worker processes for files (default 1: in this process)")
     p.add_argument("--threads", type=_count("threads"), default=None,
-                   help="threads per job (default: CPUs // jobs)")
+                   help="threads per job or per volume worker (default: CPUs // jobs)")
     p.add_argument("--start-method", choices=("spawn", "fork", "forkserver"),
                    default="spawn", help="how --jobs workers start (default spawn)")
     p.add_argument("--overwrite", action="store_true",
                    help="recompute inputs whose output exists (default: skip them)")
     p.add_argument("--suffix", default="", help="added to the output stem (default none)")
+    p.add_argument("--shard", type=_shard, default=None, metavar="K/N",
+                   help="only inputs K, K+N, K+2N, ... (0-based) of the full list: one "
+                        "job of an array of N")
     p.add_argument("--json", action="store_true",
-                   help="one JSON line per file on stdout, then a summary line")
+                   help="one JSON line per input on stdout, then a summary line")
     p.add_argument("-q", "--quiet", action="store_true",
                    help="no progress bar, no per-file lines (errors still shown)")
     p.add_argument("--as-batch", action="store_true",
@@ -617,13 +731,104 @@ def _add_batch_options(p, methods, *, weight: float, what: str) -> None:
                    help="write the input's dtype instead of float32")
 
 
+def _add_volume_options(p) -> None:
+    g = p.add_argument_group("volumes (Zarr, OME-Zarr, large TIFF) through Dask")
+    g.add_argument("--zarr", action="store_true",
+                   help="write TIFF inputs as Zarr, chunk by chunk (Zarr inputs always are)")
+    g.add_argument("--ome-zarr", action="store_true",
+                   help="write OME-Zarr (the default for OME-Zarr inputs)")
+    g.add_argument("--chunks", type=_listed(_count("chunks")), default=None,
+                   metavar="Z,Y,X", help="chunk lengths along the spatial axes (default: "
+                                         "the input's, or what a worker's memory holds)")
+    g.add_argument("--depth", type=_listed(_count("depth", 0)), default=None,
+                   metavar="D[,D...]", help="halo of each chunk in voxels, one or one per "
+                                            "spatial axis (default tvnumba.dask.default_depth)")
+    g.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="a running dask.distributed scheduler (e.g. tcp://host:8786)")
+    g.add_argument("--workers", type=_count("workers"), default=None,
+                   help="local cluster: worker processes, one chunk each at a time "
+                        "(default 1)")
+    g.add_argument("--memory-limit", type=_bytes, default=None, metavar="SIZE",
+                   help="local cluster: memory per worker, e.g. 4GB (default: the "
+                        "machine's memory / workers)")
+
+
+def _add_warm(sub) -> None:
+    from .solvers.registry import METHODS
+
+    p = sub.add_parser("warm", help="compile the kernels of the common cases into the cache",
+                       epilog=_WARM_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = ("denoise", "deconvolve", "inpaint")
+
+    def command(text):
+        if text not in commands:
+            raise argparse.ArgumentTypeError(f"expected one of {', '.join(commands)}, "
+                                             f"got {text!r}")
+        return text
+
+    def dtype(text):
+        if text not in ("float32", "float64"):
+            raise argparse.ArgumentTypeError(f"expected float32 or float64, got {text!r}")
+        return text
+
+    def ndim(text):
+        value = _count("ndim")(text)
+        if value > 3:
+            raise argparse.ArgumentTypeError(f"ndim must be 1, 2 or 3, got {text!r}")
+        return value
+
+    command.__name__, dtype.__name__, ndim.__name__ = "command", "dtype", "ndim"
+    p.add_argument("--command", type=_listed(command), default=("denoise",),
+                   dest="problems", metavar="NAME[,NAME...]", help="denoise, deconvolve, inpaint "
+                                                  "(default denoise)")
+    p.add_argument("--beta", type=_listed(_number("beta", 0.0, True)), default=(1.0,),
+                   metavar="B[,B...]", help="orders β (default 1)")
+    p.add_argument("--dtype", type=_listed(dtype), default=("float32", "float64"),
+                   metavar="T[,T...]", help="float32, float64 (default both; integer "
+                                            "images are solved in float64)")
+    p.add_argument("--ndim", type=_listed(ndim), default=(2, 3), metavar="N[,N...]",
+                   help="spatial dimensions (default 2,3; 2 includes RGB)")
+    p.add_argument("--method", choices=METHODS, default="auto")
+    p.add_argument("--json", action="store_true", help="one JSON line per case")
+    p.add_argument("-q", "--quiet", action="store_true", help="only errors")
+
+
+def _warm(args) -> int:
+    from ._warm import cache_location, common_cases, warm_case
+
+    base = dict(weight=0.1, eps=1e-3, max_iter=None, channel_axis=None, isotropic=True,
+                spacing=None, method=args.method, device=None, as_batch=False,
+                like_input=False, boundary="extend")
+    failed = 0
+    t0 = time.perf_counter()
+    for problem, beta, dtype, shape in common_cases(args.problems, args.beta, args.dtype,
+                                                    args.ndim):
+        weight = {"denoise": 0.1, "deconvolve": 0.001, "inpaint": 0.01}[problem]
+        try:
+            rec = warm_case(problem, beta, dtype, shape, dict(base, weight=weight))
+        except (ValueError, TypeError, RuntimeError) as e:
+            failed += 1
+            print(f"tvnumba warm: error: {problem} beta {beta:g} {dtype} {shape}: "
+                  f"{_first_line(e)}", file=sys.stderr)
+            continue
+        if args.json:
+            _emit_json(rec)
+        elif not args.quiet:
+            print(f"{problem:10s} beta {beta:<4g} {dtype} {str(tuple(shape)):14s} "
+                  f"{rec['method']:>6s} {rec['seconds']:6.2f} s", flush=True)
+    if not args.quiet and not args.json:
+        print(f"done in {time.perf_counter() - t0:.1f} s; cache: {cache_location()}")
+    return 1 if failed else 0
+
+
 # ------------------------------------------------------------------------------- main
 def _build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
     parser = argparse.ArgumentParser(
         prog="tvnumba", description=__doc__.split("\n")[0],
-        epilog="commands: demo, tv, denoise, deconvolve, inpaint (tvnumba COMMAND --help)\n\n" + _EXIT_DOC,
+        epilog="commands: demo, tv, denoise, deconvolve, inpaint, warm "
+               "(tvnumba COMMAND --help)\n\n" + _EXIT_DOC,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"tvnumba {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -640,21 +845,23 @@ def _build_parser() -> argparse.ArgumentParser:
     p_tv.add_argument("--anisotropic", action="store_true")
     p_tv.add_argument("--channel-axis", type=int, default=None,
                       help="default: -1 for RGB(A) images, else none")
-    p_tv.add_argument("--axes", type=int, nargs="+", default=None,
+    p_tv.add_argument("--axes", type=_listed(_axis), default=None, metavar="A[,A...]",
                       help="spatial axes (default: all but the channel axis); "
                            "the others are batch axes")
-    p_tv.add_argument("--spacing", type=_number("spacing", 0.0, True), nargs="+",
-                      default=None, help="grid spacing: one value, or one per spatial axis")
+    p_tv.add_argument("--spacing", type=_listed(_number("spacing", 0.0, True)),
+                      default=None, metavar="H[,H...]",
+                      help="grid spacing: one value, or one per spatial axis")
     p_tv.add_argument("--reduction", choices=("sum", "mean"), default="sum")
     p_tv.add_argument("--json", action="store_true",
                       help="one JSON line per file on stdout, then a summary line")
 
     from .solvers.registry import METHODS
 
-    p_dn = sub.add_parser("denoise", help="denoise image files into a folder",
+    p_dn = sub.add_parser("denoise", help="denoise images and volumes into a folder",
                           epilog=_DENOISE_EPILOG,
                           formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_batch_options(p_dn, METHODS, weight=0.1, what="denoising")
+    _add_volume_options(p_dn)
     p_dc = sub.add_parser("deconvolve", help="deconvolve image files into a folder",
                           epilog=_DECONVOLVE_EPILOG,
                           formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -666,7 +873,8 @@ def _build_parser() -> argparse.ArgumentParser:
                           epilog=_INPAINT_EPILOG,
                           formatter_class=argparse.RawDescriptionHelpFormatter)
     p_in.add_argument("--mask", required=True, help="mask file: nonzero pixels are missing")
-    _add_batch_options(p_in, METHODS, weight=0.01, what="inpainting")
+    _add_batch_options(p_in, METHODS, weight=0.01, what="inpainting", auto=False)
+    _add_warm(sub)
     return parser
 
 
@@ -674,15 +882,16 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``tvnumba`` and ``python -m tvnumba``."""
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = _build_parser()
-    args, rest = parser.parse_known_args(argv)
-    if args.command == "demo":
+    if argv and argv[0] == "demo":
         from .demo import main as demo_main
 
-        return demo_main(rest)
-    if rest:
-        parser.error(f"unrecognised arguments: {' '.join(rest)}")
+        return demo_main(argv[1:])
+    command = next((a for a in argv if not a.startswith("-")), None)
+    args = parser.parse_args(_join_lists(argv, _LIST_OPTIONS.get(command, ())))
     if args.command == "tv":
         return _tv_files(args)
+    if args.command == "warm":
+        return _warm(args)
     sub = parser._subparsers._group_actions[0].choices[args.command]
     try:
         return _denoise_files(args, sub)

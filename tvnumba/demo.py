@@ -12,7 +12,9 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import sys
 import tempfile
 import time
 
@@ -23,14 +25,47 @@ BETAS = (0.5, 1.0, 1.5, 2.0)
 WEIGHTS = {0.5: 0.04, 1.0: 0.1, 1.5: 0.25, 2.0: 0.5}
 
 
+def _sigma(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"sigma must be a finite number >= 0, got {text!r}")
+    return value
+
+
+def _repeat(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"repeat must be >= 1, got {text!r}")
+    return value
+
+
 def _parser():
     p = argparse.ArgumentParser(prog="tvnumba demo", description=__doc__.splitlines()[0])
     p.add_argument("--output", default="tvnumba_demo.png", help="PNG panel to write")
     p.add_argument("--no-figure", action="store_true", help="do not write the PNG panel")
-    p.add_argument("--sigma", type=float, default=0.1, help="noise standard deviation")
+    p.add_argument("--sigma", type=_sigma, default=0.1,
+                   help="noise standard deviation >= 0 (default 0.1)")
     p.add_argument("--seed", type=int, default=0, help="noise seed")
-    p.add_argument("--repeat", type=int, default=5, help="timing repeats (best is shown)")
+    p.add_argument("--repeat", type=_repeat, default=5,
+                   help="timing repeats, >= 1 (best is shown; default 5)")
     return p
+
+
+def _check_output(parser, path: str) -> None:
+    """The panel's folder must exist and be writable: checked before the work."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        parser.error(f"argument --output: {path!r} is a folder; give a file name")
+    if not os.path.isdir(folder):
+        parser.error(f"argument --output: the folder {folder!r} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        parser.error(f"argument --output: the folder {folder!r} is not writable")
 
 
 def _best_time(fn, repeat):
@@ -44,7 +79,11 @@ def _best_time(fn, repeat):
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    """Run the demo; returns the exit status (2: a bad option, before any work)."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not args.no_figure:
+        _check_output(parser, args.output)
     from skimage import data, img_as_float
     from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
@@ -86,7 +125,12 @@ def main(argv: list[str] | None = None) -> int:
         panel = _labelled_panel([(t * 255 + 0.5).astype(np.uint8) for t, _ in tiles],
                                 [label for _, label in tiles])
         path = os.path.abspath(args.output)
-        _write_png(path, panel)
+        try:
+            _write_png(path, panel)
+        except OSError as e:
+            print(f"tvnumba demo: error: cannot write {path}: {e.strerror or e}",
+                  file=sys.stderr)
+            return 1
         print(f"\nwrote {path}: " + " | ".join(label for _, label in tiles))
     return 0
 

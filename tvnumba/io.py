@@ -2,7 +2,8 @@
 
 TIFF goes through :mod:`tifffile` (a multi-page file is one stack: a 3-D volume, or a
 batch of 2-D images), everything else (PNG, JPEG, BMP) through :mod:`imageio`.  Both
-are the ``io`` extra (``pip install tvnumba[io]``).
+are the ``io`` extra (``pip install -e ".[io]"`` from a checkout).  Zarr stores are
+found here and read lazily by :mod:`tvnumba._zarr_io`.
 
 Outputs are written to a temporary file in the output folder, then moved into place
 with :func:`os.replace` (atomic on POSIX and Windows within one file system), so a run
@@ -26,7 +27,10 @@ __all__ = [
     "ImageMeta",
     "InputError",
     "expand_inputs",
+    "is_zarr_store",
+    "image_props",
     "read_image",
+    "read_tiff_meta",
     "write_tiff_atomic",
     "temporary_name",
     "clear_stale_temporaries",
@@ -39,7 +43,8 @@ _TIFF = (".tif", ".tiff")
 _TMP_SUFFIX = ".tvnumba-tmp"
 # .<output name>.<host>.<pid>.tvnumba-tmp -- host and pid say whether the writer may
 # still be alive (several SLURM tasks can share one output folder).
-_TMP_RE = re.compile(r"^\.(?P<out>.+)\.(?P<host>[^.]*)\.(?P<pid>\d+)" + re.escape(_TMP_SUFFIX) + "$")
+_TMP_RE = re.compile(r"^\.(?P<out>.+)\.(?P<host>[^.]*)\.(?P<pid>\d+)"
+                     + re.escape(_TMP_SUFFIX) + "$")
 
 
 class InputError(Exception):
@@ -81,8 +86,15 @@ def _is_image_name(name: str) -> bool:
     return not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS)
 
 
+def is_zarr_store(path: str) -> bool:
+    """Whether ``path`` is a Zarr array or group (format 2 or 3) on the file system."""
+    return os.path.isdir(path) and any(
+        os.path.isfile(os.path.join(path, name)) for name in ("zarr.json", ".zarray", ".zgroup"))
+
+
 def expand_inputs(items) -> list[tuple[str, str | None]]:
-    """Files, directories (their image files, not recursive) and glob patterns.
+    """Files, Zarr stores, directories (their image files and Zarr stores, not
+    recursive) and glob patterns.
 
     Returns ``(path, problem)`` pairs in the order given (sorted within a directory
     or pattern), without duplicates; ``problem`` is a one-line reason when the item
@@ -98,18 +110,26 @@ def expand_inputs(items) -> list[tuple[str, str | None]]:
             out.append((path, problem))
 
     for item in items:
-        if os.path.isdir(item):
-            names = sorted(n for n in os.listdir(item) if _is_image_name(n))
-            files = [os.path.join(item, n) for n in names
-                     if os.path.isfile(os.path.join(item, n))]
+        if is_zarr_store(item):
+            add(item)
+        elif os.path.isdir(item):
+            files = []
+            for n in sorted(os.listdir(item)):
+                path = os.path.join(item, n)
+                if n.startswith("."):
+                    continue
+                if (_is_image_name(n) and os.path.isfile(path)) or is_zarr_store(path):
+                    files.append(path)
             if not files:
-                add(item, "directory holds no image file (" + ", ".join(IMAGE_EXTENSIONS) + ")")
+                add(item, "directory holds no image file (" + ", ".join(IMAGE_EXTENSIONS)
+                      + ") or Zarr store")
             for f in files:
                 add(f)
         elif os.path.exists(item):
             add(item)
         elif glob.has_magic(item):
-            matches = sorted(m for m in glob.glob(item) if os.path.isfile(m))
+            matches = sorted(m for m in glob.glob(item)
+                             if os.path.isfile(m) or is_zarr_store(m))
             if not matches:
                 add(item, "no file matches this pattern")
             for m in matches:
@@ -154,29 +174,60 @@ def _read_tiff(path: str) -> tuple[np.ndarray, ImageMeta]:
     import tifffile
 
     with tifffile.TiffFile(path) as tif:
-        img = tif.series[0].asarray()
-        page = tif.pages[0]
-        meta = ImageMeta()
-        tags = page.tags
-        if "XResolution" in tags and "YResolution" in tags:
-            x = _rational(tags["XResolution"].value)
-            y = _rational(tags["YResolution"].value)
-            # (1, 1) is what writers put when they know nothing.
-            if x and y and (x, y) != (1.0, 1.0):
-                meta.resolution = (x, y)
-                if "ResolutionUnit" in tags:
-                    meta.resolution_unit = int(tags["ResolutionUnit"].value)
-        ij = tif.imagej_metadata
-        if ij:
-            meta.imagej = True
-            meta.unit = ij.get("unit")
-            meta.z_spacing = _positive(ij.get("spacing"))
-        else:
-            shaped = tif.shaped_metadata
-            if shaped:
-                meta.z_spacing = _positive(shaped[0].get("spacing"))
-                meta.unit = shaped[0].get("unit")
-    return img, meta
+        return tif.series[0].asarray(), _tiff_meta(tif)
+
+
+def _tiff_meta(tif) -> ImageMeta:
+    page = tif.pages[0]
+    meta = ImageMeta()
+    tags = page.tags
+    if "XResolution" in tags and "YResolution" in tags:
+        x = _rational(tags["XResolution"].value)
+        y = _rational(tags["YResolution"].value)
+        # (1, 1) is what writers put when they know nothing.
+        if x and y and (x, y) != (1.0, 1.0):
+            meta.resolution = (x, y)
+            if "ResolutionUnit" in tags:
+                meta.resolution_unit = int(tags["ResolutionUnit"].value)
+    ij = tif.imagej_metadata
+    if ij:
+        meta.imagej = True
+        meta.unit = ij.get("unit")
+        meta.z_spacing = _positive(ij.get("spacing"))
+    else:
+        shaped = tif.shaped_metadata
+        if shaped:
+            meta.z_spacing = _positive(shaped[0].get("spacing"))
+            meta.unit = shaped[0].get("unit")
+    return meta
+
+
+def read_tiff_meta(path: str) -> tuple[tuple[int, ...], np.dtype, ImageMeta]:
+    """Shape, dtype and metadata of a TIFF's first series, without reading its pixels;
+    :class:`InputError` when it is not a readable TIFF."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            return tuple(series.shape), np.dtype(series.dtype), _tiff_meta(tif)
+    except Exception as e:  # any reader's failure on a bad file
+        raise InputError(f"cannot read as a TIFF ({_first_line(e)})") from None
+
+
+def image_props(path: str) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype of an image file, from its header where the format allows;
+    :class:`InputError` when it cannot be read."""
+    if path.lower().endswith(_TIFF):
+        shape, dtype, _ = read_tiff_meta(path)
+        return shape, dtype
+    try:
+        import imageio.v3 as iio
+
+        props = iio.improps(path)
+        return tuple(props.shape), np.dtype(props.dtype)
+    except Exception as e:  # unreadable: the task reports it in full later
+        raise InputError(f"cannot read as an image ({_first_line(e)})") from None
 
 
 def _rational(value) -> float | None:

@@ -26,7 +26,8 @@ import numpy as np
 from .._validate import check_device
 from .base import Backend
 
-__all__ = ["Backend", "select", "array_kind", "is_gpu_array", "is_dask_array"]
+__all__ = ["Backend", "select", "array_kind", "is_gpu_array", "is_dask_array",
+           "kernel_cache_dir"]
 
 
 def array_kind(a) -> str:
@@ -54,6 +55,14 @@ def is_dask_array(a) -> bool:
 
     da = sys.modules.get("dask.array")
     return da is not None and isinstance(a, da.Array)
+
+
+def kernel_cache_dir() -> str | None:
+    """The folder where Numba caches the CPU kernels (None where it cannot tell)."""
+    from .cpu import solver_kernels
+
+    cache = getattr(getattr(solver_kernels.cp_dual_step, "kernel", None), "_cache", None)
+    return getattr(cache, "cache_path", None)
 
 
 def select(u, device=None, *, solver: bool = False) -> Backend:
