@@ -2,7 +2,7 @@
 
 Every scenario that could abort or hang the interpreter (fork after use, concurrent threads,
 another threading layer) runs in a child Python with a timeout, so that a failure is a failed
-test, never a dead pytest.  Speed is never asserted here (``benchmarks/bench_threads.py``).
+test, never a dead pytest.  Speed is never asserted here (``benchmarks/test_bench_threads.py``).
 """
 
 from __future__ import annotations
