@@ -29,6 +29,9 @@ __all__ = [
     "ref_tf_tv_loss",
     "ref_tf_tv_loss_grad",
     "ref_total_variation_distance",
+    "ref_kl",
+    "ref_kl_grad",
+    "ref_blur_valid",
     "numerical_grad",
 ]
 
@@ -261,3 +264,36 @@ def numerical_grad(f, u, eps=1e-6):
         u[i] = old
         g[i] = (fp - fm) / (2.0 * eps)
     return g
+
+
+# --------------------------------------------------------------------------- Poisson data term
+def ref_kl(z, y, b=0.0):
+    """KL(z + b; y) = sum (z + b) - y - y log((z + b) / y), with 0 log 0 = 0; inf where
+    z + b <= 0 < y or z + b < 0."""
+    w = np.asarray(z, np.float64) + b
+    y = np.asarray(y, np.float64)
+    if np.any(w < 0) or np.any((w <= 0) & (y > 0)):
+        return np.inf
+    total = float(np.sum(w - y))
+    for wi, yi in zip(w.ravel(), y.ravel()):
+        if yi > 0:
+            total += yi * np.log(yi / wi)
+    return total
+
+
+def ref_kl_grad(z, y, b=0.0):
+    """d KL(z + b; y) / dz = 1 - y / (z + b)."""
+    return 1.0 - np.asarray(y, np.float64) / (np.asarray(z, np.float64) + b)
+
+
+def ref_blur_valid(u, psf):
+    """The 'valid' part of the convolution of u with psf (the observed window of a blur of
+    the extended scene), by direct summation."""
+    u = np.asarray(u, np.float64)
+    psf = np.asarray(psf, np.float64)
+    m0, m1 = psf.shape
+    out = np.zeros((u.shape[0] - m0 + 1, u.shape[1] - m1 + 1))
+    for i in range(m0):
+        for j in range(m1):
+            out += psf[m0 - 1 - i, m1 - 1 - j] * u[i:i + out.shape[0], j:j + out.shape[1]]
+    return out

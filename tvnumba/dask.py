@@ -311,7 +311,7 @@ def denoise_chunked(image, solve, weight=0.1, beta: float = 1.0, *, depth=None,
                     eps: float = 1e-3, max_num_iter: int | None = None,
                     channel_axis: int | None = None, isotropic: bool = True,
                     smoothing: float = 0.0, spacing=1.0, method: str = "auto",
-                    device: str | None = None):
+                    device: str | None = None, noise: str = "gaussian", background=0.0):
     """:func:`tvnumba.denoise_tv_beta` of a Dask array, chunk by chunk with a halo (lazy).
 
     The public function calls this for Dask arrays (``tvnumba.denoise_tv_beta(x,
@@ -329,6 +329,9 @@ def denoise_chunked(image, solve, weight=0.1, beta: float = 1.0, *, depth=None,
         function validated for the whole array.
     weight, beta, eps, max_num_iter, channel_axis, isotropic, smoothing, spacing, method, device
         As in :func:`tvnumba.denoise_tv_beta` (each chunk is solved to ``eps``).
+    noise, background
+        As in :func:`tvnumba.denoise_tv_beta`; ``noise="poisson"`` needs ``depth`` (the
+        default halo is measured on Gaussian data on [0, 1]) and a number ``background``.
     depth : int or sequence of int, optional
         Halo in pixels on each side of a chunk, one value or one per spatial axis
         (default :func:`default_depth` of ``weight``, ``beta`` and ``spacing``: seam error
@@ -380,6 +383,11 @@ def denoise_chunked(image, solve, weight=0.1, beta: float = 1.0, *, depth=None,
     spatial, channel = _roles(image, None, channel_axis)
     if channel is not None and image.numblocks[channel] > 1:
         image = image.rechunk({channel: -1})
+    if noise == "poisson" and (depth is None or getattr(background, "ndim", 0) > 0):
+        raise ValueError(
+            "noise='poisson' on a Dask array needs depth= (the default halo is measured on "
+            "Gaussian data on [0, 1], not on counts) and a number for background, got "
+            f"depth={depth!r}")
     # β < 1: no halo makes the chunks agree with the whole image (non-convex); unless
     # a depth is asked for, the in-memory solver runs on the whole array in one task.
     whole = depth is None and plan.beta < 1 and method in ("auto", "mm")
@@ -410,7 +418,8 @@ def denoise_chunked(image, solve, weight=0.1, beta: float = 1.0, *, depth=None,
         if image.numblocks[d] == 1:
             depths[d] = 0  # no neighbour: the array's edge keeps its Neumann boundary
     ftype = float_dtype(image.dtype, "image")
-    kw = dict(eps=eps, max_num_iter=max_num_iter, method=method, device=device)
+    kw = dict(eps=eps, max_num_iter=max_num_iter, method=method, device=device, noise=noise,
+              background=background)
     if whole:
         nbytes = image.size * np.dtype(ftype).itemsize
         if not _one_task_fits(image, nbytes):

@@ -307,6 +307,62 @@ class MMArray:
         return diag
 
 
+# --------------------------------------------------------------------------- TV for step arrays
+class TVOps:
+    """``D``, ``Dᵀ``, the dual ball and ``TV₁`` of a plan on canonical arrays, for solvers
+    whose step sizes are arrays (preconditioned primal-dual).  ``p`` is a list, one
+    array per differenced axis (zero on its last slice)."""
+
+    def __init__(self, xp, plan: Plan, dtype):
+        self.xp = xp
+        self.axes, self.ih = _axes_spacing(plan, dtype)
+        self.iso = plan.isotropic
+        self.dtype = np.dtype(dtype)
+
+    def grad(self, u):
+        return [forward_diff(self.xp, u, ax, h) for ax, h in zip(self.axes, self.ih)]
+
+    def div(self, p):
+        """``Dᵀp``."""
+        return sum(adjoint_diff(self.xp, q, ax, h) for q, ax, h in zip(p, self.axes, self.ih))
+
+    def project(self, p, weight):
+        """``p`` on the ball ``|p| ≤ weight`` (per pixel over axes and channels when
+        isotropic, per difference otherwise)."""
+        return _project(self.xp, p, self.dtype.type(weight), self.iso)
+
+    def tv1(self, u) -> float:
+        """``TV₁(u)`` in float64."""
+        xp = self.xp
+        diffs = [forward_diff(xp, u, ax, h).astype(xp.float64) for ax, h in zip(self.axes, self.ih)]
+        if self.iso:
+            return float(xp.sqrt(sum((d * d).sum(axis=1) for d in diffs)).sum())
+        return float(sum(xp.abs(d).sum() for d in diffs))
+
+    def abs_colsum(self, shape):
+        """``Σ_i |D_ij|`` per pixel ``j`` (float64): ``1/h`` for each axis along which the
+        pixel is not last and for each along which it is not first."""
+        xp = self.xp
+        col = xp.zeros(shape, xp.float64)
+        for ax, h in zip(self.axes, self.ih):
+            col[_part(len(shape), ax, 0)] += float(h)
+            col[_part(len(shape), ax, 1)] += float(h)
+        return col
+
+    def abs_rowsum(self, s):
+        """``max_d (1/h_d)(s_j + s_{j+e_d})`` per pixel (0 where no difference starts),
+        the largest over the channels (axis 1): the row sums of ``|D|`` weighted by ``s``,
+        one per pixel for the dual ball."""
+        xp = self.xp
+        out = xp.zeros(s.shape, xp.float64)
+        for ax, h in zip(self.axes, self.ih):
+            lo, hi = _part(s.ndim, ax, 0), _part(s.ndim, ax, 1)
+            rs = xp.zeros(s.shape, xp.float64)
+            rs[lo] = float(h) * (s[lo] + s[hi])
+            out = xp.maximum(out, rs)
+        return out.max(axis=1, keepdims=True)
+
+
 # --------------------------------------------------------------------------- the backend
 class ArrayBackend(Backend):
     """Whole-array operations of ``xp`` (NumPy or CuPy).
@@ -346,6 +402,14 @@ class ArrayBackend(Backend):
         from cupyx.scipy import fft  # pragma: no cover - needs a GPU and CuPy
 
         return fft  # pragma: no cover
+
+    @property
+    def ndimage(self):
+        if self.xp is np:
+            return super().ndimage
+        from cupyx.scipy import ndimage  # pragma: no cover - needs a GPU and CuPy
+
+        return ndimage  # pragma: no cover
 
     def to_host(self, a):
         return a if self.xp is np else self.xp.asnumpy(a)

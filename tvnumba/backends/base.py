@@ -168,6 +168,20 @@ class Backend:
         projection of the sinogram ``a``; ``a`` validated float, the result of its kind."""
         raise NotImplementedError
 
+    def tv_ops(self, plan: Plan, dtype):
+        """``D``, ``Dᵀ``, the dual ball and ``TV₁`` as whole-array operations
+        (:class:`tvnumba.backends.array.TVOps`) on this backend's arrays."""
+        from .array import TVOps
+
+        return TVOps(self.xp, plan, dtype)
+
+    @property
+    def ndimage(self):
+        """``scipy.ndimage`` or its twin for this backend's arrays."""
+        from scipy import ndimage
+
+        return ndimage
+
     @property
     def fft(self):
         """``scipy.fft`` or its twin for this backend's arrays."""

@@ -74,6 +74,7 @@ class Convolution(DataTerm):
     """
 
     arrays = ("f", "psf")
+    separable = True
 
     def __init__(self, psf, f, *, boundary: str = "extend"):
         if boundary not in BOUNDARIES:
@@ -91,11 +92,13 @@ class Convolution(DataTerm):
             self._u = self._image
         self._spectra = {}
         self.fft = None
+        self._ndimage = None
 
     # --- set-up -------------------------------------------------------------------
     def bind(self, backend) -> "Convolution":
         super().bind(backend)
         self.fft = backend.fft
+        self._ndimage = backend.ndimage
         self._spectra = {}
         return self
 
@@ -191,6 +194,37 @@ class Convolution(DataTerm):
 
     def f_shape(self):
         return self.u_shape
+
+    def to_unknown_grid(self, x):
+        """``x`` of the image grid continued as :meth:`start` continues ``f``."""
+        if self.boundary == "periodic":
+            return x.copy()
+        lead = [(0, 0)] * (x.ndim - len(self._axes))
+        width = [(m // 2, (m - 1) // 2) for m in self.psf.shape]
+        return self.xp.pad(x, lead + width, mode="edge")
+
+    def dilate(self, v):
+        """``δ_i = max v_j`` over the pixels ``j`` that datum ``i`` sees (``h > 0``): a
+        maximum filter over the PSF's support, cropped to the observed window
+        (``"extend"``) or wrapped (``"periodic"``)."""
+        xp = self.xp
+        support = xp.asarray(self.psf > 0)[(slice(None, None, -1),) * self.psf.ndim]
+        footprint = support.reshape((1,) * (v.ndim - support.ndim) + support.shape)
+        ndimage = self._ndimage
+        if self.boundary == "periodic":
+            return ndimage.maximum_filter(v, footprint=footprint, mode="wrap")
+        out = ndimage.maximum_filter(v, footprint=footprint, mode="constant", cval=0.0)
+        # out[x] = max over v[x − m//2 + t]: datum i sees v[i .. i + m − 1] from x = i + m//2
+        crop = tuple(slice(m // 2, m // 2 + n) for m, n in zip(self.psf.shape, self._image))
+        return xp.ascontiguousarray(out[(Ellipsis,) + crop])
+
+    def ring_widths(self):
+        """The outer band of the extended grid that the data sees partly (``psf.shape − 1``
+        per canonical spatial axis), or None when periodic."""
+        if self.boundary == "periodic":
+            return None
+        nd = self.psf.ndim
+        return {self.f.ndim - nd + k: m - 1 for k, m in enumerate(self.psf.shape)}
 
     def prox(self, v, tau, out) -> None:
         """Periodic only: ``(I + τ HᵀH)⁻¹ (v + τ Hᵀf)``, one FFT pair."""

@@ -122,6 +122,48 @@ class LinearOperatorTerm(DataTerm):
         self.plan = plan
         self.name = name
         self._fwd, self._adj, self._adj_name = as_operator(A, AT, plan.shape, f.shape, name)
+        from scipy.sparse.linalg import LinearOperator
+
+        # an explicit matrix (dense or sparse): its entries are known, not only its action
+        self._matrix = A if _is_matrix_like(A) and not isinstance(A, LinearOperator) else None
+
+    def check_nonnegative(self) -> None:
+        """Raise ``ValueError`` unless ``A >= 0``: every entry of a matrix, else the sums
+        ``A1`` and ``Aᵀ1`` (what a Poisson data term can check of an operator)."""
+        from scipy.sparse import issparse
+
+        M = self._matrix
+        if M is not None:
+            low = float((M.data if issparse(M) else np.asarray(M)).min(initial=0.0))
+            if low < 0:
+                raise ValueError(f"{self.name} must be >= 0 with noise='poisson', got an entry "
+                                 f"{low!r}")
+            return
+        xp = self.xp
+        row = self.forward(xp.ones(self.plan.canonical_shape, self.f.dtype))
+        col = self.colsum()
+        if bool(xp.any(row < 0)) or bool(xp.any(col < 0)):
+            raise ValueError(f"{self.name} must be >= 0 with noise='poisson': {self.name}·1 or "
+                             f"its adjoint of 1 has negative entries")
+
+    def dilate(self, v):
+        """For an explicit matrix: ``δ_i = max_{j: A_ij > 0} v_j``; None otherwise."""
+        from scipy.sparse import csr_matrix, issparse
+
+        if self._matrix is None:
+            return None
+        x = np.asarray(self.plan.from_canonical(v)).reshape(-1)
+        M = self._matrix
+        if issparse(M):
+            M = csr_matrix(M)
+            vals = np.where(M.data > 0, x[M.indices], 0.0)
+            out = np.zeros(M.shape[0])
+            rows = np.flatnonzero(np.diff(M.indptr))
+            if rows.size:
+                out[rows] = np.maximum.reduceat(vals, M.indptr[rows])
+        else:
+            out = np.where(np.asarray(M) > 0, x[None, :], 0.0).max(axis=1, initial=0.0)
+        return self.xp.asarray(out.reshape(self.f.shape))
 
     def forward(self, u):
         y = self._fwd(self.plan.from_canonical(u))

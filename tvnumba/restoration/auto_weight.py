@@ -112,34 +112,44 @@ def sure_search(solve_at: Callable, f, sigma: float, guess: float, *, xp=np,
     Returns the weight, the number of SURE evaluations (2 solves each) and
     the ``(weight, SURE / N)`` pairs evaluated (GCV with ``gcv=True``).
     """
-    from scipy.optimize import minimize_scalar
-
     rng = np.random.default_rng(seed)
     b = xp.asarray(rng.standard_normal(f.shape))
     delta = 0.01 * sigma
     fp = f + delta * b
     n = f.size
+
+    def sure(w: float) -> float:
+        u = solve_at(w, f)
+        up = solve_at(w, fp)
+        if predict is not None:
+            u, up = predict(u), predict(up)
+        div = float(xp.sum(b * (up - u))) / delta
+        if gcv:
+            return float(xp.sum((u - f) ** 2)) / n / (1.0 - div / n) ** 2
+        return (float(xp.sum((u - f) ** 2)) - n * sigma**2 + 2 * sigma**2 * div) / n
+
+    return minimise_log(sure, guess, step=step, xtol=xtol, max_evals=max_evals)
+
+
+def minimise_log(risk: Callable, guess: float, *, step: float = math.log(2.0),
+                 xtol: float = 0.05, max_evals: int = 8) -> tuple[float, int, list]:
+    """The weight that minimises ``risk(weight)`` over ``log(weight)``: a 3-point grid
+    ``guess · e^{-step, 0, step}`` walked downhill until it brackets a minimum, then
+    bounded Brent to ``xtol`` in ``log w``, within ``max_evals`` evaluations.  Returns
+    the weight, the number of evaluations and the ``(weight, risk)`` pairs."""
+    from scipy.optimize import minimize_scalar
+
     cache: dict[float, float] = {}
 
-    def sure(t: float) -> float:
+    def at(t: float) -> float:
         t = float(t)
         if t not in cache:
-            w = math.exp(t)
-            u = solve_at(w, f)
-            up = solve_at(w, fp)
-            if predict is not None:
-                u, up = predict(u), predict(up)
-            div = float(xp.sum(b * (up - u))) / delta
-            if gcv:
-                cache[t] = float(xp.sum((u - f) ** 2)) / n / (1.0 - div / n) ** 2
-            else:
-                cache[t] = (float(xp.sum((u - f) ** 2)) - n * sigma**2
-                            + 2 * sigma**2 * div) / n
+            cache[t] = risk(math.exp(t))
         return cache[t]
 
     t0 = math.log(guess)
     ts = [t0 - step, t0, t0 + step]
-    vals = [sure(t) for t in ts]
+    vals = [at(t) for t in ts]
     # Walk downhill until the middle point is the lowest, within the evaluation
     # budget (the starting guess is usually within a factor 2 of the optimum).
     while len(cache) < max_evals - 2:
@@ -149,12 +159,12 @@ def sure_search(solve_at: Callable, f, sigma: float, guess: float, *, xp=np,
             ts = ts[1:] + [ts[2] + step]
         else:
             break
-        vals = [sure(t) for t in ts]
+        vals = [at(t) for t in ts]
     if vals[1] <= min(vals[0], vals[2]):
         budget = max(max_evals - len(cache), 1)
-        minimize_scalar(sure, bounds=(ts[0], ts[2]), method="bounded",
+        minimize_scalar(at, bounds=(ts[0], ts[2]), method="bounded",
                         options={"xatol": xtol, "maxiter": budget})
-    # Brent's last point need not be its best one: keep the lowest SURE seen.
+    # Brent's last point need not be its best one: keep the lowest risk seen.
     t_best = min(cache, key=cache.get)
     history = sorted((math.exp(t), v) for t, v in cache.items())
     return math.exp(t_best), len(cache), history

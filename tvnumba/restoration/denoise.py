@@ -13,7 +13,8 @@ def denoise_tv_beta(image, weight: float | str = 0.1, beta: float = 1.0, *, eps:
                     max_num_iter: int | None = None, channel_axis: int | None = None,
                     isotropic: bool = True, smoothing: float = 0.0, spacing=1.0,
                     method: str = "auto", device: str | None = None,
-                    return_info: bool = False, callback=None, depth=None):
+                    return_info: bool = False, callback=None, depth=None,
+                    noise: str = "gaussian", background=0.0):
     r"""β-order total-variation denoising, solved to a certified tolerance.
 
     .. math::
@@ -23,16 +24,18 @@ def denoise_tv_beta(image, weight: float | str = 0.1, beta: float = 1.0, *, eps:
 
     with :math:`TV_\beta` as in :func:`tvnumba.tv`.  For ``beta=1``: the problem
     of :func:`skimage.restoration.denoise_tv_chambolle`, same ``weight`` scale.
+    With ``noise="poisson"`` the data term is :math:`KL(u + b; f)`, ``u ≥ 0`` (Notes).
 
     Parameters
     ----------
     image : ndarray
         1-D signal, 2-D image, 3-D volume (or more axes), optionally with a
         channel axis; NumPy, CuPy or Dask.  Integer and bool images go
-        through :func:`skimage.util.img_as_float`.  Never modified.
+        through :func:`skimage.util.img_as_float` (counts with
+        ``noise="poisson"``: unscaled).  Never modified.
     weight : float or "auto", optional
         Denoising weight ``>= 0``: larger removes more.  ``"auto"``: chosen
-        by Stein's unbiased risk estimate (see Notes).
+        by Stein's (Poisson: PURE) unbiased risk estimate (see Notes).
     beta : float, optional
         Order β > 0: 1 classic TV, 2 quadratic (Tikhonov), < 1 non-convex.
     eps : float, optional
@@ -45,8 +48,7 @@ def denoise_tv_beta(image, weight: float | str = 0.1, beta: float = 1.0, *, eps:
     isotropic : bool, optional
         Isotropic (default) or anisotropic TV, as in :func:`tvnumba.tv`.
     smoothing : float, optional
-        ``s >= 0`` in ``(|∇u|² + s²)^(β/2)``.  For β < 1, ``0`` means a
-        small internal value (``SolveInfo.smoothing``).
+        ``s >= 0`` in ``(|∇u|² + s²)^(β/2)``; for β < 1, ``0`` means a small internal value.
     spacing : float or sequence of float, optional
         Grid spacing, one value or one per spatial axis.
     method : {"auto", "cp", "lbfgs", "mm", "dct"}, optional
@@ -58,58 +60,57 @@ def denoise_tv_beta(image, weight: float | str = 0.1, beta: float = 1.0, *, eps:
     return_info : bool, optional
         Also return a :class:`~tvnumba.SolveInfo`.
     callback : callable, optional
-        ``callback(iteration, u, objective)`` at every convergence check,
-        with the current iterate (read only); returning ``True`` stops.
+        ``callback(iteration, u, objective)`` at every convergence check; ``True`` stops.
     depth : int or sequence of int, optional
         Dask arrays only: each chunk's halo (default :func:`tvnumba.dask.default_depth`);
         for β < 1 without ``depth`` the whole array is solved, without seams.
+    noise : {"gaussian", "poisson"}, optional
+        ``"poisson"``: ``image`` holds photon counts ``>= 0`` (β = 1, ``"cp"``).
+    background : float or ndarray, optional
+        Poisson only: the known background ``b >= 0`` in counts (dark current, offset).
 
     Returns
     -------
     u : ndarray
         ``image``'s shape and kind of array; float32 for float16/float32
-        input, float64 otherwise.
+        input, float64 otherwise; in counts with ``noise="poisson"``.
     info : SolveInfo
         Only with ``return_info=True``.
 
     Raises
     ------
     ValueError
-        A bad ``weight``, ``beta``, ``eps``, axis, ``spacing`` or ``method``;
-        an empty or non-finite ``image``; ``"auto"`` on a noise-free image.
+        A bad ``weight``, ``beta``, ``eps``, axis, ``spacing``, ``method`` or
+        ``noise``; an empty or non-finite ``image``; negative counts; ``"auto"``
+        on a noise-free image.
     TypeError
         ``weight`` not a number or string; ``return_info``/``callback`` with Dask.
 
     See Also
     --------
     skimage.restoration.denoise_tv_chambolle : β = 1 on the same weight scale.
-    tvnumba.solve_tv_beta : the same solvers with a linear operator.
-    tvnumba.tv : the β-TV functional.
+    tvnumba.deconvolve_tv_beta : with a blur, and the same noise models.
 
     Notes
     -----
     ``"cp"`` is accelerated Chambolle-Pock [1]_: its relative duality gap
-    bounds the objective error.  The other methods, their stopping
-    quantities and caps: :doc:`/solvers`.
+    bounds the objective error.  Poisson: :math:`KL(u + b; f) = \sum u + b - f
+    - f \log((u + b)/f)`, solved by preconditioned primal-dual with a duality gap
+    on a set that holds the minimiser (:doc:`/maths`).  Other methods and caps:
+    :doc:`/solvers`.
 
-    ``weight="auto"`` assumes white Gaussian noise of level σ, estimated by
-    :func:`skimage.restoration.estimate_sigma`, and minimises over
-    :math:`\log w` the Monte-Carlo SURE [2]_ [3]_ of the denoiser :math:`D_w`,
-
-    .. math:: \mathrm{SURE}(w) = \|D_w(f) - f\|^2 - N\sigma^2
-              + 2\sigma^2 \operatorname{div} D_w(f),
-
-    an unbiased estimate of its squared error (the divergence from one fixed
-    Gaussian probe; about 17 solves).  How close it comes: :doc:`/choosing`.
+    ``weight="auto"`` (Gaussian) assumes white noise of level σ, estimated by
+    :func:`skimage.restoration.estimate_sigma`, and minimises over :math:`\log w`
+    the Monte-Carlo SURE [2]_ of the denoiser :math:`D_w`,
+    :math:`\|D_w(f) - f\|^2 - N\sigma^2 + 2\sigma^2 \operatorname{div} D_w(f)`
+    (about 17 solves); Poisson: PURE, its analogue for counts.  :doc:`/choosing`.
 
     References
     ----------
     .. [1] A. Chambolle and T. Pock, "A first-order primal-dual algorithm for
        convex problems with applications to imaging", J. Math. Imaging Vis.
        40 (2011), 120-145.
-    .. [2] C. M. Stein, "Estimation of the mean of a multivariate normal
-       distribution", Ann. Statist. 9 (1981), 1135-1151.
-    .. [3] S. Ramani, T. Blu and M. Unser, "Monte-Carlo SURE: a black-box
+    .. [2] S. Ramani, T. Blu and M. Unser, "Monte-Carlo SURE: a black-box
        optimization of regularization parameters for general denoising
        algorithms", IEEE Trans. Image Process. 17 (2008), 1540-1554.
 
@@ -123,19 +124,18 @@ def denoise_tv_beta(image, weight: float | str = 0.1, beta: float = 1.0, *, eps:
     >>> u, info = denoise_tv_beta(noisy, weight=0.2, return_info=True)
     >>> info.method, info.converged, bool(info.gap <= 1e-3)
     ('cp', True, True)
-    >>> bool(np.abs(u - clean).mean() < np.abs(noisy - clean).mean())
-    True
-    >>> _, info = denoise_tv_beta(noisy, weight=0.05, beta=0.5, return_info=True)
-    >>> info.method, info.converged  # β < 1: majorize-minimize
-    ('mm', True)
     >>> _, info = denoise_tv_beta(noisy, weight="auto", return_info=True)
     >>> round(info.sigma, 1), bool(0.05 < info.weight < 0.5)  # σ and the chosen weight
     (0.2, True)
+    >>> counts = rng.poisson(5 * clean + 1)  # photons: 6 in the square, 1 outside
+    >>> u, info = denoise_tv_beta(counts, weight=0.5, noise="poisson", return_info=True)
+    >>> info.converged, bool(u.min() >= 0), round(float(u[32, 32]))
+    (True, True, 6)
     """
     check_bool("return_info", return_info)
     kw = dict(eps=eps, max_num_iter=max_num_iter, channel_axis=channel_axis,
               isotropic=isotropic, smoothing=smoothing, spacing=spacing, method=method,
-              device=device)
+              device=device, noise=noise, background=background)
     if is_dask_array(image):
         if return_info or callback is not None:
             raise TypeError("return_info and callback are not supported for Dask arrays "

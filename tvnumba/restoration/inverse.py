@@ -13,8 +13,9 @@ from ..backends import select
 from ..operators.convolution import BOUNDARIES, Convolution
 from ..operators.linear import LinearOperatorTerm, _is_matrix_like
 from ..solvers import Diagonal, solve
-from ._core import check_weight, finish, no_auto_weight, prepare
+from ._core import check_noise, check_weight, finish, no_auto_weight, poisson_term, prepare
 from .auto_weight import choose_inverse_weight
+from .poisson_weight import choose_poisson_weight
 
 __all__ = ["solve_tv_beta", "deconvolve_tv_beta", "inpaint_tv_beta",
            "DECONVOLVE_WEIGHT", "INPAINT_WEIGHT"]
@@ -48,7 +49,8 @@ def solve_tv_beta(A, f, weight: float = 0.1, beta: float = 1.0, *, shape=None, A
                   max_num_iter: int | None = None, channel_axis: int | None = None,
                   isotropic: bool = True, smoothing: float = 0.0, spacing=1.0,
                   method: str = "auto", device: str | None = None,
-                  return_info: bool = False, callback=None):
+                  return_info: bool = False, callback=None, noise: str = "gaussian",
+                  background=0.0):
     r"""Solve a linear inverse problem with a β-TV prior.
 
     .. math::
@@ -94,6 +96,9 @@ def solve_tv_beta(A, f, weight: float = 0.1, beta: float = 1.0, *, shape=None, A
         backend's arrays (CuPy ones on the GPU).
     return_info, callback
         As in :func:`tvnumba.denoise_tv_beta`.
+    noise, background
+        As in :func:`tvnumba.denoise_tv_beta`: ``"poisson"`` takes ``f`` as counts and
+        ``A >= 0`` (checked on matrices; ``Aᵀ1 >= 0`` and ``A1 >= 0`` otherwise).
 
     Returns
     -------
@@ -183,6 +188,9 @@ def solve_tv_beta(A, f, weight: float = 0.1, beta: float = 1.0, *, shape=None, A
     term = LinearOperatorTerm(A, f, plan, AT=AT)
     if check_adjoint:
         term.check_adjoint()
+    if check_noise(noise) == "poisson":
+        term = poisson_term(term, f, None, backend, background)
+        term.bind(backend).check_nonnegative()
     u5, info = solve(term, weight, backend=backend, plan=plan, method=method, eps=eps,
                      max_num_iter=max_num_iter, callback=callback)
     u = backend.result(plan.from_canonical(backend.wrap(u5)).copy())
@@ -207,8 +215,9 @@ def _check_shape(shape, A, f, matrix: bool) -> tuple[int, ...]:
 
 
 # --------------------------------------------------------------------------- deconvolution
-def _check_psf(psf, n_spatial: int, image_spatial, dtype, backend):
-    """The PSF as a host float array of ``dtype``, normalised to sum 1."""
+def _check_psf(psf, n_spatial: int, image_spatial, dtype, backend, *, nonnegative=False):
+    """The PSF as a host float array of ``dtype``, normalised to sum 1 (with
+    ``nonnegative``: no negative entries, as photon counts need)."""
     if not hasattr(psf, "shape") or not hasattr(psf, "dtype"):
         psf = np.asarray(psf)
     float_dtype(psf.dtype, "psf")  # complex or non-numeric PSFs: TypeError naming psf
@@ -223,6 +232,9 @@ def _check_psf(psf, n_spatial: int, image_spatial, dtype, backend):
     host = np.asarray(backend.to_host(psf), dtype=np.float64)
     if not np.isfinite(host).all():
         raise ValueError("psf contains NaN or Inf values")
+    if nonnegative and (host < 0).any():
+        raise ValueError(f"psf must be >= 0 with noise='poisson' (a blur of photon counts), "
+                         f"got a minimum of {float(host.min())!r}")
     total = float(host.sum())
     if not total > 0:
         raise ValueError(f"psf must have a positive sum (it is normalised to 1), got "
@@ -235,7 +247,8 @@ def deconvolve_tv_beta(image, psf, weight: float | str = DECONVOLVE_WEIGHT, beta
                        max_num_iter: int | None = None, channel_axis: int | None = None,
                        isotropic: bool = True, smoothing: float = 0.0, spacing=1.0,
                        method: str = "auto", device: str | None = None,
-                       return_info: bool = False, callback=None):
+                       return_info: bool = False, callback=None, noise: str = "gaussian",
+                       background=0.0):
     r"""β-TV deconvolution, without ringing at the image border.
 
     .. math::
@@ -244,7 +257,8 @@ def deconvolve_tv_beta(image, psf, weight: float | str = DECONVOLVE_WEIGHT, beta
               + \text{weight} \cdot TV_\beta(u)
 
     where ``h`` is the PSF and ``W`` keeps the observed window (see
-    Notes); returns ``u*`` on the image's grid.
+    Notes); returns ``u*`` on the image's grid.  ``noise="poisson"``: photon
+    counts, the data term :math:`KL(W(h * u) + b; f)` and ``u ≥ 0``.
 
     Parameters
     ----------
@@ -267,9 +281,9 @@ def deconvolve_tv_beta(image, psf, weight: float | str = DECONVOLVE_WEIGHT, beta
         PSF's half-widths and only the observed window is compared with the
         data -- no ringing on real images.  ``"periodic"``: circular
         convolution (as :func:`skimage.restoration.wiener`), for periodic data.
-    eps, max_num_iter, channel_axis, isotropic, smoothing, spacing, method, device, return_info, callback
-        As in :func:`tvnumba.denoise_tv_beta` (``method="dct"`` excepted).
-        With ``boundary="extend"`` the callback sees the extended iterate.
+    eps, max_num_iter, channel_axis, isotropic, smoothing, spacing, method, device, return_info, callback, noise, background
+        As in :func:`tvnumba.denoise_tv_beta` (``method="dct"`` excepted; Poisson:
+        a PSF ``>= 0``).  With ``"extend"`` the callback sees the extended iterate.
 
     Returns
     -------
@@ -304,8 +318,9 @@ def deconvolve_tv_beta(image, psf, weight: float | str = DECONVOLVE_WEIGHT, beta
     ``scipy.signal.fftconvolve(u, psf, mode="valid")``).  TV fills the
     margin; the result is the extended solution cropped to the image.  For
     β = 1 the primal-dual solver [2]_ dualises ``A`` (``"extend"``) or uses
-    the exact Fourier proximal step (``"periodic"``); it stops on the
-    relative primal step.  See :doc:`/inverse_problems`.
+    the exact Fourier proximal step (``"periodic"``); see :doc:`/inverse_problems`.
+    Poisson: preconditioned primal-dual, certified by a duality gap
+    (:func:`tvnumba.denoise_tv_beta`); ``weight="auto"`` minimises PURE.
 
     ``weight="auto"`` assumes ``f = A x + n`` with white Gaussian noise,
     estimates σ as :func:`tvnumba.denoise_tv_beta` does (``info.sigma``)
@@ -354,14 +369,19 @@ def deconvolve_tv_beta(image, psf, weight: float | str = DECONVOLVE_WEIGHT, beta
     weight = check_weight(weight)
     check_bool("return_info", return_info)
     check_choice("boundary", boundary, BOUNDARIES)
+    counts = check_noise(noise) == "poisson"
     backend, f, plan = prepare(image, beta, device=device, channel_axis=channel_axis,
-                               spacing=spacing, isotropic=isotropic, smoothing=smoothing)
+                               spacing=spacing, isotropic=isotropic, smoothing=smoothing,
+                               counts=counts)
     spatial = _spatial_axes(f.ndim, channel_axis)
-    h = _check_psf(psf, plan.n_spatial, [f.shape[a] for a in spatial], plan.dtype, backend)
+    h = _check_psf(psf, plan.n_spatial, [f.shape[a] for a in spatial], plan.dtype, backend,
+                   nonnegative=counts)
     backend.check_finite(f, "image")
     h5 = backend.bring(np.ascontiguousarray(_canonical_spatial(plan, spatial, h)))
     f5 = backend.canonical(f, plan)
     term = Convolution(h5, f5, boundary=boundary)
+    if counts:
+        term = poisson_term(term, f, plan, backend, background)
     u_plan = plan
     if boundary == "extend":
         grow = dict(zip(spatial, h.shape))
@@ -369,7 +389,13 @@ def deconvolve_tv_beta(image, psf, weight: float | str = DECONVOLVE_WEIGHT, beta
             plan, shape=tuple(n + grow.get(a, 1) - 1 for a, n in enumerate(plan.shape)),
             spatial_shape=term.u_shape[len(term.u_shape) - plan.n_spatial:])
     sigma = None
-    if weight == "auto":
+    if weight == "auto" and counts:
+        h64 = h5.astype(np.float64)
+        weight = choose_poisson_weight(
+            lambda g: Convolution(h64, g, boundary=boundary).with_loss(term.loss,
+                                                                       term.background),
+            f5, plan, u_plan, backend, max_num_iter=max_num_iter)
+    elif weight == "auto":
         h64 = h5.astype(np.float64)
         weight, sigma, _ = choose_inverse_weight(
             lambda g: Convolution(h64, g, boundary=boundary), f5, plan, u_plan, backend,

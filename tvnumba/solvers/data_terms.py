@@ -25,6 +25,13 @@ What a data term provides (:class:`DataTerm`):
 Capabilities the solver registry reads: ``identity`` (the fused kernels of
 the denoising problem serve it), ``has_prox``, ``dct_diagonal`` (``AᵀA`` is
 diagonal in the DCT-II basis, so β = 2 has a closed form).
+
+The loss of ``z = Au`` is the term's :attr:`~DataTerm.loss`: :class:`SquaredLoss`
+(``½‖z − f‖²``, the default) or :class:`PoissonLoss` (``KL(z + b; y)``, photon counts,
+``u ≥ 0``).  The primal–dual solvers reach the loss only through it (its conjugate's
+proximal step, its dual value, its domain); the quadratic-only members above
+(``normal``, ``rhs``, ``prox``, ``mu``) serve :class:`SquaredLoss` alone, and the
+solver registry refuses a term whose loss a solver cannot take.
 """
 
 from __future__ import annotations
@@ -35,21 +42,127 @@ import math
 import numpy as np
 
 
+class SquaredLoss:
+    """``½‖z − f‖²`` of ``z = Au``: Gaussian noise of one standard deviation.
+
+    Its dual variable ``q`` lives on the data grid; the conjugate is
+    ``L*(q) = ½‖q‖² + ⟨q, f⟩``.  The methods take the data term that holds ``f``
+    (on its backend).
+    """
+
+    quadratic = True
+    #: The unknown's domain is all of ℝⁿ.
+    nonnegative = False
+    name = "gaussian"
+
+    def value(self, term, z) -> float:
+        xp = term.xp
+        r = (z.astype(xp.float64) - term.f.astype(xp.float64)).ravel()
+        return 0.5 * float(xp.vdot(r, r))
+
+    def dual_start(self, term):
+        return term.xp.zeros_like(term.f)
+
+    def dual_prox(self, term, q, z, sigma) -> None:
+        """``q ← prox_{σL*}(q + σz) = (q + σ(z − f)) / (1 + σ)`` in place."""
+        q += sigma * (z - term.f)
+        q /= 1 + sigma
+
+    def adjoint_input(self, q):
+        """The array whose ``Aᵀ`` enters the primal step: ``q`` itself."""
+        return q
+
+    def conj_value(self, term, q) -> float:
+        """``−L*(q)`` in float64."""
+        xp = term.xp
+        q64 = q.astype(xp.float64).ravel()
+        return (-0.5 * float(xp.vdot(q64, q64))
+                - float(xp.vdot(q64, term.f.astype(xp.float64).ravel())))
+
+
+class PoissonLoss:
+    """``KL(z + b; y) = Σ (z + b) − y − y log((z + b)/y)`` of ``z = Au ≥ 0`` for counts
+    ``y = term.f ≥ 0`` and a known background ``b = term.background ≥ 0``
+    (``0 log 0 = 0``): the Poisson negative log-likelihood up to a constant, ``≥ 0``,
+    half the Poisson deviance.
+
+    The dual variable is kept as ``r = 1 − q``, which at the optimum is the ratio
+    ``y / (Au + b)`` of Richardson–Lucy; then ``−L*(1 − r) = Σ y log r + b(1 − r)``
+    (``r ≥ 0``, ``r > 0`` where ``y > 0``), and ``r = 0`` exactly where ``y = 0``.
+    """
+
+    quadratic = False
+    nonnegative = True
+    name = "poisson"
+
+    def value(self, term, z) -> float:
+        """``KL(z + b; y)`` in float64; ``inf`` where ``z + b ≤ 0 < y`` or ``z + b < 0``."""
+        xp = term.xp
+        w = z.astype(xp.float64) + term.background
+        y = term.f.astype(xp.float64)
+        if bool(xp.any(w < 0)) or bool(xp.any((w <= 0) & (y > 0))):
+            return float("inf")
+        pos = y > 0
+        ratio = xp.where(pos, y, 1.0) / xp.where(pos, w, 1.0)
+        return float(xp.sum(w - y) + xp.sum(xp.where(pos, y * xp.log(ratio), 0.0)))
+
+    def dual_start(self, term):
+        return term.xp.ones_like(term.f)
+
+    def dual_prox(self, term, r, z, sigma) -> None:
+        """``r ← ½(e + √(e² + 4σy))``, ``e = r − σ(z + b)`` in place, written without
+        cancellation (``e < 0``: ``2σy / (√(e² + 4σy) − e)``)."""
+        xp, y = term.xp, term.f
+        e = r - sigma * (z + term.background)
+        s = xp.sqrt(e * e + 4 * sigma * y)
+        neg = e < 0
+        r[...] = xp.where(neg, (2 * sigma * y) / xp.where(neg, s - e, 1), 0.5 * (s + e))
+
+    def adjoint_input(self, r):
+        return 1 - r
+
+    def conj_value(self, term, r) -> float:
+        xp = term.xp
+        r64 = r.astype(xp.float64)
+        y = term.f.astype(xp.float64)
+        pos = y > 0
+        if bool(xp.any(r64 < 0)) or bool(xp.any(pos & (r64 <= 0))):
+            return -float("inf")
+        logs = xp.where(pos, y * xp.log(xp.where(pos, r64, 1.0)), 0.0)
+        return float(xp.sum(logs) + xp.sum(term.background * (1 - r64)))
+
+
 class DataTerm:
-    """``½‖A u − f‖²``; subclasses give ``forward``/``adjoint`` (and what is
-    cheaper than the defaults built from them)."""
+    """``L(A u)``, by default ``½‖A u − f‖²``; subclasses give ``forward``/``adjoint``
+    (and what is cheaper than the defaults built from them); :meth:`with_loss` sets
+    another loss."""
 
     identity = False
     has_prox = False
     dct_diagonal = False
     mu = 0.0
+    #: ``f`` is in the unknown's canonical layout and ``A`` acts on each batch item and
+    #: channel alone (identity, masks, convolutions).
+    separable = False
     #: The attributes holding arrays (moved by :meth:`bind`, cast by :meth:`astype`).
     arrays: tuple[str, ...] = ("f",)
+    loss = SquaredLoss()
+    #: The known background ``b`` of :class:`PoissonLoss` (a number, or an array of
+    #: ``f``'s shape listed in :attr:`arrays`).
+    background = 0.0
 
     def __init__(self, f):
         self.f = f
         self.xp = np
         self.ops = None
+
+    def with_loss(self, loss, background=0.0) -> "DataTerm":
+        """This term with ``loss`` of ``A u`` (``f`` its data) and ``background``."""
+        self.loss = loss
+        self.background = background
+        if hasattr(background, "shape"):
+            self.arrays = tuple(self.arrays) + ("background",)
+        return self
 
     # --- set-up -------------------------------------------------------------------
     def bind(self, backend) -> "DataTerm":
@@ -86,8 +199,25 @@ class DataTerm:
 
     # --- what the solvers call ----------------------------------------------------
     def value(self, u) -> float:
+        """``L(A u)`` in float64."""
+        if not self.loss.quadratic:
+            return self.loss.value(self, self.forward(u))
         r = self.forward(u) - self.f
         return 0.5 * self._sumsq(r)
+
+    def colsum(self):
+        """``Aᵀ1`` on the unknown's grid (the column sums of a non-negative ``A``)."""
+        return self.adjoint(self.xp.ones_like(self.f))
+
+    def dilate(self, v):
+        """``δ_i = max_{j: A_ij > 0} v_j`` on the data grid for ``v ≥ 0`` on the unknown's
+        grid (so that ``Aᵀδ ≥ (Aᵀ1) ⊙ v``), or None where the term cannot tell."""
+        return None
+
+    def to_unknown_grid(self, x):
+        """An array of the data grid carried to the unknown's grid as :meth:`start` carries
+        ``f`` (the identity, an edge continuation, ...); None where there is no such map."""
+        return None
 
     def grad(self, u, out) -> float:
         r = self.forward(u) - self.f
@@ -158,6 +288,7 @@ class Identity(DataTerm):
     identity = True
     has_prox = True
     dct_diagonal = True
+    separable = True
     mu = 1.0
 
     def forward(self, u):
@@ -167,7 +298,18 @@ class Identity(DataTerm):
         return r
 
     def value(self, u) -> float:
+        if not self.loss.quadratic:
+            return self.loss.value(self, u)
         return 0.5 * self.ops.sumsq_diff(u.reshape(-1), self.f.reshape(-1))
+
+    def colsum(self):
+        return self.xp.ones_like(self.f)
+
+    def dilate(self, v):
+        return v
+
+    def to_unknown_grid(self, x):
+        return x
 
     def at_float64(self):
         """Itself: the fused kernel reads ``f`` in its own dtype (no float64 copy)."""
@@ -204,6 +346,7 @@ class Diagonal(DataTerm):
     step is one division per pixel."""
 
     has_prox = True
+    separable = True
     arrays = ("f", "m")
 
     def __init__(self, m, f):

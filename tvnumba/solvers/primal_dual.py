@@ -68,6 +68,10 @@ def _d_norm(inv_spacing) -> float:
 def primal_dual(problem: Problem, check_every: int = 5):
     """Chambolle–Pock for ``problem`` (β = 1, no smoothing); returns ``(u5, info)``."""
     data = problem.data
+    if not data.loss.quadratic:
+        from .pdhg import preconditioned
+
+        return preconditioned(problem)
     if problem.weight == 0:
         u = data.start().copy()
         return u, SolveInfo(0, data.value(u), 0.0, True, "cp")

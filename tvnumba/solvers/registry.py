@@ -41,6 +41,15 @@ class Solver:
         return max(self.max_iter, math.ceil(self.root_eps_iters / math.sqrt(eps)))
 
 
+def _quadratic_only(name, data):
+    """The refusal of a solver of ``½‖Au − f‖²`` alone, or None."""
+    if data.loss.quadratic:
+        return None
+    return (f"method={name!r} solves the least-squares data term only; the "
+            f"{data.loss.name} loss (noise={data.loss.name!r}) is solved by method='cp' "
+            f"with beta=1 and smoothing=0")
+
+
 def _cp_refuses(beta, smoothing, data):
     if beta != 1.0 or smoothing != 0.0:
         return (f"method='cp' solves beta=1 with smoothing=0 only, got beta={beta}, "
@@ -49,6 +58,8 @@ def _cp_refuses(beta, smoothing, data):
 
 
 def _dct_refuses(beta, smoothing, data):
+    if not data.loss.quadratic:
+        return _quadratic_only("dct", data)
     if beta != 2.0:
         return f"method='dct' solves beta=2 only, got beta={beta}"
     if not data.dct_diagonal:
@@ -57,7 +68,13 @@ def _dct_refuses(beta, smoothing, data):
     return None
 
 
+def _lbfgs_refuses(beta, smoothing, data):
+    return _quadratic_only("lbfgs", data)
+
+
 def _mm_refuses(beta, smoothing, data):
+    if not data.loss.quadratic:
+        return _quadratic_only("mm", data)
     if beta > 2.0:
         return (f"method='mm' needs beta <= 2 (a concave power), got beta={beta}; "
                 "use method='lbfgs'")
@@ -78,7 +95,7 @@ SOLVERS: dict[str, Solver] = {s.name: s for s in (
     Solver("dct", dct, _dct_refuses,
            lambda beta, s, data: beta == 2.0 and data.dct_diagonal, 1,
            "exact DCT-II solve, beta = 2"),
-    Solver("lbfgs", lbfgs, lambda beta, s, data: None,
+    Solver("lbfgs", lbfgs, _lbfgs_refuses,
            lambda beta, s, data: beta >= 1.0, 3000,
            "L-BFGS, smooth convex cases (beta > 1, or beta = 1 with smoothing)"),
     Solver("mm", mm, _mm_refuses,
@@ -91,9 +108,8 @@ METHODS = ("auto",) + tuple(SOLVERS)
 
 def pick(method: str, beta: float, smoothing: float, data) -> Solver:
     """The solver for ``method`` (checked) or, for ``"auto"``, the first that fits."""
-    if method == "auto":
-        return next(s for s in SOLVERS.values() if s.auto(beta, smoothing, data))
-    solver = SOLVERS[method]
+    solver = (next(s for s in SOLVERS.values() if s.auto(beta, smoothing, data))
+              if method == "auto" else SOLVERS[method])
     reason = solver.refuses(beta, smoothing, data)
     if reason is not None:
         raise ValueError(reason)

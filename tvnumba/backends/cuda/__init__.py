@@ -75,6 +75,12 @@ class CudaBackend(Backend):
         return fft  # pragma: no cover
 
     @property
+    def ndimage(self):
+        from cupyx.scipy import ndimage  # pragma: no cover - needs a GPU and CuPy
+
+        return ndimage  # pragma: no cover
+
+    @property
     def ops(self):
         from ..array import ArrayOps
 
