@@ -422,6 +422,9 @@ class ArrayBackend(Backend):
     def tv5(self, u5, g5, plan):
         return tv_array(self.xp, u5, g5, plan)
 
+    def tv_ops(self, plan, dtype):
+        return TVOps(self.xp, plan, dtype)
+
     def float_input(self, a, name, ndim, *, scale_ints):
         if self.home is not None:
             return self.home.float_input(a, name, ndim, scale_ints=scale_ints)

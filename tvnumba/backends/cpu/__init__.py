@@ -89,6 +89,11 @@ class CpuBackend(Backend):
         radon_kernels.adjoint(np.ascontiguousarray(a), cos_t, sin_t, P, n_chunks, sq)
         return geom.unsquare(sq)
 
+    def tv_ops(self, plan, dtype):
+        from ..array import TVOps
+
+        return TVOps(np, plan, dtype)
+
     def cp_state(self, f5, weight, plan, *, identity):
         return CPNumba(f5, weight, plan, identity=identity)
 

@@ -273,6 +273,11 @@ class CudaBackend(Backend):
         return out
 
     # --- solvers ------------------------------------------------------------------
+    def tv_ops(self, plan, dtype):
+        from ..array import TVOps
+
+        return TVOps(self.xp, plan, dtype)
+
     def cp_state(self, f5, weight, plan, *, identity):
         if identity:
             from .solver_kernels import CPCuda
