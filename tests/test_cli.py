@@ -649,3 +649,30 @@ def test_workers_die_with_the_parent(tmp_path):
     for pid in left:  # do not leak them into the rest of the run
         os.kill(pid, signal.SIGKILL)
     assert not left
+
+
+# --------------------------------------------------------------------------- photon counts
+def test_denoise_and_deconvolve_poisson_counts(tmp_path):
+    """--noise poisson: counts solved unscaled (the default weight from the mean count),
+    --like-input writes rounded counts; a beta other than 1 is a usage error."""
+    import tifffile
+
+    rng = np.random.default_rng(0)
+    y = rng.poisson(np.pad(np.full((16, 16), 8.0), 8, constant_values=2)).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "cnt.tif", y)
+    g = np.exp(-0.5 * (np.arange(5) - 2) ** 2)
+    tifffile.imwrite(tmp_path / "psf.tif", np.outer(g, g))
+    r = run_cli(*["denoise", str(tmp_path / "cnt.tif"), "-o", str(tmp_path / "a"), "--noise",
+              "poisson", "--background", "1", "--like-input", "--json"])
+    assert r.returncode == 0, r.stderr
+    rec = json.loads(r.stdout.splitlines()[0])
+    assert rec["converged"] and rec["weight"] > 0.05
+    out = tifffile.imread(tmp_path / "a" / "cnt.tif")
+    assert out.dtype == np.uint16 and 6 <= out[16, 16] <= 10 and out.max() < 20
+    r = run_cli(*["deconvolve", str(tmp_path / "cnt.tif"), "--psf", str(tmp_path / "psf.tif"),
+              "-o", str(tmp_path / "b"), "--noise", "poisson", "--json"])
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout.splitlines()[0])["converged"]
+    r = run_cli(*["denoise", str(tmp_path / "cnt.tif"), "-o", str(tmp_path / "c"), "--noise",
+              "poisson", "--beta", "1.5"])
+    assert r.returncode == 2 and "--beta 1" in r.stderr and "Traceback" not in r.stderr

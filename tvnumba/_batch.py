@@ -47,8 +47,8 @@ def solver(p: dict, *, psf=None, mask=None):
             psf = read_psf(p["psf"])
 
         def solve(image, **kwargs):
-            return deconvolve_tv_beta(image, psf, p["weight"], p["beta"],
-                                      boundary=p["boundary"], **kwargs)
+            return deconvolve_tv_beta(image, psf, _weight(p, image), p["beta"],
+                                      boundary=p["boundary"], **_noise(p), **kwargs)
         return solve
     if p["problem"] == "inpaint":
         from .restoration import inpaint_tv_beta
@@ -61,8 +61,23 @@ def solver(p: dict, *, psf=None, mask=None):
         return solve
 
     def solve(image, **kwargs):
-        return denoise_tv_beta(image, p["weight"], p["beta"], **kwargs)
+        return denoise_tv_beta(image, _weight(p, image), p["beta"], **_noise(p), **kwargs)
     return solve
+
+
+def _noise(p: dict) -> dict:
+    """The noise model's keywords of the command's parameters."""
+    return dict(noise=p.get("noise", "gaussian"), background=p.get("background", 0.0))
+
+
+def _weight(p: dict, image) -> float | str:
+    """``p["weight"]``; ``"counts"`` (``--noise poisson`` without ``--weight``): the
+    starting weight of the image's mean count."""
+    if p["weight"] != "counts":
+        return p["weight"]
+    from .restoration.poisson_weight import starting_weight
+
+    return starting_weight(float(np.mean(image)) - float(p.get("background", 0.0)))
 
 
 @functools.lru_cache(maxsize=4)
@@ -167,7 +182,8 @@ def _run_file(task: dict, record: dict) -> None:
     img, meta = read_image(task["input"])
     record["shape"], record["dtype"] = list(img.shape), str(img.dtype)
     out, channel_axis, written_spacing = solve_image(img, meta, p, record)
-    out = to_input_dtype(out, img.dtype) if p["like_input"] else out.astype(np.float32)
+    out = (to_input_dtype(out, img.dtype, counts=p.get("noise") == "poisson")
+           if p["like_input"] else out.astype(np.float32))
     record["out_dtype"] = str(out.dtype)
     rgb = (not p["as_batch"] and channel_axis is not None and out.ndim == 3
            and channel_axis % out.ndim == 2 and out.shape[-1] in (3, 4))

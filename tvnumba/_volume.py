@@ -339,11 +339,17 @@ def _run(task, record, cluster: Cluster, progress, say) -> None:
     x = to_dask(volume, chunks)
     kw = dict(depth=depth, eps=p["eps"], max_num_iter=p["max_iter"],
               isotropic=p["isotropic"], spacing=spacing, method=p["method"],
-              device=p["device"])
+              device=p["device"], noise=p.get("noise", "gaussian"),
+              background=p.get("background", 0.0))
+    weight = p["weight"]
+    if weight == "counts":  # --noise poisson without --weight: from the mean count (a pass)
+        from .restoration.poisson_weight import starting_weight
+
+        weight = starting_weight(float(x.mean().compute()) - float(p.get("background", 0.0)))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         u = _per_batch(x, batch, channel, lambda a, c: denoise_tv_beta(
-            a, p["weight"], p["beta"], channel_axis=c, **kw))
+            a, weight, p["beta"], channel_axis=c, **kw))
     for w in caught:
         if say is not None:
             say(f"warning: {task['input']}: {w.message}")

@@ -397,8 +397,11 @@ def _tv_files(args) -> int:
 class _DataKind:
     """What the solver registry asks of a problem's data term before any data exists."""
 
-    def __init__(self, problem: str):
+    def __init__(self, problem: str, noise: str):
+        from .solvers.data_terms import PoissonLoss, SquaredLoss
+
         self.dct_diagonal = problem == "denoise"  # only the identity is diagonal in DCT
+        self.loss = PoissonLoss() if noise == "poisson" else SquaredLoss()
 
 
 def _check_usage(args, parser) -> None:
@@ -406,9 +409,13 @@ def _check_usage(args, parser) -> None:
     if args.method != "auto":
         from .solvers.registry import SOLVERS
 
-        reason = SOLVERS[args.method].refuses(args.beta, 0.0, _DataKind(args.command))
+        reason = SOLVERS[args.method].refuses(
+            args.beta, 0.0, _DataKind(args.command, getattr(args, "noise", "gaussian")))
         if reason is not None:
             parser.error(f"argument --method: {reason.split(';')[0]}")
+    if getattr(args, "noise", "gaussian") == "poisson" and args.method == "auto" \
+            and args.beta != 1.0:
+        parser.error(f"argument --noise: poisson is solved for --beta 1, got --beta {args.beta:g}")
     if args.device == "cuda":
         import numpy as np
 
@@ -448,12 +455,22 @@ def _check_usage(args, parser) -> None:
 
 
 # --------------------------------------------------------------------- tvnumba denoise
+#: ``--weight`` when not given (``"counts"``: the Poisson starting weight of each image).
+_DEFAULT_WEIGHTS = {"denoise": 0.1, "deconvolve": 0.001, "inpaint": 0.01}
+
+
 def _parameters(args) -> dict:
-    p = dict(problem=args.command, weight=args.weight, beta=args.beta, eps=args.eps,
+    weight = args.weight
+    if weight is None:
+        weight = (_DEFAULT_WEIGHTS[args.command] if getattr(args, "noise", "") != "poisson"
+                  else "counts")
+    p = dict(problem=args.command, weight=weight, beta=args.beta, eps=args.eps,
              max_iter=args.max_iter, channel_axis=args.channel_axis,
              isotropic=not args.anisotropic, spacing=_spacing_value(args.spacing),
              method=args.method, device=args.device, as_batch=args.as_batch,
              like_input=args.like_input)
+    if args.command in ("denoise", "deconvolve"):
+        p.update(noise=args.noise, background=args.background)
     if args.command == "deconvolve":
         p.update(psf=os.path.abspath(args.psf), boundary=args.boundary)
     if args.command == "inpaint":
@@ -683,14 +700,24 @@ def _denoise_files(args, parser) -> int:
     return 1 if counts["failed"] else 0
 
 
+def _add_noise_options(p) -> None:
+    """``--noise`` and ``--background`` of ``denoise`` and ``deconvolve``."""
+    p.add_argument("--noise", choices=("gaussian", "poisson"), default="gaussian",
+                   help="noise model: gaussian (default) or poisson (the input holds photon "
+                        "counts, never rescaled; --beta 1)")
+    p.add_argument("--background", type=_number("background", 0.0, False), default=0.0,
+                   help="poisson: the known background in counts (default 0)")
+
+
 def _add_batch_options(p, methods, *, weight: float, what: str, auto: bool = True) -> None:
     """The options ``tvnumba denoise``, ``deconvolve`` and ``inpaint`` share."""
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="image files, Zarr stores, folders or glob patterns")
     p.add_argument("-o", "--outdir", required=True, help="output folder (created)")
     if auto:
-        p.add_argument("--weight", type=_weight, default=weight,
-                       help=f"{what} weight >= 0, or 'auto' (default {weight:g})")
+        p.add_argument("--weight", type=_weight, default=None,
+                       help=f"{what} weight >= 0, or 'auto' (default {weight:g}; with "
+                            f"--noise poisson 0.35/sqrt(mean count - background))")
     else:
         p.add_argument("--weight", type=_fixed_weight, default=weight,
                        help=f"{what} weight >= 0 (default {weight:g})")
@@ -861,6 +888,7 @@ def _build_parser() -> argparse.ArgumentParser:
                           epilog=_DENOISE_EPILOG,
                           formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_batch_options(p_dn, METHODS, weight=0.1, what="denoising")
+    _add_noise_options(p_dn)
     _add_volume_options(p_dn)
     p_dc = sub.add_parser("deconvolve", help="deconvolve image files into a folder",
                           epilog=_DECONVOLVE_EPILOG,
@@ -869,6 +897,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p_dc.add_argument("--boundary", choices=("extend", "periodic"), default="extend",
                       help="extend (default: no ringing at the border) or periodic")
     _add_batch_options(p_dc, METHODS, weight=0.001, what="deconvolution")
+    _add_noise_options(p_dc)
     p_in = sub.add_parser("inpaint", help="inpaint image files into a folder",
                           epilog=_INPAINT_EPILOG,
                           formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -888,16 +917,19 @@ def main(argv: list[str] | None = None) -> int:
         return demo_main(argv[1:])
     command = next((a for a in argv if not a.startswith("-")), None)
     args = parser.parse_args(_join_lists(argv, _LIST_OPTIONS.get(command, ())))
-    if args.command == "tv":
-        return _tv_files(args)
-    if args.command == "warm":
-        return _warm(args)
-    sub = parser._subparsers._group_actions[0].choices[args.command]
     try:
+        if args.command == "tv":
+            return _tv_files(args)
+        if args.command == "warm":
+            return _warm(args)
+        sub = parser._subparsers._group_actions[0].choices[args.command]
         return _denoise_files(args, sub)
     except KeyboardInterrupt:
         print(f"tvnumba {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of stdout went away (``| head``): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -347,16 +347,20 @@ def write_tiff_atomic(path: str, data: np.ndarray, meta: ImageMeta | None = None
         raise
 
 
-def to_input_dtype(u: np.ndarray, dtype) -> np.ndarray:
+def to_input_dtype(u: np.ndarray, dtype, *, counts: bool = False) -> np.ndarray:
     """The denoised float image ``u`` back in the input's ``dtype``.
 
     The inverse of :func:`skimage.util.img_as_float`, clipped: unsigned integers
     ``round(clip(u, 0, 1) · max)``, signed ``round(clip(u, -1, 1) · max)`` (``max`` of
-    the integer type), bool ``u >= 0.5``; float types are cast.
+    the integer type), bool ``u >= 0.5``; float types are cast.  With ``counts``
+    (photon counts, never scaled) integers are ``round(u)`` clipped to the type's range.
     """
     dtype = np.dtype(dtype)
     if dtype.kind == "f":
         return u.astype(dtype)
+    if counts and dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        return np.rint(np.clip(u, info.min, info.max)).astype(dtype)
     if dtype.kind == "b":
         return u >= 0.5
     info = np.iinfo(dtype)
