@@ -182,10 +182,9 @@ class Backend:
 
     @property
     def fft(self):
-        """``scipy.fft`` or its twin for this backend's arrays."""
-        from scipy import fft
-
-        return fft
+        """``scipy.fft`` or its twin for this backend's arrays (on the host: with as many
+        workers as the calling thread's Numba threads)."""
+        return _HostFFT()
 
     def sumsq(self, a) -> float:
         """Σ a² accumulated in float64."""
@@ -218,3 +217,20 @@ def host_float_array(a, name: str, ndim: int, scale_ints: bool):
     if not np.all(np.isfinite(a)):
         raise ValueError(f"{name} contains NaN or Inf values")
     return a
+
+
+class _HostFFT:
+    """``scipy.fft`` whose transforms use the calling thread's Numba thread count as
+    ``workers`` (pocketfft is single-threaded by default; this keeps one thread budget)."""
+
+    def __getattr__(self, name):
+        import functools
+
+        from scipy import fft
+
+        from .._threads import get_num_threads
+
+        fn = getattr(fft, name)
+        if name.startswith(("rfft", "irfft", "fft", "ifft", "dct", "idct", "dst", "idst")):
+            return functools.partial(fn, workers=get_num_threads())
+        return fn

@@ -140,7 +140,12 @@ class Convolution(DataTerm):
     def _conv(self, u, spec, conj=False):
         fft, grid = self.fft, self._grid()
         U = fft.rfftn(u, s=grid, axes=self._axes)
-        U *= spec.conj() if conj else spec
+        if conj:
+            key = ("conj", id(spec))
+            if key not in self._spectra:
+                self._spectra[key] = spec.conj()
+            spec = self._spectra[key]
+        U *= spec
         return fft.irfftn(U, s=grid, axes=self._axes)
 
     def forward(self, u):
