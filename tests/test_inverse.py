@@ -112,17 +112,20 @@ def test_deconvolve_periodic_is_the_minimiser(rng):
     assert_allclose(u, ref, atol=1e-4)
 
 
+@pytest.mark.parametrize("method", ["admm", "cp"])
 @pytest.mark.parametrize("boundary", ["extend", "periodic"])
-def test_deconvolve_beta1_primal_dual_reaches_the_optimum(rng, boundary):
-    """β = 1 by primal-dual: its objective is within 1e-4 of the smoothed
-    SciPy optimum with a tiny smoothing (which differs from TV₁ by ≤ Σ s)."""
+def test_deconvolve_beta1_reaches_the_optimum(rng, boundary, method):
+    """β = 1 by ADMM (the default) and by primal-dual: the objective is within 1e-4 of
+    the smoothed SciPy optimum with a tiny smoothing (which differs from TV₁ by ≤ Σ s)."""
     clean = np.zeros((12, 10))
     clean[3:9, 2:7] = 1.0
     psf = gaussian_psf(1, 0.8)
     f = blur_extend(clean, psf) + 0.02 * rng.standard_normal(clean.shape)
     u, info = deconvolve_tv_beta(f, psf, 0.05, boundary=boundary, eps=1e-7,
-                                 max_num_iter=50000, return_info=True)
-    assert info.method == "cp" and info.converged
+                                 max_num_iter=50000, method=method, return_info=True)
+    assert info.method == method and info.converged
+    assert deconvolve_tv_beta(f, psf, 0.05, boundary=boundary,
+                              return_info=True)[1].method == "admm"
     if boundary == "extend":
         _, F_ref = ref_deconvolve(f, psf, 0.05, 1.0, smoothing=1e-4)
         assert info.objective <= F_ref * (1 + 1e-4)
@@ -156,8 +159,8 @@ def test_deconvolve_layout_dtype_and_no_mutation(rng):
     assert u.dtype == np.float32 and u.shape == f.shape
     assert_allclose(uF, u, atol=1e-4)
     assert np.array_equal(f, f0) and np.array_equal(psf, psf0)
-    # the PSF is normalised: scaling it changes nothing
-    assert_allclose(deconvolve_tv_beta(f, 3 * psf, 0.01, eps=1e-6), u, atol=1e-6)
+    # the PSF is normalised: scaling it changes nothing but float32 rounding of the kernel
+    assert_allclose(deconvolve_tv_beta(f, 3 * psf, 0.01, eps=1e-6), u, atol=2e-5)
 
 
 def test_deconvolve_colour_couples_channels(rng):

@@ -200,6 +200,16 @@ class Convolution(DataTerm):
     def f_shape(self):
         return self.u_shape
 
+    def fft_split(self) -> dict:
+        """What the ADMM solver needs of ``A``: the FFT ``grid`` and ``axes``, the
+        ``spectrum`` of ``h`` there, the unknown's ``extent`` in the grid and the observed
+        ``window`` (None when periodic: the data fill the grid)."""
+        window = None
+        if self.boundary == "extend":
+            window = tuple(slice(m - 1, m - 1 + n) for m, n in zip(self.psf.shape, self._image))
+        return dict(grid=self._grid(), axes=self._axes, spectrum=self._spectrum(self.psf, "h"),
+                    extent=self._u, window=window)
+
     def to_unknown_grid(self, x):
         """``x`` of the image grid continued as :meth:`start` continues ``f``."""
         if self.boundary == "periodic":

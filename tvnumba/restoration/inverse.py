@@ -317,8 +317,10 @@ def deconvolve_tv_beta(image, psf, weight: float | str = DECONVOLVE_WEIGHT, beta
     circular convolutions on a zero-padded FFT grid (``A u`` equals
     ``scipy.signal.fftconvolve(u, psf, mode="valid")``).  TV fills the
     margin; the result is the extended solution cropped to the image.  For
-    β = 1 the primal-dual solver [2]_ dualises ``A`` (``"extend"``) or uses
-    the exact Fourier proximal step (``"periodic"``); see :doc:`/inverse_problems`.
+    β = 1, ``method="auto"`` is ADMM [2]_ with one FFT division per iteration
+    (``"admm"``); it stops when the objective's decrease over the second half
+    of the run is at most ``eps`` relative (``info.gap``: an estimate of the
+    objective's relative error, not a bound); see :doc:`/inverse_problems`.
     Poisson: preconditioned primal-dual, certified by a duality gap
     (:func:`tvnumba.denoise_tv_beta`); ``weight="auto"`` minimises PURE.
 
@@ -338,9 +340,9 @@ def deconvolve_tv_beta(image, psf, weight: float | str = DECONVOLVE_WEIGHT, beta
     .. [1] M. S. C. Almeida and M. A. T. Figueiredo, "Deconvolving images with
        unknown boundaries using the alternating direction method of
        multipliers", IEEE Trans. Image Process. 22 (2013), 3074-3086.
-    .. [2] A. Chambolle and T. Pock, "A first-order primal-dual algorithm for
-       convex problems with applications to imaging", J. Math. Imaging Vis.
-       40 (2011), 120-145.
+    .. [2] M. V. Afonso, J. M. Bioucas-Dias and M. A. T. Figueiredo, "Fast image
+       recovery using variable splitting and constrained optimization", IEEE Trans.
+       Image Process. 19 (2010), 2345-2356.
     .. [3] S. Ramani, T. Blu and M. Unser, "Monte-Carlo SURE: a black-box
        optimization of regularization parameters for general denoising
        algorithms", IEEE Trans. Image Process. 17 (2008), 1540-1554.
@@ -359,7 +361,7 @@ def deconvolve_tv_beta(image, psf, weight: float | str = DECONVOLVE_WEIGHT, beta
     >>> noisy = blurred + 0.01 * rng.standard_normal(blurred.shape)
     >>> u, info = deconvolve_tv_beta(noisy, psf, weight=0.005, return_info=True)
     >>> u.shape, info.method, info.converged
-    ((48, 48), 'cp', True)
+    ((48, 48), 'admm', True)
     >>> bool(np.abs(u - clean).mean() < 0.5 * np.abs(noisy - clean).mean())
     True
     >>> u, info = deconvolve_tv_beta(noisy, psf, weight="auto", return_info=True)

@@ -205,6 +205,10 @@ class DataTerm:
         r = self.forward(u) - self.f
         return 0.5 * self._sumsq(r)
 
+    def fft_split(self):
+        """The FFT structure of ``A`` for :mod:`tvnumba.solvers.admm`, or None."""
+        return None
+
     def colsum(self):
         """``Aᵀ1`` on the unknown's grid (the column sums of a non-negative ``A``)."""
         return self.adjoint(self.xp.ones_like(self.f))

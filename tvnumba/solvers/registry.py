@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
+from .admm import admm
 from .dct import dct
 from .lbfgs import lbfgs
 from .mm import mm
@@ -57,6 +58,18 @@ def _cp_refuses(beta, smoothing, data):
     return None
 
 
+def _admm_refuses(beta, smoothing, data):
+    if beta != 1.0 or smoothing != 0.0:
+        return (f"method='admm' solves beta=1 with smoothing=0 only, got beta={beta}, "
+                f"smoothing={smoothing}; use method='lbfgs' or 'auto'")
+    if not data.loss.quadratic:
+        return _quadratic_only("admm", data)
+    if data.fft_split() is None:
+        return (f"method='admm' needs a convolution data term (an FFT split), got "
+                f"{type(data).__name__}; use method='cp' or 'auto'")
+    return None
+
+
 def _dct_refuses(beta, smoothing, data):
     if not data.loss.quadratic:
         return _quadratic_only("dct", data)
@@ -88,6 +101,11 @@ def _mm_refuses(beta, smoothing, data):
 CP_ROOT_EPS_ITERS = 50.0
 
 SOLVERS: dict[str, Solver] = {s.name: s for s in (
+    Solver("admm", admm, _admm_refuses,
+           lambda beta, s, data: (beta == 1.0 and s == 0.0 and data.loss.quadratic
+                                  and data.fft_split() is not None), 10000,
+           "ADMM with an exact FFT step, beta = 1 deconvolution",
+           root_eps_iters=CP_ROOT_EPS_ITERS),
     Solver("cp", primal_dual, _cp_refuses,
            lambda beta, s, data: beta == 1.0 and s == 0.0, 10000,
            "primal-dual (Chambolle-Pock), beta = 1 without smoothing",
