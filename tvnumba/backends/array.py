@@ -215,6 +215,11 @@ class CPArray:
         self.u = un
         return _sumsq(xp, self.f - dt) if want_residual else 0.0
 
+    def dual_divergence(self):
+        """``Dᵀp`` (the dual's part of the optimality condition, for a duality gap)."""
+        return sum(adjoint_diff(self.xp, q, ax, ih) for q, ax, ih in zip(self.p, self.axes,
+                                                                        self.ih))
+
     @property
     def dual_fields(self):
         """The callable giving ``(axis, 1/h, p_axis)`` of every differenced canonical

@@ -146,6 +146,20 @@ class LinearOperatorTerm(DataTerm):
             raise ValueError(f"{self.name} must be >= 0 with noise='poisson': {self.name}·1 or "
                              f"its adjoint of 1 has negative entries")
 
+    def abs_sums(self):
+        """``(|A|·1, |A|ᵀ·1)`` of an explicit matrix; None for operators given by their
+        action."""
+        from scipy.sparse import issparse
+
+        if self._matrix is None:
+            return None
+        M = abs(self._matrix) if issparse(self._matrix) else np.abs(np.asarray(self._matrix))
+        row = np.asarray(M @ np.ones(M.shape[1])).reshape(self.f.shape)
+        col = np.asarray(M.T @ np.ones(M.shape[0])).reshape(self.plan.shape)
+        xp = self.xp
+        return xp.asarray(row, dtype=self.f.dtype), xp.ascontiguousarray(
+            xp.asarray(self.plan.to_canonical(col)), dtype=self.f.dtype)
+
     def dilate(self, v):
         """For an explicit matrix: ``δ_i = max_{j: A_ij > 0} v_j``; None otherwise."""
         from scipy.sparse import csr_matrix, issparse

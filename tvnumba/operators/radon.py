@@ -337,6 +337,12 @@ class RadonTerm(DataTerm):
     def f_shape(self):
         return (1, 1, 1) + self.geom.shape
 
+    def abs_sums(self):
+        """The projector's entries are bilinear weights ``>= 0``: ``(A·1, Aᵀ·1)``."""
+        xp = self.xp
+        return (self.forward(xp.ones(self.f_shape(), self.f.dtype)),
+                self.adjoint(xp.ones_like(self.f)))
+
     def range_hint(self) -> float:
         # The internal smoothing of "mm" is relative to the image's range, and f
         # is a sinogram: use the first iterate's.

@@ -31,12 +31,15 @@ class SolveInfo:
         The stopping quantity, compared with ``eps``.  ``"cp"`` on denoising:
         the duality gap divided by the dual objective; ``"cp"`` with another
         data term: the relative primal step ``‖u_k − u_{k−1}‖ / ‖u_k‖`` (a
-        residual, not a bound).  ``"lbfgs"``, ``"mm"`` and ``"dct"``:
-        ``½‖∇F‖²/μ / (F − ½‖∇F‖²/μ)`` with ``μ`` the strong-convexity modulus
-        of the data term (1 for denoising; taken as 1 where it is 0).  The
-        duality gap, and this ratio where ``μ > 0``, bound the relative
-        objective error ``(F(u) − F*) / F*`` from above for β ≥ 1; otherwise
-        the ratio is a relative stationarity measure.
+        residual, not a bound).  ``"lbfgs"``, ``"mm"`` and ``"dct"`` with
+        β ≥ 1: ``½‖∇F‖²/μ / (F − ½‖∇F‖²/μ)`` where the data term is
+        strongly convex with a modulus ``μ`` of at least 1 % of ``‖A‖²``
+        (denoising: ``μ = 1``), else the Fenchel duality gap ``(F − D)/D``
+        with ``D ≤ F*`` a dual value built from the iterates (valid for any
+        ``A``).  Both duality gaps, and this ratio, bound the relative
+        objective error ``(F(u) − F*) / F*`` from above.  With β < 1, or
+        ``weight = 0`` and ``μ = 0``, the ratio (with ``μ`` taken as 1 where
+        it is 0) is a relative stationarity measure, not a bound.
     converged : bool
         ``gap <= eps`` was reached within ``max_num_iter``.  A solve also
         stops, not converged, where the dtype's rounding stands in the way:
@@ -102,7 +105,9 @@ class Problem:
 
 def certificate(F, gg, mu=1.0):
     """``½‖∇F‖²/μ / (F − ½‖∇F‖²/μ)``: bounds ``(F − F*)/F*`` when F is
-    μ-strongly convex (``μ = 0``: taken as 1, a stationarity measure)."""
+    μ-strongly convex; a relative stationarity measure otherwise (``μ = 0``
+    is taken as 1 then).  Where F is convex but not strongly,
+    :class:`tvnumba.solvers._fenchel.StoppingRule` gives a bound instead."""
     half = 0.5 * gg / (mu if mu > 0 else 1.0)
     lower = F - half
     return half / lower if lower > 0 else (0.0 if gg == 0 else math.inf)

@@ -209,6 +209,16 @@ class DataTerm:
         """The FFT structure of ``A`` for :mod:`tvnumba.solvers.admm`, or None."""
         return None
 
+    def abs_sums(self):
+        """``(|A|·1, |A|ᵀ·1)`` (data grid, unknown's grid) for the diagonal steps of
+        :mod:`tvnumba.solvers.pdhg`, or None where unknown."""
+        return None
+
+    def box(self):
+        """``(lo, hi)`` with every minimiser of ``L(Au) + weight·TV(u)`` in ``[lo, hi]``
+        (a maximum principle), or None."""
+        return None
+
     def colsum(self):
         """``Aᵀ1`` on the unknown's grid (the column sums of a non-negative ``A``)."""
         return self.adjoint(self.xp.ones_like(self.f))
@@ -367,6 +377,21 @@ class Diagonal(DataTerm):
 
     def adjoint(self, r):
         return self.m * r
+
+    def abs_sums(self):
+        a = self.xp.abs(self.m)
+        return a, a
+
+    def box(self):
+        """The range of ``f / m`` over ``m > 0``: clipping ``u`` to it lowers every data
+        residual and no difference."""
+        xp = self.xp
+        seen = self.m > 0
+        if not bool(xp.any(seen)):
+            return None
+        ratio = xp.where(seen, self.f / xp.where(seen, self.m, 1), 0)
+        return (float(xp.min(xp.where(seen, ratio, xp.inf))),
+                float(xp.max(xp.where(seen, ratio, -xp.inf))))
 
     def normal_diag(self):
         return self.m * self.m

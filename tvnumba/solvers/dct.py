@@ -9,12 +9,14 @@ import dataclasses
 
 import numpy as np
 
-from ._common import Problem, SolveInfo, certificate
+from ._common import Problem, SolveInfo
+from ._fenchel import StoppingRule
 
 
 def dct(problem: Problem):
-    """Exact minimiser of ``½‖u − f‖² + weight Σ |Du|²``, and its certificate
-    (one fused TV pass in float64): converged when rounding kept it within eps."""
+    """Exact minimiser of ``½‖u − f‖² + weight Σ |Du|²``, and its stopping quantity
+    (one fused TV pass in float64; :class:`~tvnumba.solvers._fenchel.StoppingRule`):
+    converged when rounding kept it within eps."""
     backend, plan, f = problem.backend, problem.plan, problem.data.f
     xp = backend.xp
     axes = plan.canonical_spatial_axes[-plan.n_spatial:]  # not the length-1 padding
@@ -47,7 +49,9 @@ def dct(problem: Problem):
     fid, gg = data.objective_grad(u64.reshape(-1), g.reshape(-1), problem.weight,
                                   g.reshape(-1))
     objective = fid + problem.weight * value
-    gap = certificate(objective, gg, data.mu)
+    # ½‖∇F‖²/μ-based for the identity (μ = 1); the duality gap for a data term
+    # whose AᵀA is singular or ill-conditioned.
+    gap = StoppingRule(problem, data, problem.smoothing)(objective, gg, u64, 0)
     # Exact in exact arithmetic; the certificate says whether rounding (float32,
     # huge weights) kept it within eps.
     return u, SolveInfo(1, objective, gap, gap <= problem.eps, "dct")

@@ -29,7 +29,8 @@ import dataclasses
 
 import numpy as np
 
-from ._common import Problem, SolveInfo, certificate
+from ._common import Problem, SolveInfo
+from ._fenchel import StoppingRule
 
 #: Stored (s, y) pairs at most (the budget allows 7 for float64 input, 3 for float32).
 MEMORY = 8
@@ -54,10 +55,13 @@ def lbfgs(problem: Problem, memory: int | None = None):
 
     Two-loop recursion with ``memory`` pairs (default: :func:`pairs_for` the
     input's dtype), Armijo backtracking from the unit step (pairs with
-    ``sᵀy ≤ 0`` are skipped).  Stops when ``½‖∇F‖²/μ ≤ eps · (F − ½‖∇F‖²/μ)``:
-    for convex TV (β ≥ 1) and a μ-strongly convex data term (μ = 1 for
-    denoising), ``F − F* ≤ ½‖∇F‖²/μ``, so the relative objective error is at
-    most ``eps``.
+    ``sᵀy ≤ 0`` are skipped).  Stops when the quantity of
+    :class:`~tvnumba.solvers._fenchel.StoppingRule` is at most ``eps``: for
+    convex TV (β ≥ 1) a bound on the relative objective error -- ``½‖∇F‖²/μ /
+    (F − ½‖∇F‖²/μ)`` for a μ-strongly convex data term (μ = 1 for denoising,
+    since then ``F − F* ≤ ½‖∇F‖²/μ``), the duality gap otherwise (``AᵀA``
+    singular or ill-conditioned); for β < 1 the same ratio, a relative
+    stationarity measure (``μ`` taken as 1 where it is 0).
     """
     backend, plan, weight = problem.backend, problem.plan, problem.weight
     xp, ops = backend.xp, backend.ops
@@ -86,7 +90,9 @@ def lbfgs(problem: Problem, memory: int | None = None):
     g_new = xp.empty(n, gdt)
     d = xp.empty(n, gdt)
     F, gg = evaluate(g)
-    gap = certificate(F, gg, data.mu)
+    rule = StoppingRule(problem, data, problem.smoothing,
+                        mu_stationary=data.mu if data.mu > 0 else 1.0)
+    gap = rule(F, gg, u, 0)
     pairs: list[int] = []
     gamma = 1.0
     it = 0
@@ -124,9 +130,10 @@ def lbfgs(problem: Problem, memory: int | None = None):
             pairs.remove(nxt)
         g, g_new = g_new, g
         F, gg = F_new, gg_new
-        gap = certificate(F, gg, data.mu)
+        gap = rule(F, gg, u, it)
         if problem.call_back(it, u.reshape(shape), F):
             break
     del S_, Y_, g, g_new, d  # before the result's copy (float32 input): a lower peak
+    gap = rule.final(F, gap, u, it)
     u5 = u.reshape(shape).astype(plan.dtype, copy=False)
     return u5, SolveInfo(it, F, gap, gap <= problem.eps, "lbfgs")

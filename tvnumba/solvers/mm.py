@@ -13,7 +13,8 @@ import math
 
 import numpy as np
 
-from ._common import Problem, SolveInfo, certificate
+from ._common import Problem, SolveInfo
+from ._fenchel import StoppingRule
 
 #: Consecutive steps without a decrease beyond rounding after which the
 #: solver gives up (not converged).
@@ -50,10 +51,12 @@ def mm(problem: Problem, cg_iter: int = 10, cg_tol: float = 1e-2, extrapolate: b
     objective by more than rounding (checked, so F never increases); this
     momentum roughly halves the outer steps on images.
 
-    Stops when ``½‖∇F(u)‖²/μ ≤ eps · (F(u) − ½‖∇F(u)‖²/μ)`` (``∇F(u) =
-    A_u u − Aᵀf`` with the weights at u): a bound on the relative objective
-    error when F is μ-strongly convex (β ≥ 1), a relative stationarity
-    measure for β < 1, where the limit is a local minimiser.  Gives up
+    Stops when the quantity of :class:`~tvnumba.solvers._fenchel.StoppingRule`
+    is at most ``eps`` (``∇F(u) = A_u u − Aᵀf`` with the weights at u): for
+    β ≥ 1 a bound on the relative objective error, ``½‖∇F‖²/μ /
+    (F − ½‖∇F‖²/μ)`` when the data term is μ-strongly convex and the duality
+    gap otherwise; for β < 1, where the limit is a local minimiser, that
+    ratio with ``μ = 1``, a relative stationarity measure.  Gives up
     (``converged=False``) after :data:`MM_STALL` steps that lower F by no
     more than rounding.
     """
@@ -92,18 +95,19 @@ def mm(problem: Problem, cg_iter: int = 10, cg_tol: float = 1e-2, extrapolate: b
     r = xp.empty_like(u)
     bf, rf, apf = b.reshape(-1), r.reshape(-1), ap.reshape(-1)
 
-    # β < 1: non-convex, the certificate is a stationarity measure, never a bound;
+    # β < 1: non-convex, the ratio is a stationarity measure, never a bound;
     # dividing by a tiny μ (an ill-conditioned blur) would only make it unreachable.
-    mu = data.mu if problem.plan.beta >= 1 else 1.0
+    rule = StoppingRule(problem, data, smoothing, mu_stationary=1.0)
 
-    def stationarity(x, Fx):
-        """Certificate at x, whose weights must be current (A_x x − Aᵀf = ∇F(x))."""
+    def stationarity(x, Fx, it):
+        """The stopping quantity at x, whose weights must be current
+        (A_x x − Aᵀf = ∇F(x))."""
         apply(x, ap)
         xp.subtract(bf, apf, out=rf)
-        return certificate(Fx, ops.dot(rf, rf), mu)
+        return rule(Fx, ops.dot(rf, rf), x, it)
 
     F = weights_and_value(u)
-    gap = stationarity(u, F)
+    gap = stationarity(u, F, 0)
     it = 0
     # A stiff problem (tiny smoothing) in float32 can stall above eps: stop when
     # F has not decreased beyond rounding for MM_STALL consecutive steps.
@@ -126,9 +130,10 @@ def mm(problem: Problem, cg_iter: int = 10, cg_tol: float = 1e-2, extrapolate: b
         F_new = weights_and_value(u)
         stalled = stalled + 1 if F - F_new <= rounding * abs(F_new) else 0
         F = F_new
-        gap = stationarity(u, F)
+        gap = stationarity(u, F, it)
         if problem.call_back(it, u, F):
             break
+    gap = rule.final(F, gap, u, it)
     return u, SolveInfo(it, F, gap, gap <= problem.eps, "mm")
 
 

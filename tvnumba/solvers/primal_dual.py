@@ -10,14 +10,12 @@ whole-array operations otherwise.
 * Identity data term (denoising): the accelerated algorithm for a strongly
   convex ``G`` (CP 2011, Algorithm 2, with γ = :data:`CP_GAMMA`), the
   proximal step fused into the primal pass, and a duality-gap stopping rule.
-* Any other data term with a cheap proximal step: the same iteration with
-  the data term's ``prox`` (accelerated with ``γ = CP_GAMMA·μ`` when ``μ > 0``).
-* A data term without one: ``A`` is dualised too (``K = [D; A]``), and only
-  ``A``/``Aᵀ`` are needed.
-
-Without the identity data term no cheap dual objective exists (``G*`` is
-infinite off the range of ``Aᵀ``), so the stopping quantity is the relative
-primal step ``‖u_k − u_{k−1}‖ / ‖u_k‖``, a documented residual.
+* Any other data term with a cheap proximal step (a mask): the same iteration with
+  the data term's ``prox`` (accelerated with ``γ = CP_GAMMA·μ`` when ``μ > 0``),
+  stopping on the duality gap on the box that holds the minimiser (a bound) where the
+  term knows one, else on the half-run decrease of the objective.
+* A data term without one, or a non-quadratic loss: ``A`` is dualised too
+  (``K = [D; A]``), with diagonal steps (:mod:`.pdhg`).
 """
 
 from __future__ import annotations
@@ -27,6 +25,7 @@ import math
 import numpy as np
 
 from ._common import Problem, SolveInfo
+from .pdhg import half_run_decrease
 
 #: Convergence checks without a 1 % better gap after which the denoising solver
 #: gives up -- counted only once the gap is within :data:`ROUNDING_FACTOR` of what
@@ -68,16 +67,16 @@ def _d_norm(inv_spacing) -> float:
 def primal_dual(problem: Problem, check_every: int = 5):
     """Chambolle–Pock for ``problem`` (β = 1, no smoothing); returns ``(u5, info)``."""
     data = problem.data
-    if not data.loss.quadratic:
-        from .pdhg import preconditioned
-
-        return preconditioned(problem)
-    if problem.weight == 0:
+    if problem.weight == 0 and data.loss.quadratic:
         u = data.start().copy()
         return u, SolveInfo(0, data.value(u), 0.0, True, "cp")
-    if data.identity:
+    if data.identity and data.loss.quadratic:
         return _rof(problem, check_every)
-    return _generic(problem, check_every)
+    if data.has_prox and data.loss.quadratic:
+        return _generic(problem, check_every)
+    from .pdhg import preconditioned
+
+    return preconditioned(problem)
 
 
 def _rof(problem: Problem, check_every: int):
@@ -156,54 +155,58 @@ def _rof(problem: Problem, check_every: int):
 
 
 def _generic(problem: Problem, check_every: int):
-    """CP with the data term's proximal step, or with ``A`` dualised."""
+    """CP with the data term's proximal step (accelerated when the term is strongly
+    convex).  Stops on the duality gap on the box ``[lo, hi]`` that holds the minimiser
+    where the term knows one (:meth:`~tvnumba.solvers.DataTerm.box`: a mask), a bound;
+    else on the half-run decrease of the objective, an estimate."""
     backend, data, weight = problem.backend, problem.data, problem.weight
-    xp, ops = backend.xp, backend.ops
+    xp = backend.xp
     state = backend.cp_state(data.start(), weight, problem.plan, identity=False)
     lip = _d_norm(state.inv_spacing[-state.nd:])
-    dual_data = not data.has_prox
-    mu = 0.0
+    mu = data.mu
     tau, sigma = STEP_RATIO / lip, 1.0 / (STEP_RATIO * lip)
-    if dual_data:
-        # One dual step per block, each scaled to its own operator norm
-        # (τ (σ_D ‖D‖² + σ_A ‖A‖²) = 1): with one σ for K = [D; A] a large ‖A‖
-        # (a projector: ‖A‖² ~ 200 against ‖D‖² ≤ 8) starved the TV block.
-        lip_a = data.op_norm()
-        tau = STEP_RATIO / (lip + lip_a)
-        sigma_a = 1.0 / (STEP_RATIO * lip_a)
-        q = xp.zeros_like(data.f)
-    else:
-        mu = data.mu
+    box = data.box()
     T = state.T
     un = xp.empty_like(state.u)
     uf, unf = state.u.reshape(-1), un.reshape(-1)
     it = 0
-    objective = step = math.inf
+    objective = gap = math.inf
+    best = {}
+    low = math.inf
     converged = False
     while it < problem.max_iter:
         it += 1
         theta = 1.0 / math.sqrt(1.0 + 2.0 * CP_GAMMA * mu * tau) if mu > 0 else 1.0
-        if dual_data:  # q ← prox_{σG*}(q + σ A ū): (q + σ(Aū − f)) / (1 + σ)
-            q += T(sigma_a) * (data.forward(state.ub) - data.f)
-            q *= T(1.0 / (1.0 + sigma_a))
         state.dual_step(sigma)
         state.primal_step(tau, theta, False)  # ū ← u − τ Dᵀp
-        if dual_data:
-            xp.subtract(state.ub, T(tau) * data.adjoint(q), out=un)
-        else:
-            data.prox(state.ub, tau, un)
-        check = it % check_every == 0 or it == problem.max_iter
-        if check:
-            change = ops.sumsq_diff(unf, uf)
-            size = ops.dot(unf, unf)
-        ops.extrapolate(uf, unf, state.ub.reshape(-1), T(theta))
+        data.prox(state.ub, tau, un)
+        backend.ops.extrapolate(uf, unf, state.ub.reshape(-1), T(theta))
         tau *= theta
         sigma /= theta
-        if check:
-            step = math.sqrt(change / size) if size > 0 else (0.0 if change == 0 else math.inf)
+        if it % check_every == 0 or it == problem.max_iter:
             _, tv1 = state.primal_terms()
             objective = data.value(state.u) + weight * tv1
-            converged = step <= problem.eps
+            if box is not None:
+                gap = _box_gap(xp, data, state, objective, box)
+            else:
+                low = min(low, objective)
+                best[it] = low
+                gap = half_run_decrease(best, it)
+            converged = gap <= problem.eps
             if problem.call_back(it, state.u, objective) or converged:
                 break
-    return state.u, SolveInfo(it, objective, step, converged, "cp")
+    return state.u, SolveInfo(it, objective, max(gap, 0.0), converged, "cp")
+
+
+def _box_gap(xp, data, state, objective, box) -> float:
+    """``(P(u) − D_B) / D_B`` for the dual point ``(p, q = Au − f)``:
+    ``D_B = −½‖q‖² − ⟨q, f⟩ − Σ max(−g·lo, −g·hi)``, ``g = Dᵀp + Aᵀq``, is at most ``P*``
+    when the minimiser lies in ``[lo, hi]`` (weak duality on the box); inf while
+    ``D_B ≤ 0``."""
+    lo, hi = box
+    q = (data.forward(state.u) - data.f).astype(xp.float64)
+    g = state.dual_divergence().astype(xp.float64) + data.adjoint(q).astype(xp.float64)
+    f = data.f.astype(xp.float64)
+    dual = (-0.5 * float(xp.sum(q * q)) - float(xp.sum(q * f))
+            - float(xp.sum(xp.maximum(-g * lo, -g * hi))))
+    return (objective - dual) / dual if dual > 0 else math.inf

@@ -197,6 +197,12 @@ class CPNumba:
         :mod:`tvnumba.solvers._polish`)."""
         return [(4 - d, self.ih[2 - d], self.p[d]) for d in range(self.nd)]
 
+    def dual_divergence(self):
+        """``Dᵀp`` (the dual's part of the optimality condition, for a duality gap)."""
+        from ..array import adjoint_diff
+
+        return sum(adjoint_diff(np, p, ax, ih) for ax, ih, p in self.dual_fields())
+
     def primal_terms(self):
         """(½‖u − f‖², TV₁(u)) in float64 (the first is 0 without the identity
         data term, which then evaluates its own)."""
