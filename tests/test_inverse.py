@@ -372,3 +372,70 @@ def test_pull_push_fill_is_local(rng):
     fill = _pull_push_fill(f, known, np)
     assert np.abs(fill[..., 10:14, 2:6]).max() < 1e-12
     assert np.abs(fill[..., 10:14, 26:30] - 1).max() < 1e-12
+
+
+# --------------------------------------------------------------------------- weight = 0
+def test_weight_zero_solves_least_squares_matrix():
+    """β = 1 and β = 3 at weight 0: ``A u = f`` solved, not the starting guess returned."""
+    f = np.random.default_rng(0).random(6)
+    for beta in (1.0, 3.0):
+        u, info = solve_tv_beta(0.5 * np.eye(6), f, 0.0, beta=beta, return_info=True)
+        assert_allclose(u, 2 * f, rtol=1e-10)
+        assert info.converged and info.gap <= 1e-3 and info.method == "cgls"
+
+
+def test_weight_zero_underdetermined_is_nearest_start():
+    """Fewer data than unknowns: the least-squares solution nearest the start ``Aᵀf``,
+    which is the minimum-norm one (``pinv(A) f``)."""
+    rng = np.random.default_rng(1)
+    A, f = rng.random((3, 6)), rng.random(3)
+    u, info = solve_tv_beta(A, f, 0.0, shape=(6,), eps=1e-10, return_info=True)
+    assert_allclose(A @ u, f, atol=1e-9)
+    assert_allclose(u, np.linalg.pinv(A) @ f, atol=1e-8)
+    assert info.converged
+
+
+def test_weight_zero_periodic_deconvolution_inverts_the_blur():
+    clean = np.random.default_rng(2).random((24, 30))
+    psf = gaussian_psf(2, 1.0)
+    blurred = nd_convolve(clean, psf, mode="wrap")
+    u, info = deconvolve_tv_beta(blurred, psf, 0.0, boundary="periodic", return_info=True)
+    assert_allclose(u, clean, atol=1e-8)
+    assert info.method == "exact" and info.converged
+
+
+def test_weight_zero_extend_deconvolution_fits_the_data():
+    rng = np.random.default_rng(3)
+    psf = np.full((1, 5), 0.2)
+    clean = rng.random((12, 20))
+    blurred = blur_extend(clean, psf)
+    u, info = deconvolve_tv_beta(blurred, psf, 0.0, eps=1e-8, return_info=True)
+    # the extended scene has more unknowns than data: the least-squares objective is 0
+    assert info.converged and info.method == "cgls"
+    assert info.objective <= 1e-12 * 0.5 * np.sum(blurred ** 2)
+    # the returned window is not the blurred image (a weight-0 deconvolution, not a copy)
+    assert np.abs(u - blurred).max() > 1e-2
+
+
+def test_weight_zero_inpainting_keeps_the_known_pixels():
+    rng = np.random.default_rng(4)
+    image = rng.random((16, 16))
+    mask = rng.random(image.shape) < 0.4
+    u, info = inpaint_tv_beta(image, mask, weight=0.0, return_info=True)
+    assert_allclose(u[~mask], image[~mask])
+    assert info.converged
+
+
+def test_zero_operator_is_refused():
+    f = np.ones(5)
+    for A in (np.zeros((5, 5)), csr_matrix((5, 5)), lambda u: 0 * u):
+        with pytest.raises(ValueError, match="A is the zero operator"):
+            solve_tv_beta(A, f, 0.1, AT=(lambda r: 0 * r) if callable(A) else None)
+
+
+def test_psf_with_an_overflowing_sum_is_normalised():
+    image = np.random.default_rng(5).random((16, 16))
+    psf = gaussian_psf(1, 1.0)
+    small = deconvolve_tv_beta(image, psf, 0.01)
+    huge = deconvolve_tv_beta(image, psf * 1e308, 0.01)  # psf.sum() overflows to inf
+    assert_allclose(huge, small, rtol=1e-6, atol=1e-9)

@@ -241,3 +241,21 @@ def test_certified_and_nonnegative_on_random_counts(seed, weight, b):
     assert np.isfinite(info.objective)
     start = _objective(np.maximum(y - b, 0) + 1e-6, y, b, weight)
     assert info.objective <= start + 1e-9
+
+
+# --------------------------------------------------------------------------- weight = 0
+def test_weight_zero_denoising_is_the_counts_minus_background():
+    y = np.random.default_rng(7).poisson(3.0, (12, 14))
+    u, info = tvnumba.denoise_tv_beta(y, 0.0, noise="poisson", background=1.5,
+                                      return_info=True)
+    assert_allclose(u, np.maximum(y - 1.5, 0.0))
+    assert info.converged and info.method == "exact"
+    # the minimiser: the KL gradient is 0 where u > 0 and >= 0 at the bound u = 0
+    g = ref_kl_grad(u, y, 1.5)
+    assert np.all(np.abs(g[u > 0]) < 1e-12) and np.all(g[u == 0] >= 0)
+
+
+def test_weight_zero_poisson_deconvolution_is_refused_with_the_reason():
+    y = np.random.default_rng(8).poisson(5.0, (16, 16))
+    with pytest.raises(ValueError, match="weight=0.*richardson_lucy"):
+        tvnumba.deconvolve_tv_beta(y, np.full((3, 3), 1 / 9), 0.0, noise="poisson")

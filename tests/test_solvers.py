@@ -750,3 +750,31 @@ def test_dct_reports_the_duality_gap_for_a_data_term_without_modulus():
     u = plan.from_canonical(u5)
     g = (u - f) + 0.3 * tvnumba.tv_grad(u, 2.0)
     assert np.abs(g).max() < 1e-10
+
+
+def test_info_says_whether_the_gap_is_a_bound():
+    """``SolveInfo.bound``: True for the duality gaps, False for the estimates."""
+    from skimage.data import camera
+
+    from tvnumba import deconvolve_tv_beta, inpaint_tv_beta, reconstruct_tv_beta
+    from tvnumba.operators import radon
+
+    img = camera()[::16, ::16] / 255.0
+    mask = np.random.default_rng(0).random(img.shape) < 0.3
+    theta = np.linspace(0, 180, 8, endpoint=False)
+    cases = [
+        (lambda: tvnumba.denoise_tv_beta(img, 0.1, return_info=True), "cp", True),
+        (lambda: tvnumba.denoise_tv_beta(img, 0.1, beta=1.5, return_info=True), "lbfgs", True),
+        (lambda: tvnumba.denoise_tv_beta(img, 0.1, beta=0.7, return_info=True), "mm", False),
+        (lambda: tvnumba.denoise_tv_beta(np.round(20 * img), 0.5, noise="poisson",
+                                         return_info=True), "cp", True),
+        (lambda: inpaint_tv_beta(img, mask, return_info=True), "cp", True),
+        (lambda: deconvolve_tv_beta(img, np.full((1, 3), 1 / 3), 0.01, return_info=True),
+         "admm", False),
+        (lambda: reconstruct_tv_beta(radon(img, theta), theta, 0.01, return_info=True),
+         "cp", False),
+    ]
+    for call, method, bound in cases:
+        _, info = call()
+        assert (info.method, info.bound) == (method, bound)
+        assert info.converged == (info.gap <= 1e-3)

@@ -28,6 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..solvers import DataTerm
+from ..solvers.unregularised import nearest_pinv
 
 __all__ = ["Convolution", "BOUNDARIES", "extended_shape", "smooth5"]
 
@@ -187,6 +188,17 @@ class Convolution(DataTerm):
         if self.boundary == "periodic":
             return ones * self.f.dtype.type(float(xp.sum(h2)))
         return xp.maximum(self._adjoint(ones, self._spectrum(h2, "h2")), 0)
+
+    def least_squares(self, u0):
+        """Periodic: the spectral pseudo-inverse from ``u0`` (one FFT pair); None for
+        ``"extend"`` (a window of the grid: conjugate gradients)."""
+        if self.boundary != "periodic":
+            return None
+        fft, grid, axes = self.fft, self._grid(), self._axes
+        H = self._spectrum(self.psf, "h")
+        U = nearest_pinv(self.xp, fft.rfftn(u0, s=grid, axes=axes), H,
+                         fft.rfftn(self.f, s=grid, axes=axes), self.f.dtype)
+        return self.xp.ascontiguousarray(fft.irfftn(U, s=grid, axes=axes), dtype=self.f.dtype)
 
     def start(self):
         """The observed image; with ``"extend"`` continued past its border by

@@ -190,6 +190,15 @@ class LinearOperatorTerm(DataTerm):
     def f_shape(self):
         return self.plan.canonical_shape
 
+    def check_nonzero(self, backend, seed: int = 0) -> None:
+        """``ValueError`` naming ``A`` when it maps a seeded random image to zero (then
+        it is the zero operator, with probability one, and no data constrain ``u``)."""
+        x = np.random.default_rng(seed).standard_normal(self.plan.shape).astype(self.f.dtype)
+        y = self._fwd(backend.bring(x))
+        if not bool(backend.xp.any(backend.xp.asarray(y) != 0)):
+            raise ValueError(f"{self.name} is the zero operator (it maps a random image to "
+                             "zeros), so the data say nothing about the unknown")
+
     def check_adjoint(self, rtol: float = 1e-6, seed: int = 0) -> float:
         """Dot-product test ``⟨Ax, y⟩ = ⟨x, Aᵀy⟩`` on seeded random float64
         vectors; returns the relative error, raises ``ValueError`` naming the

@@ -9,7 +9,7 @@ import numpy as np
 
 from .._validate import (_describe, check_bool, check_choice, check_nonneg, float_dtype,
                          make_plan)
-from ..backends import select
+from ..backends import is_dask_array, select
 from ..operators.convolution import BOUNDARIES, Convolution
 from ..operators.linear import LinearOperatorTerm, _is_matrix_like
 from ..solvers import Diagonal, solve
@@ -123,11 +123,13 @@ def solve_tv_beta(A, f, weight: float = 0.1, beta: float = 1.0, *, shape=None, A
     -----
     With β = 1 (no smoothing) ``method="auto"`` runs the primal-dual
     algorithm [2]_ with ``A`` dualised next to the gradient, which needs only
-    ``A`` and ``Aᵀ``; it stops on the relative primal step
-    ``‖u_k − u_{k−1}‖/‖u_k‖`` (a residual, not an error bound).  Other β: as
-    in :func:`tvnumba.denoise_tv_beta`, with conjugate gradients on ``AᵀA``
-    for β < 1.  The first iterate is ``Aᵀf``.  Unless ``AᵀA`` is invertible
-    the minimiser need not be unique (β = 1).  See :doc:`/solvers`.
+    ``A`` and ``Aᵀ``; it stops on the objective's decrease over the second
+    half of the run (an estimate of the relative error, ``info.bound`` false;
+    the Poisson loss: a duality gap).  Other β: as in
+    :func:`tvnumba.denoise_tv_beta`, with conjugate gradients on ``AᵀA`` for
+    β < 1.  The first iterate is ``Aᵀf``.  Unless ``AᵀA`` is invertible the
+    minimiser need not be unique (β = 1); with ``weight=0`` it is the
+    least-squares solution nearest ``Aᵀf``.  See :doc:`/solvers`.
 
     References
     ----------
@@ -186,6 +188,7 @@ def solve_tv_beta(A, f, weight: float = 0.1, beta: float = 1.0, *, shape=None, A
     backend = backend.for_plan(plan)
     backend.check_finite(f, "f")
     term = LinearOperatorTerm(A, f, plan, AT=AT)
+    term.check_nonzero(backend)
     if check_adjoint:
         term.check_adjoint()
     if check_noise(noise) == "poisson":
@@ -235,11 +238,13 @@ def _check_psf(psf, n_spatial: int, image_spatial, dtype, backend, *, nonnegativ
     if nonnegative and (host < 0).any():
         raise ValueError(f"psf must be >= 0 with noise='poisson' (a blur of photon counts), "
                          f"got a minimum of {float(host.min())!r}")
-    total = float(host.sum())
+    # scaled by its largest magnitude first, so that no finite PSF overflows its sum
+    peak = float(np.abs(host).max())
+    total = float((host / peak).sum()) if peak > 0 else 0.0
     if not total > 0:
         raise ValueError(f"psf must have a positive sum (it is normalised to 1), got "
-                         f"psf.sum()={total!r}")
-    return (host / total).astype(dtype)
+                         f"psf.sum()={float(np.sum(host / peak if peak else host)) * peak!r}")
+    return (host / peak / total).astype(dtype)
 
 
 def deconvolve_tv_beta(image, psf, weight: float | str = DECONVOLVE_WEIGHT, beta: float = 1.0, *,
@@ -248,7 +253,7 @@ def deconvolve_tv_beta(image, psf, weight: float | str = DECONVOLVE_WEIGHT, beta
                        isotropic: bool = True, smoothing: float = 0.0, spacing=1.0,
                        method: str = "auto", device: str | None = None,
                        return_info: bool = False, callback=None, noise: str = "gaussian",
-                       background=0.0):
+                       background=0.0, depth=None):
     r"""β-TV deconvolution, without ringing at the image border.
 
     .. math::
@@ -284,6 +289,8 @@ def deconvolve_tv_beta(image, psf, weight: float | str = DECONVOLVE_WEIGHT, beta
     eps, max_num_iter, channel_axis, isotropic, smoothing, spacing, method, device, return_info, callback, noise, background
         As in :func:`tvnumba.denoise_tv_beta` (``method="dct"`` excepted; Poisson:
         a PSF ``>= 0``).  With ``"extend"`` the callback sees the extended iterate.
+    depth : int or sequence of int, optional
+        Dask arrays only: each chunk's halo (:func:`tvnumba.dask.deconvolve_chunked`).
 
     Returns
     -------
@@ -297,9 +304,8 @@ def deconvolve_tv_beta(image, psf, weight: float | str = DECONVOLVE_WEIGHT, beta
     Raises
     ------
     ValueError
-        A PSF with the wrong number of axes, larger than the image, with
-        NaN/Inf, or without a positive sum; non-finite ``image``; bad
-        options; ``weight="auto"`` on a noise-free image.
+        A PSF with the wrong number of axes, larger than the image, with NaN/Inf,
+        or without a positive sum; non-finite ``image``; bad options.
 
     See Also
     --------
@@ -371,6 +377,20 @@ def deconvolve_tv_beta(image, psf, weight: float | str = DECONVOLVE_WEIGHT, beta
     weight = check_weight(weight)
     check_bool("return_info", return_info)
     check_choice("boundary", boundary, BOUNDARIES)
+    if is_dask_array(image):
+        if return_info or callback is not None or boundary != "extend":
+            raise ValueError("a Dask array is deconvolved chunk by chunk: boundary='extend' "
+                             "only, without return_info or callback")
+        from .. import dask as tv_dask
+
+        return tv_dask.deconvolve_chunked(
+            image, psf, deconvolve_tv_beta, weight, beta, depth=depth, eps=eps,
+            max_num_iter=max_num_iter, channel_axis=channel_axis, isotropic=isotropic,
+            smoothing=smoothing, spacing=spacing, method=method, device=device, noise=noise,
+            background=background)
+    if depth is not None:
+        raise ValueError(f"depth applies to Dask arrays only (their chunks' halo), got "
+                         f"depth={depth!r} for a {type(image).__name__}")
     counts = check_noise(noise) == "poisson"
     backend, f, plan = prepare(image, beta, device=device, channel_axis=channel_axis,
                                spacing=spacing, isotropic=isotropic, smoothing=smoothing,
@@ -577,7 +597,8 @@ def inpaint_tv_beta(image, mask, weight: float = INPAINT_WEIGHT, beta: float = 1
     -----
     The data term is ``A = diag(m)``, ``m = ~mask``, whose proximal step is
     a division per pixel: with β = 1 ``method="auto"`` runs primal-dual with
-    it (stopping on the relative primal step), other β as in
+    it, stopping on the duality gap on the box ``[min f, max f]`` of the
+    known pixels that holds the minimiser (a bound), other β as in
     :func:`solve_tv_beta`.  The first iterate fills the holes by pull-push
     [2]_, a smooth fill from the nearest known pixels.
 

@@ -104,9 +104,10 @@ def reconstruct_tv_beta(sinogram, theta=None, weight: float = DEFAULT_WEIGHT,
     level and the image side.  The solvers use :math:`A` and its exact
     transpose only, from the back projection :math:`A^T f` scaled to fit the
     data.  ``"cp"`` [2]_ dualises both terms
-    (:math:`K = [D; A/\sqrt{n_\theta}]`) and stops on the relative primal
-    step; ``"lbfgs"`` and ``"mm"`` on a relative stationarity measure (the
-    data term is not strongly convex: neither is an error bound).
+    (:math:`K = [D; A/\sqrt{n_\theta}]`, diagonally preconditioned) and stops
+    on the objective's decrease over the second half of the run (an
+    estimate); ``"lbfgs"`` and ``"mm"`` with β ≥ 1 on a Fenchel duality gap
+    (a bound).
 
     ``weight="auto"`` assumes white Gaussian noise on the sinogram and
     minimises the generalised cross-validation of the predicted data on

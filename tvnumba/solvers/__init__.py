@@ -11,6 +11,8 @@ minimiser in the plan's canonical layout with a :class:`SolveInfo`.
 ``lbfgs``   L-BFGS, smooth cases (β > 1, or β = 1 with smoothing)
 ``mm``      majorize-minimize with preconditioned CG, β ≤ 2 (β < 1 by default)
 ==========  ================================================================
+
+``weight = 0`` leaves the data term alone (:mod:`tvnumba.solvers.unregularised`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from ._common import Problem, SolveInfo
 from .data_terms import DataTerm, Diagonal, Identity
 from .mm import internal_smoothing, smoothing_for_range
 from .registry import METHODS, SOLVERS, pick
+from .unregularised import unregularised
 
 __all__ = ["solve", "SolveInfo", "DataTerm", "Identity", "Diagonal", "METHODS", "SOLVERS",
            "smoothing_for_range"]
@@ -61,6 +64,12 @@ def solve(data: DataTerm, weight: float, *, backend, plan: Plan, method: str = "
     eps = check_positive("eps", eps)
     check_callback(callback)
     data.bind(backend)
+    if weight == 0:  # no TV term: β, smoothing and the method play no part
+        problem = Problem(backend=backend, plan=plan, data=data, weight=0.0, smoothing=0.0,
+                          eps=eps, max_iter=0, callback=callback,
+                          view=lambda u5: plan.from_canonical(backend.wrap(u5)))
+        return unregularised(problem, None if max_num_iter is None
+                             else check_max_iter(max_num_iter))
     solver = pick(method, plan.beta, plan.smoothing, data)
     max_iter = solver.cap(eps) if max_num_iter is None else check_max_iter(max_num_iter)
     problem = Problem(backend=backend, plan=plan, data=data, weight=weight,

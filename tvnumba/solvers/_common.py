@@ -24,33 +24,33 @@ class SolveInfo:
         Iterations of the solver (outer majorize-minimize steps for ``"mm"``;
         0 when the input was already optimal, 1 for the direct ``"dct"``).
     objective : float
-        ``½‖Au − f‖² + weight · TV_β(u)`` at the returned ``u`` (float64 sums),
+        The data term (``½‖Au − f‖²``, or the Kullback–Leibler divergence of
+        counts) ``+ weight · TV_β(u)`` at the returned ``u`` (float64 sums),
         with the smoothing actually used (for deconvolution: of the extended
         problem; for CT: with the ``1/n_angles`` factor).
     gap : float
-        The stopping quantity, compared with ``eps``.  ``"cp"`` on denoising:
-        the duality gap divided by the dual objective; ``"cp"`` with another
-        data term: the relative primal step ``‖u_k − u_{k−1}‖ / ‖u_k‖`` (a
-        residual, not a bound).  ``"lbfgs"``, ``"mm"`` and ``"dct"`` with
-        β ≥ 1: ``½‖∇F‖²/μ / (F − ½‖∇F‖²/μ)`` where the data term is
-        strongly convex with a modulus ``μ`` of at least 1 % of ``‖A‖²``
-        (denoising: ``μ = 1``), else the Fenchel duality gap ``(F − D)/D``
-        with ``D ≤ F*`` a dual value built from the iterates (valid for any
-        ``A``).  Both duality gaps, and this ratio, bound the relative
-        objective error ``(F(u) − F*) / F*`` from above.  With β < 1, or
-        ``weight = 0`` and ``μ = 0``, the ratio (with ``μ`` taken as 1 where
-        it is 0) is a relative stationarity measure, not a bound.
+        The stopping quantity, compared with ``eps``; :attr:`bound` says whether it
+        bounds the relative objective error ``(F(u) − F*) / F*`` from above.
+        Bounds: the duality gap ``(F − D)/D`` (``"cp"`` on denoising, on masks
+        with the box of the maximum principle, and on the Poisson loss; ``"lbfgs"``,
+        ``"mm"`` and ``"dct"`` with β ≥ 1, or ``½‖∇F‖²/μ / (F − ½‖∇F‖²/μ)`` where
+        the data term is strongly convex).  Estimates: the objective's decrease
+        over the second half of the run, ``(F_{k/2} − F_k)/F_k`` (``"admm"``, and
+        ``"cp"`` with a general operator and the least-squares loss), which
+        exceeds the error under the power-law or linear tails these methods
+        show but is not a bound; a stationarity ratio (β < 1); the relative
+        normal-equation residual ``‖Aᵀ(Au − f)‖ / ‖Aᵀ(Au₀ − f)‖`` (``"cgls"``).
     converged : bool
         ``gap <= eps`` was reached within ``max_num_iter``.  A solve also
-        stops, not converged, where the dtype's rounding stands in the way:
-        ``"cp"`` when the gap is within 1000× of what the dtype can certify
-        and has stopped improving (float32 with ``eps`` ≲ 1e-6); ``"mm"``
-        when the objective no longer decreases beyond rounding (float32 data
-        with a very small smoothing); ``"lbfgs"`` when no step decreases the
-        objective at this precision; ``"dct"`` when rounding keeps its exact
-        answer above ``eps``.
+        stops, not converged, where the dtype's rounding stands in the way
+        (the gap no longer improves at the dtype's precision).
     method : str
-        The solver used: ``"cp"``, ``"lbfgs"``, ``"mm"`` or ``"dct"``.
+        The solver used: ``"cp"`` (primal–dual), ``"admm"``, ``"lbfgs"``,
+        ``"mm"``, ``"dct"``, or for ``weight = 0`` ``"exact"`` (a closed form)
+        or ``"cgls"`` (conjugate gradients on the normal equations, from the
+        start: the least-squares solution nearest it).
+    bound : bool
+        ``gap`` is an upper bound on ``(F(u) − F*) / F*`` (False: an estimate).
     smoothing : float
         The smoothing ``s`` the objective was minimised with (an internal
         value for β < 1 with ``smoothing=0``).
@@ -75,6 +75,7 @@ class SolveInfo:
     smoothing: float = 0.0
     weight: float | None = None
     sigma: float | None = None
+    bound: bool = False
 
 
 @dataclass(frozen=True)

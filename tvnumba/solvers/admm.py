@@ -120,7 +120,7 @@ def admm(problem: Problem):
         if stop or converged:
             break
     return xp.ascontiguousarray(_crop(u, u_ext)), SolveInfo(it, objective, gap, converged,
-                                                            "admm")
+                                                            "admm", bound=False)
 
 
 def _on_grid(xp, u0, full, extent):

@@ -262,6 +262,16 @@ class DataTerm:
     def start(self):
         return self.rhs()
 
+    def least_squares(self, u0):
+        """The minimiser of ``½‖Au − f‖²`` nearest ``u0`` in closed form, or None
+        (``weight = 0``; :mod:`tvnumba.solvers.unregularised`)."""
+        return None
+
+    def poisson_exact(self, u0):
+        """The minimiser of the Poisson loss of ``Au`` over ``u ≥ 0`` in closed form
+        (nearest ``u0`` where ``A`` has a null space), or None."""
+        return None
+
     def prox(self, v, tau, out) -> None:
         raise NotImplementedError(f"{type(self).__name__} has no cheap proximal step")
 
@@ -312,9 +322,9 @@ class Identity(DataTerm):
         return r
 
     def value(self, u) -> float:
-        if not self.loss.quadratic:
-            return self.loss.value(self, u)
-        return 0.5 * self.ops.sumsq_diff(u.reshape(-1), self.f.reshape(-1))
+        if self.loss.quadratic:  # the fused difference-and-square kernel
+            return 0.5 * self.ops.sumsq_diff(u.reshape(-1), self.f.reshape(-1))
+        return self.loss.value(self, u)
 
     def colsum(self):
         return self.xp.ones_like(self.f)
@@ -343,6 +353,12 @@ class Identity(DataTerm):
 
     def start(self):
         return self.f
+
+    def least_squares(self, u0):
+        return self.f.copy()
+
+    def poisson_exact(self, u0):
+        return self.xp.maximum(self.f - self.background, 0).astype(self.f.dtype)
 
     def prox(self, v, tau, out):
         T = self.f.dtype.type
@@ -398,6 +414,17 @@ class Diagonal(DataTerm):
 
     def start(self):
         return (self.m * self.f).astype(self.f.dtype)
+
+    def least_squares(self, u0):
+        xp = self.xp
+        seen = self.m != 0
+        return xp.where(seen, self.f / xp.where(seen, self.m, 1), u0).astype(self.f.dtype)
+
+    def poisson_exact(self, u0):
+        xp = self.xp
+        seen = self.m > 0
+        rate = xp.maximum(self.f - self.background, 0) / xp.where(seen, self.m, 1)
+        return xp.where(seen, rate, u0).astype(self.f.dtype)
 
     def prox(self, v, tau, out):
         """``out = (v + τ m f) / (1 + τ m²)``, in three in-place passes: ``m f``

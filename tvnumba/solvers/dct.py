@@ -54,4 +54,4 @@ def dct(problem: Problem):
     gap = StoppingRule(problem, data, problem.smoothing)(objective, gg, u64, 0)
     # Exact in exact arithmetic; the certificate says whether rounding (float32,
     # huge weights) kept it within eps.
-    return u, SolveInfo(1, objective, gap, gap <= problem.eps, "dct")
+    return u, SolveInfo(1, objective, gap, gap <= problem.eps, "dct", bound=True)

@@ -136,4 +136,5 @@ def lbfgs(problem: Problem, memory: int | None = None):
     del S_, Y_, g, g_new, d  # before the result's copy (float32 input): a lower peak
     gap = rule.final(F, gap, u, it)
     u5 = u.reshape(shape).astype(plan.dtype, copy=False)
-    return u5, SolveInfo(it, F, gap, gap <= problem.eps, "lbfgs")
+    return u5, SolveInfo(it, F, gap, gap <= problem.eps, "lbfgs",
+                           bound=problem.plan.beta >= 1)

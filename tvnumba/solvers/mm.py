@@ -134,7 +134,7 @@ def mm(problem: Problem, cg_iter: int = 10, cg_tol: float = 1e-2, extrapolate: b
         if problem.call_back(it, u, F):
             break
     gap = rule.final(F, gap, u, it)
-    return u, SolveInfo(it, F, gap, gap <= problem.eps, "mm")
+    return u, SolveInfo(it, F, gap, gap <= problem.eps, "mm", bound=problem.plan.beta >= 1)
 
 
 def _pcg(apply, b, x, minv, max_iter, tol, xp, ops):

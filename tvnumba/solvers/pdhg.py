@@ -131,7 +131,7 @@ def preconditioned(problem: Problem):
         converged = gap <= problem.eps
         if problem.call_back(it, best_u, best_p) or converged:
             break
-    return best_u, SolveInfo(it, best_p, max(gap, 0.0), converged, "cp")
+    return best_u, SolveInfo(it, best_p, max(gap, 0.0), converged, "cp", bound=poisson)
 
 
 def _diagonal_steps(xp, data, tvo, s, col_a, a_s, rho, dtype):

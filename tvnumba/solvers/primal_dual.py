@@ -67,9 +67,6 @@ def _d_norm(inv_spacing) -> float:
 def primal_dual(problem: Problem, check_every: int = 5):
     """Chambolle–Pock for ``problem`` (β = 1, no smoothing); returns ``(u5, info)``."""
     data = problem.data
-    if problem.weight == 0 and data.loss.quadratic:
-        u = data.start().copy()
-        return u, SolveInfo(0, data.value(u), 0.0, True, "cp")
     if data.identity and data.loss.quadratic:
         return _rof(problem, check_every)
     if data.has_prox and data.loss.quadratic:
@@ -147,11 +144,11 @@ def _rof(problem: Problem, check_every: int):
                         state.f, weight, fields(), floor, eps, primal + unit * scale)
                     if gap_p <= eps:
                         problem.call_back(it, u_p, primal_p)
-                        return u_p, SolveInfo(it, primal_p, gap_p, True, "cp")
+                        return u_p, SolveInfo(it, primal_p, gap_p, True, "cp", bound=True)
                 last_pattern = pattern
             if problem.call_back(it, state.u, primal) or converged:
                 break
-    return state.u, SolveInfo(it, primal, max(gap, 0.0), converged, "cp")
+    return state.u, SolveInfo(it, primal, max(gap, 0.0), converged, "cp", bound=True)
 
 
 def _generic(problem: Problem, check_every: int):
@@ -195,7 +192,8 @@ def _generic(problem: Problem, check_every: int):
             converged = gap <= problem.eps
             if problem.call_back(it, state.u, objective) or converged:
                 break
-    return state.u, SolveInfo(it, objective, max(gap, 0.0), converged, "cp")
+    return state.u, SolveInfo(it, objective, max(gap, 0.0), converged, "cp",
+                              bound=box is not None)
 
 
 def _box_gap(xp, data, state, objective, box) -> float:
