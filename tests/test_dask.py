@@ -284,3 +284,36 @@ def test_auto_weight_is_one_weight_for_the_whole_array(camera, monkeypatch):
         got = tvnumba.denoise_tv_beta(x, "auto", depth=32).compute()
         want = tvnumba.denoise_tv_beta(x, info.weight, depth=32).compute()
     np.testing.assert_array_equal(got, want)
+
+
+# --------------------------------------------------------------------------- deconvolution
+def test_deconvolve_chunked_matches_the_whole_image():
+    """Chunks with the default halo against the in-memory deconvolution (both at eps 1e-6:
+    the difference is the seams', not the solvers' tolerance)."""
+    from scipy.signal import fftconvolve
+
+    rng = np.random.default_rng(0)
+    clean = np.zeros((96, 96))
+    clean[20:70, 30:60] = 1.0
+    psf = np.full((1, 5), 0.2)
+    f = fftconvolve(np.pad(clean, ((0, 0), (2, 2)), mode="edge"), psf, mode="valid")
+    f = f + 0.01 * rng.standard_normal(f.shape)
+    whole = tvnumba.deconvolve_tv_beta(f, psf, 0.003, eps=1e-6)
+    u = tvnumba.deconvolve_tv_beta(da.from_array(f, chunks=48), psf, 0.003, eps=1e-6)
+    assert isinstance(u, da.Array) and u.chunks == ((48, 48), (48, 48))
+    got = u.compute(scheduler="sync")
+    assert np.abs(got - whole).max() < 1e-2
+    assert np.abs(got - clean).mean() < np.abs(f - clean).mean()
+
+
+def test_deconvolve_chunked_refusals():
+    x = da.zeros((32, 32), chunks=16)
+    psf = np.full((3, 3), 1 / 9)
+    with pytest.raises(ValueError, match="weight='auto'"):
+        tvnumba.deconvolve_tv_beta(x, psf, "auto")
+    with pytest.raises(ValueError, match="boundary='extend' only"):
+        tvnumba.deconvolve_tv_beta(x, psf, 0.01, boundary="periodic")
+    with pytest.raises(ValueError, match="smaller than depth"):
+        tvnumba.deconvolve_tv_beta(x, psf, 0.01, depth=20)
+    with pytest.raises(ValueError, match="Dask arrays only"):
+        tvnumba.deconvolve_tv_beta(np.zeros((32, 32)), psf, 0.01, depth=4)

@@ -253,9 +253,11 @@ def _per_batch(x, batch, channel, solve):
                      for i in range(x.shape[b])], axis=b)
 
 
-def _depths(p: dict, spatial, spacing) -> tuple[dict, object]:
-    """``(depth per spatial axis for the chunk choice, depth= for the library)``."""
-    from .dask import default_depth
+def _depths(p: dict, spatial, spacing, psf=None) -> tuple[dict, object]:
+    """``(depth per spatial axis for the chunk choice, depth= for the library)``; a
+    deconvolution's default grows by the PSF's extent
+    (:func:`tvnumba.dask.deconvolve_chunked`)."""
+    from .dask import DECONVOLVE_PSF_WIDTHS, default_depth
 
     if p["depth"] is not None:
         values = p["depth"]
@@ -266,6 +268,9 @@ def _depths(p: dict, spatial, spacing) -> tuple[dict, object]:
                              f"({len(spatial)}), got {len(values)}")
         return dict(zip(spatial, values)), tuple(values)
     d = default_depth(p["weight"], p["beta"], spacing)
+    if psf is not None:
+        values = tuple(d + DECONVOLVE_PSF_WIDTHS * m for m in psf.shape)
+        return dict(zip(spatial, values)), values
     return {a: d for a in spatial}, None
 
 
@@ -303,12 +308,12 @@ def _run(task, record, cluster: Cluster, progress, say) -> None:
     from ._chunked import ChunkedStore, block_name, store_block
     from ._zarr_io import create_output, input_signature, ome_problem, open_volume, to_dask
     from .io import to_input_dtype
-    from .restoration import denoise_tv_beta  # on Dask arrays: tvnumba.dask's path
+    from .restoration import deconvolve_tv_beta, denoise_tv_beta  # on Dask: tvnumba.dask
 
     p = task["parameters"]
-    if p["problem"] != "denoise":
+    if p["problem"] not in ("denoise", "deconvolve"):
         raise InputError(f"{p['problem']} reads images whole; Zarr volumes and TIFFs read "
-                         "chunk by chunk go through tvnumba denoise")
+                         "chunk by chunk go through tvnumba denoise or deconvolve")
     volume = open_volume(task["input"])
     record["shape"], record["dtype"] = list(volume.shape), str(volume.dtype)
     if volume.dtype.kind not in "biuf":
@@ -324,7 +329,18 @@ def _run(task, record, cluster: Cluster, progress, say) -> None:
     if ome and ome_problem(volume):
         raise InputError(ome_problem(volume))
     solve_dtype = np.float32 if volume.dtype in (np.float16, np.float32) else np.float64
-    depth_of, depth = _depths(p, spatial, spacing)
+    psf = None
+    if p["problem"] == "deconvolve":
+        from ._batch import read_psf
+
+        psf = read_psf(p["psf"])
+        if psf.ndim != len(spatial):
+            raise InputError(f"the PSF has {psf.ndim} axes, the volume {len(spatial)} "
+                             f"spatial axes (shape {volume.shape})")
+        if p["boundary"] != "extend":
+            raise InputError("a volume is deconvolved chunk by chunk with --boundary extend "
+                             f"only, got --boundary {p['boundary']}")
+    depth_of, depth = _depths(p, spatial, spacing, psf)
     memory = cluster.memory_limit_bytes() if p["chunks"] is None else 0
     chunks = choose_chunks(volume.shape, spatial=spatial, channel=channel, batch=batch,
                            itemsize=np.dtype(solve_dtype).itemsize, depth=depth_of,
@@ -336,6 +352,8 @@ def _run(task, record, cluster: Cluster, progress, say) -> None:
             raise InputError(f"chunks of {chunks[a]} along axis {a} are shorter than the "
                              f"halo --depth {depth_of[a]}: give longer --chunks or a "
                              "smaller --depth")
+    if psf is not None and p["depth"] is None:  # the default halo, cut to the chunks
+        depth = tuple(min(d, chunks[a]) for a, d in zip(spatial, depth))
     x = to_dask(volume, chunks)
     kw = dict(depth=depth, eps=p["eps"], max_num_iter=p["max_iter"],
               isotropic=p["isotropic"], spacing=spacing, method=p["method"],
@@ -346,10 +364,15 @@ def _run(task, record, cluster: Cluster, progress, say) -> None:
         from .restoration.poisson_weight import starting_weight
 
         weight = starting_weight(float(x.mean().compute()) - float(p.get("background", 0.0)))
+    if psf is not None:
+        def solve(a, c):
+            return deconvolve_tv_beta(a, psf, weight, p["beta"], channel_axis=c, **kw)
+    else:
+        def solve(a, c):
+            return denoise_tv_beta(a, weight, p["beta"], channel_axis=c, **kw)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        u = _per_batch(x, batch, channel, lambda a, c: denoise_tv_beta(
-            a, weight, p["beta"], channel_axis=c, **kw))
+        u = _per_batch(x, batch, channel, solve)
     for w in caught:
         if say is not None:
             say(f"warning: {task['input']}: {w.message}")

@@ -117,12 +117,15 @@ examples:
   tvnumba deconvolve blurred.tif --psf psf.tif -o out/          # out/blurred.tif (float32)
   tvnumba deconvolve data/ --psf psf.tif -o out/ --weight auto --jobs 2
   tvnumba deconvolve stack.tif --psf psf3d.tif -o out/ --spacing 2,0.5,0.5
+  tvnumba deconvolve vol.zarr --psf psf3d.tif -o out/ --workers 2   # out/vol.zarr
 
 The PSF is read like the inputs (TIFF or PNG/JPEG), as floats, and normalised to sum 1;
 it needs as many axes as the images' spatial axes.  --boundary extend (the default)
 solves for the scene on the full support of the blur, so real images do not ring at the
-border; periodic is the circular model.  Images are read whole (Zarr volumes go through
-tvnumba denoise only).  Inputs, outputs, atomic writes, re-runs, --jobs and --shard as
+border; periodic is the circular model.  Images are read whole; Zarr, OME-Zarr and
+large TIFF volumes go chunk by chunk through Dask as for tvnumba denoise, each chunk
+deconvolved with a halo (default: the denoising halo plus the PSF's extent; --depth),
+--boundary extend only.  Inputs, outputs, atomic writes, re-runs, --jobs and --shard as
 for tvnumba denoise (tvnumba denoise --help).
 
 """ + _LISTS_DOC + "\n\n" + _EXIT_DOC
@@ -275,7 +278,7 @@ _bytes.__name__ = "memory-limit"
 #: before parsing.
 _LIST_OPTIONS = {"tv": ("--spacing", "--axes"),
                  "denoise": ("--spacing", "--chunks", "--depth"),
-                 "deconvolve": ("--spacing",), "inpaint": ("--spacing",),
+                 "deconvolve": ("--spacing", "--chunks", "--depth"), "inpaint": ("--spacing",),
                  "warm": ("--command", "--beta", "--dtype", "--ndim")}
 
 
@@ -456,6 +459,10 @@ def _check_usage(args, parser) -> None:
 
 # --------------------------------------------------------------------- tvnumba denoise
 #: ``--weight`` when not given (``"counts"``: the Poisson starting weight of each image).
+#: The commands that take volumes chunk by chunk (Zarr, OME-Zarr, large TIFF).
+VOLUME_COMMANDS = ("denoise", "deconvolve")
+
+
 _DEFAULT_WEIGHTS = {"denoise": 0.1, "deconvolve": 0.001, "inpaint": 0.01}
 
 
@@ -475,7 +482,7 @@ def _parameters(args) -> dict:
         p.update(psf=os.path.abspath(args.psf), boundary=args.boundary)
     if args.command == "inpaint":
         p.update(mask=os.path.abspath(args.mask))
-    if args.command == "denoise":
+    if args.command in VOLUME_COMMANDS:
         p.update(chunks=None if args.chunks is None else list(args.chunks),
                  depth=None if args.depth is None else list(args.depth),
                  overwrite=args.overwrite)
@@ -483,7 +490,7 @@ def _parameters(args) -> dict:
 
 
 def _volume_options(args) -> bool:
-    return args.command == "denoise" and any(
+    return args.command in VOLUME_COMMANDS and any(
         (args.zarr, args.ome_zarr, args.chunks, args.depth, args.scheduler, args.workers,
          args.memory_limit))
 
@@ -501,13 +508,14 @@ def _plan(args, inputs, parameters) -> list[tuple[str, dict | None, str | None]]
     volume_options = _volume_options(args)
     planned = []
     for path, problem in inputs:
-        if problem is None and args.command != "denoise" and is_zarr_store(path):
+        if problem is None and args.command not in VOLUME_COMMANDS and is_zarr_store(path):
             problem = (f"a Zarr store: {args.command} reads images whole; Zarr volumes go "
-                       "through tvnumba denoise")
+                       "through tvnumba denoise or deconvolve")
         if problem is not None:
             planned.append((path, None, problem))
             continue
-        volume = args.command == "denoise" and wants_volume(path, parameters, volume_options)
+        volume = (args.command in VOLUME_COMMANDS
+                  and wants_volume(path, parameters, volume_options))
         if volume:
             ome = bool(args.ome_zarr) or is_ome_zarr(path)
             name = output_stem(path) + args.suffix + (".ome.zarr" if ome else ".zarr")
@@ -890,7 +898,7 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_batch_options(p_dn, METHODS, weight=0.1, what="denoising")
     _add_noise_options(p_dn)
     _add_volume_options(p_dn)
-    p_dc = sub.add_parser("deconvolve", help="deconvolve image files into a folder",
+    p_dc = sub.add_parser("deconvolve", help="deconvolve images and volumes into a folder",
                           epilog=_DECONVOLVE_EPILOG,
                           formatter_class=argparse.RawDescriptionHelpFormatter)
     p_dc.add_argument("--psf", required=True, help="point-spread function file (TIFF, PNG, ...)")
@@ -898,6 +906,7 @@ def _build_parser() -> argparse.ArgumentParser:
                       help="extend (default: no ringing at the border) or periodic")
     _add_batch_options(p_dc, METHODS, weight=0.001, what="deconvolution")
     _add_noise_options(p_dc)
+    _add_volume_options(p_dc)
     p_in = sub.add_parser("inpaint", help="inpaint image files into a folder",
                           epilog=_INPAINT_EPILOG,
                           formatter_class=argparse.RawDescriptionHelpFormatter)

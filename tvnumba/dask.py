@@ -1,4 +1,5 @@
-"""β-TV and TV denoising of Dask arrays, chunk by chunk (``pip install tvnumba[dask]``).
+"""β-TV, TV denoising and deconvolution of Dask arrays, chunk by chunk (``pip install
+tvnumba[dask]``).
 
 :func:`tvnumba.tv`, :func:`~tvnumba.tv_grad` and :func:`~tvnumba.tv_value_and_grad` on Dask
 arrays are **exact**: they give the in-memory result (to float64 rounding in the sum of the chunks' parts).  Each chunk is
@@ -41,6 +42,12 @@ whole-image solution on [0, 1] images, both solved to ``eps=1e-6`` (the Dask sui
   Where no worker can, it raises ``ValueError``: pass ``depth=`` to solve chunk by chunk
   (each chunk's own local minimiser), or give the workers more memory.
 
+:func:`deconvolve_chunked` (``tvnumba.deconvolve_tv_beta`` of a Dask array) solves each chunk
+with its halo under the ``"extend"`` boundary; its default halo is the denoising one plus the
+PSF's extent (camera 512², a 15×15 Gaussian PSF, weight 0.001: within 3.2e-3 of the whole
+image's result at eps = 1e-6, where the whole image's own results at eps 1e-5 and 1e-6
+differ by 4.6e-2).
+
 The default depth (:func:`default_depth`) follows these measurements: ``16 ∨ ⌈8ℓ⌉`` for
 β ≥ 2 and ``32 ∨ ⌈64 √(weight / (0.05 h))⌉`` below (about 91 at weight 0.1, 157 at 0.3),
 for data on a [0, 1] scale; where a chunk is shorter than that, the chunk's length is
@@ -66,7 +73,8 @@ from ._tv_core import tv_planned
 from .backends import is_dask_array
 from .solvers import smoothing_for_range
 
-__all__ = ["tv_value_and_grad", "denoise_chunked", "is_dask_array", "default_depth"]
+__all__ = ["tv_value_and_grad", "denoise_chunked", "deconvolve_chunked", "is_dask_array",
+           "default_depth"]
 
 #: The weight :func:`default_depth` assumes for ``weight="auto"`` (noise σ ≈ 0.1 on [0, 1]).
 AUTO_WEIGHT_FOR_DEPTH = 0.1
@@ -452,3 +460,97 @@ def denoise_chunked(image, solve, weight=0.1, beta: float = 1.0, *, depth=None,
                              trim=True, allow_rechunk=False, dtype=ftype,
                              meta=np.empty((0,) * image.ndim, ftype),
                              solve=solve, weight=weight, plan=plan, smoothing=s, kw=kw)
+
+
+#: Halo of a chunk's deconvolution beyond the denoising one, in PSF widths.  Camera 512²,
+#: Gaussian PSF 15×15 (σ = 2), weight 0.001, chunks of 128, eps = 1e-6: the chunked result
+#: is within 3.2e-3 of the whole image's (mean 8e-7), where the whole image's own answers
+#: at eps 1e-5 and 1e-6 differ by 4.6e-2.
+DECONVOLVE_PSF_WIDTHS = 1
+
+
+def _block_deconvolve(block, *, psf, solve, weight, beta, kw):
+    """One block (with its halo) deconvolved with the ``extend`` boundary: beyond the halo
+    the scene is unknown, as beyond the image's own border."""
+    return solve(block, psf, weight, beta, boundary="extend", **kw)
+
+
+def deconvolve_chunked(image, psf, solve, weight=0.001, beta: float = 1.0, *, depth=None,
+                       channel_axis: int | None = None, spacing=1.0, **kw):
+    """:func:`tvnumba.deconvolve_tv_beta` of a Dask array, chunk by chunk with a halo (lazy).
+
+    The public function calls this for Dask arrays, handing it its in-memory function
+    ``solve``.  Each chunk with its halo is deconvolved with ``boundary="extend"`` (the
+    scene past the halo is unknown, as past the image's border), and the halo is cut off.
+
+    Parameters
+    ----------
+    image : dask.array.Array
+        Blurred image or volume; the channel axis is rechunked to one chunk.  Every chunk
+        along an axis with several chunks must be at least ``depth`` pixels long.
+    psf : ndarray
+        As in :func:`tvnumba.deconvolve_tv_beta` (in memory).
+    solve : callable
+        The in-memory :func:`tvnumba.deconvolve_tv_beta`.
+    weight : float
+        A number (``"auto"`` would choose a weight per chunk: refused).
+    depth : int or sequence of int, optional
+        Halo on each side of a chunk, one value or one per spatial axis; default
+        :func:`default_depth` of ``weight``, ``beta`` and ``spacing`` plus
+        :data:`DECONVOLVE_PSF_WIDTHS` times the PSF's extent along the axis.
+    beta, channel_axis, spacing, **kw
+        As in :func:`tvnumba.deconvolve_tv_beta`.
+
+    Returns
+    -------
+    dask.array.Array
+        The deconvolved image, ``image``'s chunks; float32 for float16/float32 input,
+        else float64.
+
+    Examples
+    --------
+    >>> import dask.array as da, numpy as np, tvnumba
+    >>> x = np.random.default_rng(0).random((96, 96))
+    >>> psf = np.full((3, 3), 1 / 9)
+    >>> u = tvnumba.deconvolve_tv_beta(da.from_array(x, chunks=48), psf, 0.01, depth=24)
+    >>> bool(np.abs(u.compute() - tvnumba.deconvolve_tv_beta(x, psf, 0.01)).max() < 1e-2)
+    True
+    """
+    import dask.array as da
+
+    if not isinstance(image, da.Array):
+        image = da.asarray(image)
+    if isinstance(weight, str):
+        raise ValueError("weight='auto' on a Dask array would choose a weight per chunk; "
+                         "pass a number (e.g. the in-memory choice on a central crop)")
+    plan = make_plan(image, beta, channel_axis=channel_axis, spacing=spacing,
+                     name="image")
+    spatial, channel = _roles(image, None, channel_axis)
+    if channel is not None and image.numblocks[channel] > 1:
+        image = image.rechunk({channel: -1})
+    psf = np.asarray(psf)
+    if psf.ndim != len(spatial):
+        raise ValueError(f"psf must have one axis per spatial axis of the image "
+                         f"({len(spatial)}), got psf.ndim={psf.ndim}")
+    if depth is None:
+        base = default_depth(weight, plan.beta, spacing)
+        depths = {d: base + DECONVOLVE_PSF_WIDTHS * m for d, m in zip(spatial, psf.shape)}
+        depths = {d: min(k, min(image.chunks[d])) if image.numblocks[d] > 1 else 0
+                  for d, k in depths.items()}
+    else:
+        depths = _check_depth(depth, spatial)
+    for d in spatial:
+        if image.numblocks[d] > 1 and min(image.chunks[d]) < depths[d]:
+            raise ValueError(
+                f"image has a chunk of {min(image.chunks[d])} pixels along axis {d}, smaller "
+                f"than depth={depths[d]}: rechunk to chunks of at least {depths[d]} "
+                "pixels, or pass a smaller depth=")
+        if image.numblocks[d] == 1:
+            depths[d] = 0
+    ftype = float_dtype(image.dtype, "image")
+    depth_all = {d: depths.get(d, 0) for d in range(image.ndim)}
+    return image.map_overlap(_block_deconvolve, depth=depth_all, boundary="none", trim=True,
+                             allow_rechunk=False, dtype=ftype,
+                             meta=np.empty((0,) * image.ndim, ftype), psf=psf, solve=solve,
+                             weight=weight, beta=plan.beta,
+                             kw=dict(kw, channel_axis=channel_axis, spacing=spacing))
