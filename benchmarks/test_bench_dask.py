@@ -221,3 +221,93 @@ def test_seams(benchmark, beta, weight, run):
     record(benchmark, LABELS[run], **{"max abs Δ": float(err.max()),
                                       "99.9 % abs Δ": float(np.quantile(err, 0.999))},
            depth=depth if depth is not None else "one task")
+
+
+# --------------------------------------------------------------------------- command line
+def _volume_store(tmp_root):
+    """A Zarr volume (small 64×256×256, full 256×1024×1024 float32 = 1 GiB) in chunks of
+    64×256×256: a noisy ``binary_blobs`` block tiled, written once."""
+    zarr = pytest.importorskip("zarr", minversion="3")
+    if "volume_store" not in _CACHE:
+        from benchlib import blobs
+
+        shape = pick((64, 256, 256), (256, 1024, 1024))
+        block, _ = blobs(64, 0.3, seed=0)
+        reps = tuple(n // 64 for n in shape)
+        x = da.tile(da.from_array(block.astype(np.float32), chunks=64), reps)
+        path = os.path.join(tmp_root, "volume.zarr")
+        with threads_scheduler():
+            x.rechunk((64, 256, 256)).to_zarr(path, overwrite=True)
+        _CACHE["volume_store"] = path, shape, zarr
+    return _CACHE["volume_store"]
+
+
+def _peak_rss_of_children(proc, period=0.05):
+    """Run until ``proc`` ends; the largest RSS of each descendant process (bytes)."""
+    import psutil
+
+    peaks: dict = {}
+    parent = psutil.Process(proc.pid)
+    while proc.poll() is None:
+        try:
+            for child in parent.children(recursive=True):
+                try:
+                    rss = child.memory_info().rss
+                except psutil.Error:
+                    continue
+                peaks[child.pid] = max(peaks.get(child.pid, 0), rss)
+        except psutil.Error:
+            pass
+        import time as _time
+
+        _time.sleep(period)
+    return peaks
+
+
+@pytest.mark.parametrize("run", ["copy", "cli"])
+def test_cli_volume(benchmark, run, tmp_path_factory):
+    """``tvnumba denoise VOLUME.zarr`` on a local cluster of 2 workers with a memory limit
+    below the volume's size (full), against a Dask copy of the same store (the I/O floor)."""
+    import subprocess
+    import sys
+
+    root = str(tmp_path_factory.getbasetemp())
+    path, shape, zarr = _volume_store(root)
+    limit = 700 * 2**20
+    nbytes = int(np.prod(shape)) * 4
+    benchmark.group = (f"command line: tvnumba denoise on a Zarr volume {'×'.join(map(str, shape))}"
+                       f" float32 ({nbytes / 2**30:.2g} GiB), 2 workers × 1 thread, "
+                       f"--memory-limit {limit >> 20} MiB each")
+    out = os.path.join(root, "out")
+    if run == "copy":
+        def copy():
+            with threads_scheduler():
+                da.from_zarr(path).to_zarr(os.path.join(root, "copy.zarr"), overwrite=True)
+
+        measure(benchmark, copy, rounds=pick(3, 1))
+        record(benchmark, "Dask copy of the store (threads)", role="baseline")
+        return
+    cmd = [sys.executable, "-m", "tvnumba", "denoise", path, "-o", out, "--overwrite",
+           "--workers", "2", "--threads", "1", "--memory-limit", f"{limit >> 20}MiB",
+           "--depth", "16", "--weight", "0.1", "--json"]
+    env = dict(os.environ, TQDM_DISABLE="1")
+    state = {}
+
+    def run_cli():
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                env=env)
+        peaks = _peak_rss_of_children(proc)
+        text = proc.stdout.read().decode()
+        assert proc.wait() == 0, text
+        state.update(peaks=peaks, record=[line for line in text.splitlines() if line][-1])
+        return state
+
+    measure(benchmark, run_cli, rounds=1)
+    import json
+
+    rec = json.loads(state["record"])
+    workers = sorted(state["peaks"].values())[-2:]  # the two largest: the workers
+    record(benchmark, "tvnumba denoise (command line)",
+           **{"peak RSS per worker MiB": max(workers) / 2**20,
+              "volume / worker limit": nbytes / limit,
+              "chunks": rec.get("chunks_total")})

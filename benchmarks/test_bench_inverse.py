@@ -30,6 +30,20 @@ best filter) and SART (``iradon_sart``, the best number of iterations of 1-10, e
 last; the time is that of all of them).  PSNR against the phantom (``data_range=1``).
 Projector: ``tvnumba.operators.radon`` / ``radon_adjoint`` against
 ``skimage.transform.radon`` / ``iradon(filter_name=None)`` (its unfiltered back-projection).
+
+Defaults against a tight solve: each inverse problem as a user calls it at the default
+eps = 1e-3 (timed) against the same call at eps = 1e-6 (not timed): ``excess`` = relative
+objective excess, ``ΔPSNR`` = PSNR difference (both clipped to [0, 1]), the stopping
+quantity ``gap`` and whether it is a ``bound``.
+
+Photon counts: scikit-image's ``cell`` (2-D) and a smoothed ``binary_blobs`` volume (3-D)
+scaled to 10, 100 and 1000 photons at the peak, blurred by a Gaussian PSF on the extended
+scene, plus a background of 2 counts, Poisson-sampled (seed 0).  ``deconvolve_tv_beta``
+with ``noise="poisson"`` at its best weight (of 5 around the starting weight, by PSNR,
+found before timing) and with ``weight="auto"`` (PURE) against ``richardson_lucy``
+(baseline; on the counts minus the background, at its best iteration count of 5-200) and
+Gaussian TV (``deconvolve_tv_beta`` on the same counts at its best weight).  PSNR against
+the true intensity, data range = the photons at the peak.
 """
 
 from __future__ import annotations
@@ -40,6 +54,7 @@ import warnings
 import numpy as np
 import pytest
 from benchlib import camera, measure, pick, psnr, record
+from scipy import ndimage
 from scipy.signal import fftconvolve
 from skimage import draw
 from skimage.data import shepp_logan_phantom
@@ -360,3 +375,180 @@ def test_projector(benchmark, n_angles, direction, impl):
     measure(benchmark, fns[impl])
     record(benchmark, impl, role="tvnumba" if impl == "tvnumba" else "baseline",
            table=f"Radon projector, {n}² float64", row=f"{row}, {n_angles} angles")
+
+
+# --------------------------------------------------------------------------- defaults
+def _tight(key, call):
+    """(answer, objective) of one problem at eps = 1e-6, made once."""
+    if key not in _CACHE:
+        u, info = call(1e-6)
+        _CACHE[key] = u, info.objective
+    return _CACHE[key]
+
+
+def default_problems():
+    """Each inverse problem as a user calls it: (label, clean, call(eps) -> (u, info))."""
+    from skimage.color import rgb2gray
+    from skimage.data import astronaut
+
+    n = pick(128, 256)
+    rng = np.random.default_rng(0)
+    probs = {}
+    ast = resize(rgb2gray(astronaut()), (n, n), anti_aliasing=True)
+    diag = np.eye(9) / 9.0  # a 9-pixel diagonal motion
+    pads = [(4, 4), (4, 4)]
+    f = fftconvolve(np.pad(ast, pads, mode="reflect"), diag, mode="valid")
+    f = f + 0.01 * rng.standard_normal(f.shape)
+    probs["deconv-extend"] = (f"deconvolve_tv_beta, astronaut {n}², diagonal motion 9 px, "
+                              "extend, weight 0.002", ast,
+                              lambda eps: tvnumba.deconvolve_tv_beta(
+                                  f, diag, 0.002, eps=eps, return_info=True))
+    cam = camera(n)
+    g = gaussian_psf(15, 2.0)
+    fp = ndimage.convolve(cam, g, mode="wrap") + 0.01 * rng.standard_normal(cam.shape)
+    probs["deconv-periodic"] = (f"deconvolve_tv_beta, camera {n}², Gaussian σ=2, periodic, "
+                                "weight 0.001", cam,
+                                lambda eps: tvnumba.deconvolve_tv_beta(
+                                    fp, g, 0.001, boundary="periodic", eps=eps,
+                                    return_info=True))
+    mask = rng.random(cam.shape) < 0.5
+    probs["inpaint"] = (f"inpaint_tv_beta, camera {n}², 50 % missing", cam,
+                        lambda eps: tvnumba.inpaint_tv_beta(cam, mask, eps=eps,
+                                                            return_info=True))
+    m, phantom, theta, sino = ct_case(30)
+    probs["ct"] = (f"reconstruct_tv_beta, Shepp-Logan {m}², 30 angles, weight "
+                   f"{CT_WEIGHTS[m, 30]:g}", phantom,
+                   lambda eps: tvnumba.reconstruct_tv_beta(sino, theta, CT_WEIGHTS[m, 30],
+                                                           eps=eps, return_info=True))
+    k = pick(48, 64)
+    small = camera(k)
+    noisy_small = small + 0.1 * rng.standard_normal(small.shape)
+    from scipy.sparse import identity
+
+    eye = identity(k * k, format="csr")
+    probs["solve-identity"] = (f"solve_tv_beta, A = I (sparse matrix), camera {k}², "
+                               "noise 0.1, weight 0.1", small,
+                               lambda eps: tvnumba.solve_tv_beta(
+                                   eye, noisy_small, 0.1, shape=(k, k), eps=eps,
+                                   return_info=True))
+    return probs
+
+
+@pytest.mark.parametrize("problem", ["deconv-extend", "deconv-periodic", "inpaint", "ct",
+                                     "solve-identity"])
+def test_defaults_against_tight(benchmark, problem):
+    if "defaults" not in _CACHE:
+        _CACHE["defaults"] = default_problems()
+    label, clean, call = _CACHE["defaults"][problem]
+    benchmark.group = "inverse problems: the default eps against a tight solve"
+    u_tight, tight = _tight(("tight", problem), call)
+    u, info = measure(benchmark, lambda: call(1e-3), rounds=pick(None, 3))
+    record(benchmark, label, excess=(info.objective - tight) / tight,
+           ΔPSNR=psnr(clean, np.clip(u, 0, 1)) - psnr(clean, np.clip(u_tight, 0, 1)),
+           method=info.method, gap=info.gap, bound=info.bound, converged=info.converged,
+           iterations=info.iterations)
+
+
+# --------------------------------------------------------------------------- photon counts
+PHOTONS = (10, 100, 1000)
+BACKGROUND = 2.0
+
+
+def counts_case(dim, photons):
+    """(intensity, counts, psf) of a fluorescence-like scene: scikit-image's ``cell``
+    (2-D, small 128², full 256²) or a smoothed ``binary_blobs`` volume (small 32³,
+    full 40³), scaled to ``photons`` at its brightest, blurred by a Gaussian PSF (σ = 2;
+    1.5 in 3-D) on the extended scene, plus a background of 2 counts, Poisson-sampled."""
+    key = ("counts", dim, photons)
+    if key not in _CACHE:
+        from scipy.ndimage import gaussian_filter
+        from skimage.data import binary_blobs, cell
+
+        if dim == 2:
+            n = pick(128, 256)
+            img = resize(cell().astype(float), (n, n), anti_aliasing=True)
+            r, s = 6, 2.0
+        else:
+            n = pick(32, 40)
+            img = gaussian_filter(binary_blobs(n, n_dim=3, volume_fraction=0.2,
+                                               rng=1).astype(float), 1.0) + 0.05
+            r, s = 3, 1.5
+        img = (img - img.min()) / (img.max() - img.min())
+        x = photons * img
+        grid = np.mgrid[(slice(-r, r + 1),) * dim]
+        psf = np.exp(-sum(g * g for g in grid) / (2 * s * s))
+        psf /= psf.sum()
+        pads = [(m // 2, (m - 1) // 2) for m in psf.shape]
+        mean = fftconvolve(np.pad(x, pads, mode="reflect"), psf, mode="valid")
+        y = np.random.default_rng(0).poisson(np.maximum(mean, 0) + BACKGROUND)
+        _CACHE[key] = x, y, psf
+    return _CACHE[key]
+
+
+def _best(run, values, score):
+    """(value, score) of the value of ``values`` whose result scores best."""
+    scored = [(v, score(run(v))) for v in values]
+    return max(scored, key=lambda vs: vs[1])
+
+
+def counts_parameters(dim, photons):
+    """The best parameter of each method and its PSNR (searched once, before timing):
+    Poisson TV's weight, Gaussian TV's weight (on the counts minus the background), and
+    Richardson-Lucy's iteration count; and the PSNR of Poisson TV with ``weight="auto"``."""
+    key = ("counts-best", dim, photons)
+    if key not in _CACHE:
+        from tvnumba.restoration.poisson_weight import starting_weight
+
+        x, y, psf = counts_case(dim, photons)
+        score = lambda u: psnr(x, u, data_range=photons)  # noqa: E731
+        kw = dict(noise="poisson", background=BACKGROUND)
+        w0 = starting_weight(float(y.mean()) - BACKGROUND)
+        wp, sp = _best(lambda w: tvnumba.deconvolve_tv_beta(y, psf, w, **kw),
+                       [w0 * 2.0 ** k for k in range(-2, 3)], score)
+        f = (y - BACKGROUND).astype(np.float64)
+        wg, sg = _best(lambda w: tvnumba.deconvolve_tv_beta(f, psf, w),
+                       [wp * float(f.mean()) * 2.0 ** k for k in range(-2, 3)], score)
+        f0 = np.maximum(f, 0)
+        nr, sr = _best(lambda n: richardson_lucy(f0, psf, num_iter=n, clip=False),
+                       (5, 10, 20, 50, 100, 200), score)
+        sa = score(tvnumba.deconvolve_tv_beta(y, psf, "auto", **kw))
+        _CACHE[key] = dict(poisson=(wp, sp), gaussian=(wg, sg), rl=(nr, sr), auto=sa)
+    return _CACHE[key]
+
+
+@pytest.mark.parametrize("method", ["poisson", "poisson-auto", "gaussian", "richardson_lucy"])
+@pytest.mark.parametrize("photons", PHOTONS, ids=lambda p: f"{p}photons")
+@pytest.mark.parametrize("dim", [2, 3], ids=["2d", "3d"])
+def test_poisson_deconvolution(benchmark, dim, photons, method):
+    x, y, psf = counts_case(dim, photons)
+    best = counts_parameters(dim, photons)
+    shape = "×".join(map(str, x.shape))
+    benchmark.group = (f"photon counts: deconvolution, {'cell' if dim == 2 else 'blobs'} "
+                       f"{shape}, {photons} photons at the peak, background {BACKGROUND:g}")
+    table = (f"Poisson deconvolution: {'cell' if dim == 2 else 'blobs'} {shape}, "
+             f"background {BACKGROUND:g}")
+    row = f"{photons} photons"
+    kw = dict(noise="poisson", background=BACKGROUND, return_info=True)
+    if method == "poisson":
+        w, sp = best["poisson"]
+        u, info = measure(benchmark, lambda: tvnumba.deconvolve_tv_beta(y, psf, w, **kw),
+                          rounds=1)
+        record(benchmark, "Poisson TV", table=table, row=row,
+               PSNR=psnr(x, u, data_range=photons),
+               **{"ΔPSNR vs RL": sp - best["rl"][1],
+                  "ΔPSNR vs Gaussian TV": sp - best["gaussian"][1],
+                  "ΔPSNR of auto": best["auto"] - sp},
+               weight=w, gap=info.gap, iterations=info.iterations)
+    elif method == "poisson-auto":
+        measure(benchmark, lambda: tvnumba.deconvolve_tv_beta(y, psf, "auto", **kw), rounds=1)
+        record(benchmark, "Poisson TV auto", role="other", table=table, row=row)
+    elif method == "gaussian":
+        f = (y - BACKGROUND).astype(np.float64)
+        w = best["gaussian"][0]
+        measure(benchmark, lambda: tvnumba.deconvolve_tv_beta(f, psf, w), rounds=1)
+        record(benchmark, "Gaussian TV", role="other", table=table, row=row)
+    else:
+        f = np.maximum(y - BACKGROUND, 0).astype(np.float64)
+        n = best["rl"][0]
+        measure(benchmark, lambda: richardson_lucy(f, psf, num_iter=n, clip=False), rounds=1)
+        record(benchmark, "richardson_lucy", role="baseline", table=table, row=row)

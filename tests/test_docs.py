@@ -51,3 +51,22 @@ def test_snippets_run(page):
         with contextlib.redirect_stdout(out):
             exec(compile(code, page, "exec"), {})
         assert "False" not in out.getvalue(), out.getvalue()
+
+
+# --------------------------------------------------------------------------- README
+def test_readme_python_runs():
+    """The README's Python blocks run in order in one namespace (the CuPy one needs a GPU)."""
+    text = (DOCS.parent / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    assert len(blocks) >= 4
+    namespace: dict = {}
+    ran = 0
+    for block in blocks:
+        if "import cupy" in block:
+            continue
+        if "import dask" in block:
+            pytest.importorskip("dask.array")
+        exec(compile(block, "README.md", "exec"), namespace)
+        ran += 1
+    assert ran >= 4
+    assert namespace["info"].converged

@@ -76,9 +76,17 @@ _OUT_DOC = """\
 
 
 def _docstring(func):
-    notes_refs = f"    Notes\n    -----\n{_NOTES_DOC}\n\n{_REFS_DOC}"
-    for key, text in (("params", _PARAMS_DOC), ("out", _OUT_DOC), ("raises", _RAISES_DOC),
-                      ("notes_refs", notes_refs)):
+    """Fill the shared sections: ``%(params)s`` (with ``out``: ``%(params_out)s``) and
+    ``%(tail)s`` (Raises,
+    See Also naming the other two functions, Notes and References)."""
+    trio = ("tv", "tv_grad", "tv_value_and_grad")
+    see_also = ", ".join([n for n in trio if n != func.__name__]
+                         + (["denoise_tv_beta"] if func.__name__ != "tv" else []))
+    tail = (f"{_RAISES_DOC}\n\n    See Also\n    --------\n    {see_also}\n\n"
+            f"    Notes\n    -----\n{_NOTES_DOC}\n\n{_REFS_DOC}")
+    params = f"    Parameters\n    ----------\n{_PARAMS_DOC}"
+    for key, text in (("params_out", f"{params}\n{_OUT_DOC}"), ("params", params),
+                      ("tail", tail)):
         func.__doc__ = func.__doc__.replace(f"%({key})s", text)
     return func
 
@@ -103,8 +111,6 @@ def tv(u, beta: float = 1.0, *, axes=None, channel_axis: int | None = None,
        reduction: str = "sum", device: str | None = None):
     """β-order total variation of an n-D array.
 
-    Parameters
-    ----------
 %(params)s
 
     Returns
@@ -113,13 +119,7 @@ def tv(u, beta: float = 1.0, *, axes=None, channel_axis: int | None = None,
         The reduced TV (a Python float), or with ``reduction="none"`` a
         float64 array over the batch axes.
 
-%(raises)s
-
-    See Also
-    --------
-    tv_grad, tv_value_and_grad
-
-%(notes_refs)s
+%(tail)s
 
     Examples
     --------
@@ -148,10 +148,7 @@ def tv_grad(u, beta: float = 1.0, *, axes=None, channel_axis: int | None = None,
             reduction: str = "sum", device: str | None = None, out=None):
     """Gradient of :func:`tv` with respect to ``u``.
 
-    Parameters
-    ----------
-%(params)s
-%(out)s
+%(params_out)s
 
     Returns
     -------
@@ -161,13 +158,7 @@ def tv_grad(u, beta: float = 1.0, *, axes=None, channel_axis: int | None = None,
         mean; with ``"none"`` the gradient of the sum (each batch item's own
         gradient).
 
-%(raises)s
-
-    See Also
-    --------
-    tv, tv_value_and_grad, denoise_tv_beta
-
-%(notes_refs)s
+%(tail)s
 
     Examples
     --------
@@ -193,10 +184,7 @@ def tv_value_and_grad(u, beta: float = 1.0, *, axes=None, channel_axis: int | No
     computes every weight once, so it costs about as much as
     :func:`tv_grad` alone.
 
-    Parameters
-    ----------
-%(params)s
-%(out)s
+%(params_out)s
 
     Returns
     -------
@@ -205,13 +193,7 @@ def tv_value_and_grad(u, beta: float = 1.0, *, axes=None, channel_axis: int | No
     grad : ndarray
         As returned by :func:`tv_grad`.
 
-%(raises)s
-
-    See Also
-    --------
-    tv, tv_grad, denoise_tv_beta
-
-%(notes_refs)s
+%(tail)s
 
     Examples
     --------
