@@ -256,7 +256,7 @@ def run_header(doc, note) -> list[str]:
         pass
     date = (f"**Date:** {when}; size `{tb.get('size', '?')}`; pytest-benchmark "
             f"{doc.get('version', '?')}.  **Command:** `{tb.get('command', '?')}`")
-    return [machine + "  " + versions + ".", "", date, ""]
+    return [machine + "  " + versions + ".  " + date, ""]
 
 
 def suite_doc(topic) -> list[str]:

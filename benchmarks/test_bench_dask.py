@@ -294,12 +294,13 @@ def test_cli_volume(benchmark, run, tmp_path_factory):
     state = {}
 
     def run_cli():
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                env=env)
-        peaks = _peak_rss_of_children(proc)
-        text = proc.stdout.read().decode()
-        assert proc.wait() == 0, text
-        state.update(peaks=peaks, record=[line for line in text.splitlines() if line][-1])
+        with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                              env=env) as proc:
+            peaks = _peak_rss_of_children(proc)
+            text = proc.stdout.read().decode()
+        assert proc.returncode == 0, text
+        state.update(peaks=peaks, record=next(
+            line for line in text.splitlines() if '"chunks_total"' in line))
         return state
 
     measure(benchmark, run_cli, rounds=1)

@@ -3,8 +3,8 @@ into a preallocated ``out``) against baselines measured in the same run; the com
 the first call in a fresh process.
 
 Kernels: float32 uniform [0, 1) input (seed 0), unit spacing, no smoothing; β ∈ {1, 1.7, 2};
-isotropic and anisotropic (one norm in 1-D).  Shapes (small / full): 1-D 512² / 2048²
-values (the same number as the image), 2-D 512² / 2048², 3-D 64³ / 256³.  Each group:
+isotropic and anisotropic.  Shapes (small / full): 2-D 512² / 2048², 3-D 64³ / 256³ (long
+1-D signals: the memory suite).  Each group:
 
 * ``tvnumba``: the Numba kernel;
 * ``numpy`` (baseline): ``benchlib.numpy_tv``, the same formula in whole-array NumPy;
@@ -43,13 +43,13 @@ from tvnumba import compat
 pytestmark = pytest.mark.kernels
 
 BETAS = (1.0, 1.7, 2.0)
-DIMS = ("1d", "2d", "3d")
+DIMS = ("2d", "3d")
 _DATA: dict = {}
 
 
 def shape_of(dim: str) -> tuple[int, ...]:
     n2 = pick(512, 2048)
-    return {"1d": (n2 * n2,), "2d": (n2, n2), "3d": (pick(64, 256),) * 3}[dim]
+    return {"2d": (n2, n2), "3d": (pick(64, 256),) * 3}[dim]
 
 
 def data(dim: str):
@@ -61,11 +61,11 @@ def data(dim: str):
 
 
 def _name(shape) -> str:
-    return f"1-D {shape[0]}" if len(shape) == 1 else "×".join(map(str, shape))
+    return "×".join(map(str, shape))
 
 
 CASES = [(dim, job, beta, norm) for dim in DIMS for job in ("tv", "tv_value_and_grad")
-         for beta in BETAS for norm in (("iso",) if dim == "1d" else ("iso", "aniso"))]
+         for beta in BETAS for norm in ("iso", "aniso")]
 
 
 @pytest.mark.parametrize("impl", ["tvnumba", "numpy", "copy"])

@@ -892,21 +892,18 @@ def _build_parser() -> argparse.ArgumentParser:
 
     from .solvers.registry import METHODS
 
-    p_dn = sub.add_parser("denoise", help="denoise images and volumes into a folder",
-                          epilog=_DENOISE_EPILOG,
-                          formatter_class=argparse.RawDescriptionHelpFormatter)
-    _add_batch_options(p_dn, METHODS, weight=0.1, what="denoising")
-    _add_noise_options(p_dn)
-    _add_volume_options(p_dn)
-    p_dc = sub.add_parser("deconvolve", help="deconvolve images and volumes into a folder",
-                          epilog=_DECONVOLVE_EPILOG,
-                          formatter_class=argparse.RawDescriptionHelpFormatter)
-    p_dc.add_argument("--psf", required=True, help="point-spread function file (TIFF, PNG, ...)")
-    p_dc.add_argument("--boundary", choices=("extend", "periodic"), default="extend",
-                      help="extend (default: no ringing at the border) or periodic")
-    _add_batch_options(p_dc, METHODS, weight=0.001, what="deconvolution")
-    _add_noise_options(p_dc)
-    _add_volume_options(p_dc)
+    for name, epilog, what in (("denoise", _DENOISE_EPILOG, "denoising"),
+                               ("deconvolve", _DECONVOLVE_EPILOG, "deconvolution")):
+        p = sub.add_parser(name, help=f"{name} images and volumes into a folder",
+                           epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
+        if name == "deconvolve":
+            p.add_argument("--psf", required=True,
+                           help="point-spread function file (TIFF, PNG, ...)")
+            p.add_argument("--boundary", choices=("extend", "periodic"), default="extend",
+                           help="extend (default: no ringing at the border) or periodic")
+        _add_batch_options(p, METHODS, weight=_DEFAULT_WEIGHTS[name], what=what)
+        _add_noise_options(p)
+        _add_volume_options(p)
     p_in = sub.add_parser("inpaint", help="inpaint image files into a folder",
                           epilog=_INPAINT_EPILOG,
                           formatter_class=argparse.RawDescriptionHelpFormatter)
