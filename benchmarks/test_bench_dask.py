@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 import warnings
 
 import numpy as np
@@ -258,9 +259,7 @@ def _peak_rss_of_children(proc, period=0.05):
                 peaks[child.pid] = max(peaks.get(child.pid, 0), rss)
         except psutil.Error:
             pass
-        import time as _time
-
-        _time.sleep(period)
+        time.sleep(period)
     return peaks
 
 

@@ -35,27 +35,23 @@ from benchlib import measure, pick, record
 pytestmark = pytest.mark.memory
 
 # job -> (input maker, call) as Python source; ``n``, ``dtype``, ``np``, ``rng`` are defined.
+IMAGE = "x = rng.random((n, n)).astype(dtype)"
+SIGNAL = "x = rng.random(n * n).astype(dtype)"
+MASKED = IMAGE + "; m = rng.random((n, n)) < 0.5"
 JOBS = {
-    "tv_1d": ("x = rng.random(n * n).astype(dtype)", "tvnumba.tv(x, 1.7)"),
-    "numpy_tv_1d": ("x = rng.random(n * n).astype(dtype)",
-                    "numpy_tv(x, 1.7, want_grad=False)"),
-    "tv_vg_2d": ("x = rng.random((n, n)).astype(dtype)", "tvnumba.tv_value_and_grad(x, 1.7)"),
-    "numpy_vg_2d": ("x = rng.random((n, n)).astype(dtype)", "numpy_tv(x, 1.7)"),
-    "cp": ("x = rng.random((n, n)).astype(dtype)",
-           "tvnumba.denoise_tv_beta(x, 0.1, 1.0, method='cp')"),
-    "lbfgs": ("x = rng.random((n, n)).astype(dtype)",
-              "tvnumba.denoise_tv_beta(x, 0.25, 1.5, method='lbfgs')"),
-    "mm": ("x = rng.random((n, n)).astype(dtype)",
-           "tvnumba.denoise_tv_beta(x, 0.04, 0.5, method='mm')"),
-    "dct": ("x = rng.random((n, n)).astype(dtype)",
-            "tvnumba.denoise_tv_beta(x, 0.5, 2.0, method='dct')"),
-    "chambolle": ("x = rng.random((n, n)).astype(dtype)", "denoise_tv_chambolle(x, weight=0.1)"),
+    "tv_1d": (SIGNAL, "tvnumba.tv(x, 1.7)"),
+    "numpy_tv_1d": (SIGNAL, "numpy_tv(x, 1.7, want_grad=False)"),
+    "tv_vg_2d": (IMAGE, "tvnumba.tv_value_and_grad(x, 1.7)"),
+    "numpy_vg_2d": (IMAGE, "numpy_tv(x, 1.7)"),
+    "cp": (IMAGE, "tvnumba.denoise_tv_beta(x, 0.1, 1.0, method='cp')"),
+    "lbfgs": (IMAGE, "tvnumba.denoise_tv_beta(x, 0.25, 1.5, method='lbfgs')"),
+    "mm": (IMAGE, "tvnumba.denoise_tv_beta(x, 0.04, 0.5, method='mm')"),
+    "dct": (IMAGE, "tvnumba.denoise_tv_beta(x, 0.5, 2.0, method='dct')"),
+    "chambolle": (IMAGE, "denoise_tv_chambolle(x, weight=0.1)"),
     "deconvolve": ("x = BLURRED(n).astype(dtype)", "tvnumba.deconvolve_tv_beta(x, PSF, 1e-3)"),
     "wiener": ("x = BLURRED(n).astype(dtype)", "wiener(x, PSF, 0.03)"),
-    "inpaint": ("x = rng.random((n, n)).astype(dtype); m = rng.random((n, n)) < 0.5",
-                "tvnumba.inpaint_tv_beta(x, m)"),
-    "biharmonic": ("x = rng.random((n, n)).astype(dtype); m = rng.random((n, n)) < 0.5",
-                   "inpaint_biharmonic(x, m)"),
+    "inpaint": (MASKED, "tvnumba.inpaint_tv_beta(x, m)"),
+    "biharmonic": (MASKED, "inpaint_biharmonic(x, m)"),
     "reconstruct": ("x = SINO(n).astype(dtype)", "tvnumba.reconstruct_tv_beta(x, THETA, 0.05)"),
     "sart": ("x = SINO(n).astype(dtype)", "iradon_sart(x, THETA)"),
 }

@@ -238,9 +238,9 @@ def test_deconvolve_volume_matches_the_python_api(tmp_path):
     rec = records(r.stdout)[0]
     assert rec["status"] == "ok" and rec["chunks_total"] == 4
     got = zarr.open_array(str(out / "b.zarr"), mode="r")[:]
-    from tvnumba.dask import DECONVOLVE_PSF_WIDTHS, default_depth
+    from tvnumba.dask import deconvolve_depth
 
-    depth = min(default_depth(0.01, 1.0) + DECONVOLVE_PSF_WIDTHS * 3, 12)
+    depth = min(deconvolve_depth(0.01, 1.0, 1.0, (3, 3, 3))[1], 12)
     ref = tvnumba.deconvolve_tv_beta(da.from_array(data, chunks=(8, 12, 12)), psf, 0.01,
                                      depth=depth).compute(scheduler="sync").astype(np.float32)
     np.testing.assert_array_equal(got, ref)

@@ -257,7 +257,7 @@ def _depths(p: dict, spatial, spacing, psf=None) -> tuple[dict, object]:
     """``(depth per spatial axis for the chunk choice, depth= for the library)``; a
     deconvolution's default grows by the PSF's extent
     (:func:`tvnumba.dask.deconvolve_chunked`)."""
-    from .dask import DECONVOLVE_PSF_WIDTHS, default_depth
+    from .dask import deconvolve_depth, default_depth
 
     if p["depth"] is not None:
         values = p["depth"]
@@ -267,10 +267,10 @@ def _depths(p: dict, spatial, spacing, psf=None) -> tuple[dict, object]:
             raise InputError(f"--depth needs one value or one per spatial axis "
                              f"({len(spatial)}), got {len(values)}")
         return dict(zip(spatial, values)), tuple(values)
-    d = default_depth(p["weight"], p["beta"], spacing)
     if psf is not None:
-        values = tuple(d + DECONVOLVE_PSF_WIDTHS * m for m in psf.shape)
+        values = deconvolve_depth(p["weight"], p["beta"], spacing, psf.shape)
         return dict(zip(spatial, values)), values
+    d = default_depth(p["weight"], p["beta"], spacing)
     return {a: d for a in spatial}, None
 
 

@@ -74,7 +74,7 @@ from .backends import is_dask_array
 from .solvers import smoothing_for_range
 
 __all__ = ["tv_value_and_grad", "denoise_chunked", "deconvolve_chunked", "is_dask_array",
-           "default_depth"]
+           "default_depth", "deconvolve_depth"]
 
 #: The weight :func:`default_depth` assumes for ``weight="auto"`` (noise σ ≈ 0.1 on [0, 1]).
 AUTO_WEIGHT_FOR_DEPTH = 0.1
@@ -469,6 +469,13 @@ def denoise_chunked(image, solve, weight=0.1, beta: float = 1.0, *, depth=None,
 DECONVOLVE_PSF_WIDTHS = 1
 
 
+def deconvolve_depth(weight: float, beta: float, spacing, psf_shape) -> tuple[int, ...]:
+    """The default halo of :func:`deconvolve_chunked`, per spatial axis: the denoising one
+    (:func:`default_depth`) plus :data:`DECONVOLVE_PSF_WIDTHS` times the PSF's extent."""
+    base = default_depth(weight, beta, spacing)
+    return tuple(base + DECONVOLVE_PSF_WIDTHS * m for m in psf_shape)
+
+
 def _block_deconvolve(block, *, psf, solve, weight, beta, kw):
     """One block (with its halo) deconvolved with the ``extend`` boundary: beyond the halo
     the scene is unknown, as beyond the image's own border."""
@@ -496,8 +503,8 @@ def deconvolve_chunked(image, psf, solve, weight=0.001, beta: float = 1.0, *, de
         A number (``"auto"`` would choose a weight per chunk: refused).
     depth : int or sequence of int, optional
         Halo on each side of a chunk, one value or one per spatial axis; default
-        :func:`default_depth` of ``weight``, ``beta`` and ``spacing`` plus
-        :data:`DECONVOLVE_PSF_WIDTHS` times the PSF's extent along the axis.
+        :func:`deconvolve_depth` (the denoising halo plus the PSF's extent along the
+        axis), cut to the chunk length.
     beta, channel_axis, spacing, **kw
         As in :func:`tvnumba.deconvolve_tv_beta`.
 
@@ -533,8 +540,7 @@ def deconvolve_chunked(image, psf, solve, weight=0.001, beta: float = 1.0, *, de
         raise ValueError(f"psf must have one axis per spatial axis of the image "
                          f"({len(spatial)}), got psf.ndim={psf.ndim}")
     if depth is None:
-        base = default_depth(weight, plan.beta, spacing)
-        depths = {d: base + DECONVOLVE_PSF_WIDTHS * m for d, m in zip(spatial, psf.shape)}
+        depths = dict(zip(spatial, deconvolve_depth(weight, plan.beta, spacing, psf.shape)))
         depths = {d: min(k, min(image.chunks[d])) if image.numblocks[d] > 1 else 0
                   for d, k in depths.items()}
     else:

@@ -197,7 +197,7 @@ class Convolution(DataTerm):
         fft, grid, axes = self.fft, self._grid(), self._axes
         H = self._spectrum(self.psf, "h")
         U = nearest_pinv(self.xp, fft.rfftn(u0, s=grid, axes=axes), H,
-                         fft.rfftn(self.f, s=grid, axes=axes), self.f.dtype)
+                         fft.rfftn(self.f, s=grid, axes=axes))
         return self.xp.ascontiguousarray(fft.irfftn(U, s=grid, axes=axes), dtype=self.f.dtype)
 
     def start(self):

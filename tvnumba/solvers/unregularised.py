@@ -90,7 +90,7 @@ def _cgls(problem: Problem, u0, cap: int):
     return u, SolveInfo(it, data.value(u), gap, gap <= problem.eps, "cgls")
 
 
-def nearest_pinv(xp, U0, H, F, dtype):
+def nearest_pinv(xp, U0, H, F):
     """Spectral least squares nearest ``U0``: ``U0 + H̄(F − H U0)/|H|²`` where ``|H|`` is
     above rounding (the pseudo-inverse's tolerance, ``max|H| · n · ε``), ``U0`` elsewhere."""
     mag = xp.abs(H)
