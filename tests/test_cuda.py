@@ -466,6 +466,32 @@ def test_denoise_cupy_end_to_end(method, beta, smoothing, rng):  # pragma: no co
     assert isinstance(u_host, np.ndarray) and u_host.shape == f.shape
 
 
+@gpu_only
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_poisson_cupy_end_to_end(dtype):  # pragma: no cover - GPU
+    """Counts on CuPy, noise='poisson': denoising and deconvolution solved on the card
+    follow the host solve (same certificate, objective within the dtype's rounding)."""
+    cupy = pytest.importorskip("cupy")
+    from tvnumba.restoration import deconvolve_tv_beta, denoise_tv_beta
+
+    rng = np.random.default_rng(5)
+    x = np.full((48, 44), 3.0)
+    x[10:30, 8:25] = 20.0
+    y = rng.poisson(x + 1.0).astype(dtype)
+    g = np.exp(-0.5 * (np.arange(5) - 2.0) ** 2)
+    psf = np.outer(g, g) / np.outer(g, g).sum()
+    kw = dict(noise="poisson", background=1.0, return_info=True)
+    for solve in (lambda a: denoise_tv_beta(a, 0.5, **kw),
+                  lambda a: deconvolve_tv_beta(a, psf, 0.3, **kw)):
+        u_gpu, info_gpu = solve(cupy.asarray(y))
+        u_cpu, info_cpu = solve(y)
+        assert isinstance(u_gpu, cupy.ndarray) and u_gpu.dtype == np.dtype(dtype)
+        assert info_gpu.converged and info_gpu.bound and float(u_gpu.min()) >= 0
+        # both within their gap of the optimum, plus the dtype's rounding
+        rtol = max(info_gpu.gap, info_cpu.gap) + (1e-4 if dtype == "float32" else 1e-9)
+        assert_allclose(info_gpu.objective, info_cpu.objective, rtol=rtol)
+
+
 def test_denoise_device_array_rules(monkeypatch, rng):
     """A Numba device array is a GPU image: device='cpu' refuses it, and without CuPy the
     error names the extra to install."""

@@ -158,8 +158,9 @@ class CPNumba:
         self._cur = 0
 
     def sumsq_f(self) -> float:
+        # Once per solve: NumPy's buffered float64 sum spares a cold start a kernel compile.
         flat = self.f.reshape(-1)
-        return float(vector_kernels.dot(flat, flat))
+        return float(np.einsum("i,i->", flat, flat, dtype=np.float64))
 
     def step(self, sigma, tau, theta, want_residual) -> float:
         """:meth:`dual_step` then :meth:`primal_step`: one fused pass for one or

@@ -40,9 +40,9 @@ data term (``c0 = 0``).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
-from ..._config import INLINE, parallel_kernel
+from ..._config import helper, parallel_kernel
 from .tv_kernels import MODE_POW, _rows_per_unit, _sqmag_row, _unit_bounds, _weights, in_order
 
 
@@ -53,7 +53,7 @@ def n_units(shape) -> tuple[int, int]:
     return rows, B * D * (-(-H // rows))
 
 
-@njit(**INLINE)
+@helper
 def _dual_row(q, row, nxt, s, last):
     """q += s·(nxt − row): one y or z row of p + σ D ū (0 on the last slice)."""
     if last:
@@ -113,7 +113,7 @@ def cp_dual_step(ub, p, sigma, w, ihz, ihy, ihx, nd, iso, rows, nunits):
                             q[j] *= m[j]
 
 
-@njit(**INLINE)
+@helper
 def _adjoint_row(dt, q, behind, ih, first):
     """dt += (q_behind − q)·ih: one y or z row of Dᵀp (no row behind the first)."""
     if first:
@@ -169,7 +169,7 @@ def cp_primal_step(u, ub, f, p, tau, theta, ihz, ihy, ihx, nd, rows, nunits, wan
         partial[unit] = acc
 
 
-@njit(**INLINE)
+@helper
 def _dual_xy(px, py, row, nxt, sx, sy, w, w2, one, iso, first, one_c, m):
     """One row of p + σ D ū (x and y components, in place; 0 on the last column),
     with the projection onto |p| ≤ w where it is per pixel and channel (anisotropic,
@@ -214,7 +214,7 @@ def _dual_xy(px, py, row, nxt, sx, sy, w, w2, one, iso, first, one_c, m):
         m[W - 1] = c * c if first else m[W - 1] + c * c
 
 
-@njit(**INLINE)
+@helper
 def _dual_x(px, row, sx, w, w2, one, iso, first, one_c, m):
     """:func:`_dual_xy` of one spatial axis."""
     W = px.shape[0]
@@ -238,7 +238,7 @@ def _dual_x(px, row, sx, w, w2, one, iso, first, one_c, m):
     px[W - 1] = zero
 
 
-@njit(**INLINE)
+@helper
 def _iso_scale(m, w, w2, one):
     """m <- w/√m where m > w², else 1 (the scale of the projection onto |p| ≤ w)."""
     for j in range(m.shape[0]):
@@ -246,13 +246,13 @@ def _iso_scale(m, w, w2, one):
         m[j] = w / np.sqrt(mj) if mj > w2 else one
 
 
-@njit(**INLINE)
+@helper
 def _times(q, m):
     for j in range(q.shape[0]):
         q[j] *= m[j]
 
 
-@njit(**INLINE)
+@helper
 def _dual_rows(p, b, k, i, C, nd, a, ab, ak, ai, n, nb, nk, ni, sx, sy, w, w2, one, iso, m):
     """Row i of the dual step for every channel: p[:, b, :, k, i] in place.  ū row i is
     ``a[ab, c, ak, ai]``, row i + 1 ``n[nb, c, nk, ni]`` (row i itself on the last row)."""
@@ -271,7 +271,7 @@ def _dual_rows(p, b, k, i, C, nd, a, ab, ak, ai, n, nb, nk, ni, sx, sy, w, w2, o
                 _times(p[d, b, c, k, i], m)
 
 
-@njit(**INLINE)
+@helper
 def _primal_row(u, ub, f, px, py, behind, nd, ihx, ihy, tau, theta, inv, want_dual):
     """Row of the identity data term's primal step (see :func:`cp_primal_step`);
     returns Σ (f − Dᵀp)² over the row when ``want_dual`` (else 0)."""

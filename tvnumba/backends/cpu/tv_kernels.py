@@ -6,13 +6,13 @@ and ``nd`` says how many trailing spatial axes are real.
 
 Structure (three layers, as in stumpy):
 
-* row workers -- serial ``@njit`` functions that process one row of ``x``:
+* row workers -- serial functions (:func:`tvnumba._config.helper`) that process one row of ``x``:
   squared magnitudes, weights, fluxes, gradient.  Each specialisation
   (β = 1: one sqrt; β = 2: no sqrt, no pow; other β: a vectorised pow; 1/2/3
   spatial axes; float32/float64) is its own loop, chosen by a branch *outside*
   the loop, so every inner loop is branch-free and vectorises.  Compiling the
-  specialisations as separate small functions (once per dtype, cached) rather
-  than as whole-kernel variants keeps the cold compile to seconds.
+  specialisations as separate small functions (once per dtype and process, inlined by
+  LLVM) rather than as whole-kernel variants keeps the cold compile to seconds.
 * two parallel drivers (isotropic, anisotropic) -- ``prange`` over work
   units; each unit owns its rows of the gradient and one slot of the float64
   partial sums, so there are no races.  An isotropic unit is a block of rows
@@ -29,14 +29,14 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import config, njit, prange
+from numba import config, prange
 
-from ..._config import INLINE, JIT, parallel_kernel
+from ..._config import helper, parallel_kernel
 
 MODE_ONE, MODE_TWO, MODE_POW = 1, 2, 3
 
 
-@njit(**INLINE)
+@helper
 def in_order(part):
     """Σ part, first to last.  ``part.sum()`` inside a parallel kernel becomes a
     parallel reduction whose grouping follows the thread count."""
@@ -68,7 +68,7 @@ _TINY64 = float(np.finfo(np.float64).tiny)  # smallest normal numbers
 _TINY32 = float(np.finfo(np.float32).tiny)
 
 
-@njit(**INLINE)
+@helper
 def _tiny(x):
     """Smallest normal number of x's float type (float32 rounds _TINY64 to 0)."""
     T = type(x)
@@ -81,7 +81,7 @@ _TINY = 2.0**-900  # below this, pre-scale so the exponent split sees a normal n
 _PRESCALE = 2.0**200
 
 
-@njit(**JIT)
+@helper
 def _pow_row(m, p, t, ib):
     """float64: t[j] = m[j] ** p where m[j] > 0, else 0 (t float64, ib int64 scratch).
 
@@ -147,7 +147,7 @@ _E0, _E1, _E2, _E3, _E4, _E5, _E6 = (np.float32(c) for c in (
     0.00961802527308464, 0.001340043731033802, 0.00015469736536033452))
 
 
-@njit(**JIT)
+@helper
 def _pow_row32(m, p, t, ib):
     """float32: t[j] = m[j] ** p where m[j] > 0, else 0 (t float32, ib int32 scratch)."""
     W = m.shape[0]
@@ -187,7 +187,7 @@ def _pow_row32(m, p, t, ib):
     return out
 
 
-@njit(**JIT)
+@helper
 def _weights(w, p, beta, mode, t, ib, single):
     """In place: w[j] = m[j] -> β m^(β/2-1) (0 where m == 0); returns Σ m^(β/2)
     in float64.  The weight is 0 where m == 0 (the documented rule): a subgradient
@@ -195,7 +195,7 @@ def _weights(w, p, beta, mode, t, ib, single):
     return _weights_chk(w, p, beta, mode, t, ib, single)[0]
 
 
-@njit(**JIT)
+@helper
 def _weights_chk(w, p, beta, mode, t, ib, single):
     """:func:`_weights`, and whether the power clamped a lane (a wrong result)."""
     acc = 0.0
@@ -227,7 +227,7 @@ def _weights_chk(w, p, beta, mode, t, ib, single):
     return acc, out
 
 
-@njit(**JIT)
+@helper
 def _sqmag_row(u, b, k, i, s2, ihz, ihy, ihx, nd, m):
     """m[j] = s² + Σ_c Σ_d (D_d u)² along row (k, i) (Neumann: last difference 0).
     x and y are fused in one loop; z (3-D) adds a second.  Returns True when
@@ -273,7 +273,7 @@ def _sqmag_row(u, b, k, i, s2, ihz, ihy, ihx, nd, m):
     return lo and check
 
 
-@njit(**JIT)
+@helper
 def _iso_weights_row(u, b, k, i, s2, ihz, ihy, ihx, nd, p, beta, mode, single, w, t, ib):
     """Weights of row (k, i) into w; returns (Σ m^(β/2), out of range)."""
     lo = _sqmag_row(u, b, k, i, s2, ihz, ihy, ihx, nd, w)
@@ -281,14 +281,14 @@ def _iso_weights_row(u, b, k, i, s2, ihz, ihy, ihx, nd, p, beta, mode, single, w
     return acc, lo or out
 
 
-@njit(**INLINE)
+@helper
 def _iso_grad_xy(row, above, below, w, wy, j, jm, jp, cy, cx):
     """x and y parts of ∇TV at pixel j (jm/jp clamped at the row ends)."""
     return ((w[jm] * (row[j] - row[jm]) - w[j] * (row[jp] - row[j])) * cx
             + (wy[j] * (row[j] - above[j]) - w[j] * (below[j] - row[j])) * cy)
 
 
-@njit(**JIT)
+@helper
 def _iso_grad_row(u, g, b, k, i, cz, cy, cx, nd, w, wy, wz):
     """g row (k, i) = Σ_d D_dᵀ(w D_d u), from the weights of this row (w), the
     row above (wy) and the plane behind (wz); c* = scale / h².  Clamped
@@ -319,7 +319,7 @@ def _iso_grad_row(u, g, b, k, i, cz, cy, cx, nd, w, wy, wz):
                 out[j] += (wz[j] * (row[j] - behind[j]) - w[j] * (front[j] - row[j])) * cz
 
 
-@njit(**JIT)
+@helper
 def _flux_row(u, b, c, k, i, axis, ih, s2, p, beta, mode, single, F, m, t, ib):
     """Anisotropic term of one axis on row (k, i) of channel c: F[j] = w·D u
     (the flux), returns Σ_j ((D u)² + s²)^(β/2) in float64 and whether a
@@ -349,7 +349,7 @@ def _flux_row(u, b, c, k, i, axis, ih, s2, p, beta, mode, single, F, m, t, ib):
     return acc, (lo and check) or out
 
 
-@njit(**JIT)
+@helper
 def _aniso_grad_row(g, b, c, k, i, cz, cy, cx, nd, fx, fyc, fyb, fz, fzb):
     """g row = Σ_d D_dᵀ F_d from the fluxes of this row, the row above (fyb)
     and the plane behind (fzb); c* = scale / h."""
@@ -366,7 +366,7 @@ def _aniso_grad_row(g, b, c, k, i, cz, cy, cx, nd, fx, fyc, fyb, fz, fzb):
             out[j] += (fzb[j] - fz[j]) * cz
 
 
-@njit(**INLINE)
+@helper
 def _unit_span(unit, sweep, D, H, rows):
     """(b, k0, k1, i0, i1) of a unit: a block of rows on every plane (sweep,
     so a kernel can carry what the plane behind computed) or on one plane."""
@@ -378,7 +378,7 @@ def _unit_span(unit, sweep, D, H, rows):
     return b, k, k + 1, i0, i1
 
 
-@njit(**INLINE)
+@helper
 def _unit_bounds(unit, D, H, rows):
     nib = (H + rows - 1) // rows
     b = unit // (D * nib)

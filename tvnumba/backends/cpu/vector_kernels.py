@@ -22,9 +22,9 @@ body, e.g. no fused multiply-add): another last bit.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
-from ..._config import INLINE, parallel_kernel
+from ..._config import helper, parallel_kernel
 from .tv_kernels import in_order
 
 #: Elements per partial sum: small enough to load-balance 2-64 threads on
@@ -32,12 +32,12 @@ from .tv_kernels import in_order
 CHUNK = 8192
 
 
-@njit(**INLINE)
+@helper
 def _span(c, n):
     return c * CHUNK, min(n, (c + 1) * CHUNK)
 
 
-@njit(**INLINE)
+@helper
 def _n_chunks(n):
     return (n + CHUNK - 1) // CHUNK
 
@@ -219,7 +219,7 @@ def lbfgs_pair(s, y, d, step, g_new, g):
     return in_order(part[:, 0]), in_order(part[:, 1])
 
 
-@njit(**INLINE)
+@helper
 def _dot_rows(A, i, q, part):
     """Σ A[i]·q, order-fixed (partials in ``part``)."""
     n = q.shape[0]
