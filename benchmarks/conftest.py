@@ -34,6 +34,7 @@ MARKERS = {
     "kernels": "TV value and gradient kernels, the compat losses, first-call latency",
     "denoise": "denoise_tv_beta against scikit-image, SciPy, installed peers; weight='auto'",
     "inverse": "deconvolution, inpainting, CT against scikit-image and installed peers",
+    "poisson": "photon counts: Poisson TV against Richardson-Lucy and Gaussian TV",
     "dask": "chunked Dask arrays against the in-memory call",
     "threads": "solves next to busy processes; process pools",
     "memory": "peak memory as a multiple of the input's bytes",

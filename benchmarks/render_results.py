@@ -31,6 +31,7 @@ TOPICS = {  # suite -> section title, in this order
     "tv": "TV kernels",
     "denoise": "Denoising",
     "inverse": "Inverse problems: deconvolution, inpainting, CT",
+    "poisson": "Photon counts",
     "dask": "Dask",
     "threads": "Threads: busy machine, process pools",
     "memory": "Memory",
@@ -173,9 +174,15 @@ def wide_table(name, groups) -> list[str]:
     subjects = [x for x in labels if role[x] != "baseline"]
     keys = extra_keys([b for bs in groups.values() for b in bs if info(b).get("role") ==
                        "tvnumba"])
+    mine_label = next((x for x in labels if role[x] == "tvnumba"), None)
+    # what other entries report beyond tvnumba's columns (e.g. a variant's own quality)
+    others = [(x, k) for x in subjects if role[x] == "other"
+              for k in extra_keys([b for bs in groups.values() for b in bs if label(b) == x])
+              if k not in keys]
     header = [""] + labels
     header += [f"{s} / {b}" for s in subjects for b in bases]
-    header += [f"{HEADERS.get(k, k)} ({subjects[0]})" for k in keys] if subjects else []
+    header += [f"{HEADERS.get(k, k)} ({mine_label})" for k in keys] if mine_label else []
+    header += [f"{HEADERS.get(k, k)} ({x})" for x, k in others]
     rows = []
     for benches in groups.values():
         by = {label(b): b for b in benches}
@@ -185,6 +192,7 @@ def wide_table(name, groups) -> list[str]:
                 for s in subjects for b in bases]
         mine = next((b for b in benches if info(b).get("role") == "tvnumba"), None)
         row += [fmt_value(info(mine).get(k)) if mine else "–" for k in keys]
+        row += [fmt_value(info(by[x]).get(k)) if x in by else "–" for x, k in others]
         rows.append(row)
     return [f"**{name}** (medians)", ""] + md_table(header, rows) + [""]
 

@@ -22,7 +22,9 @@ and of ``denoise_tv_beta`` (camera 512² + noise, float32, β = 1) in a fresh Py
 with a warm Numba cache (the compiled kernels on disk from an earlier call), timed inside
 the child, against the second call in the same process; ``import_s`` is ``import tvnumba``
 in that child.  At the full size also with an empty cache (the compilation itself) and
-scikit-image's first ``denoise_tv_chambolle`` call in a fresh process.
+scikit-image's first ``denoise_tv_chambolle`` call in a fresh process.  The command line:
+``tvnumba denoise camera.png -o DIR`` (uint8 PNG, defaults) as a whole process, with an
+empty Numba cache (each round a new one) against a warm one.
 """
 
 from __future__ import annotations
@@ -282,3 +284,31 @@ def test_first_call(benchmark, job, which, tmp_path):
     record(benchmark, LABELS[which], role="baseline" if which == "second" else
            "tvnumba" if which != "skimage" else "other",
            time_s=statistics.median(measured), import_s=statistics.median(imports))
+
+
+@pytest.mark.startup
+@pytest.mark.parametrize("cache", ["warm", "empty"])
+def test_command_line_start(benchmark, cache, tmp_path):
+    """``tvnumba denoise camera.png`` as a job script runs it, the whole process timed."""
+    import imageio.v3 as iio
+    from skimage import data
+
+    png = tmp_path / "camera.png"
+    iio.imwrite(png, data.camera())
+    benchmark.group = "command line: tvnumba denoise camera.png (512² uint8), whole process"
+    warm_dir = str(tmp_path / "warm-cache")
+
+    def run(cache_dir):
+        out = tempfile.mkdtemp(dir=tmp_path)
+        subprocess.run([sys.executable, "-m", "tvnumba", "denoise", str(png), "-o", out],
+                       env=dict(os.environ, NUMBA_CACHE_DIR=cache_dir), check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    if cache == "warm":
+        run(warm_dir)  # fills the cache
+        benchmark.pedantic(run, args=(warm_dir,), rounds=pick(2, 3), iterations=1)
+        record(benchmark, "warm cache", role="baseline")
+    else:
+        benchmark.pedantic(run, setup=lambda: ((tempfile.mkdtemp(dir=tmp_path),), {}),
+                           rounds=pick(1, 3), iterations=1)
+        record(benchmark, "empty cache (compiles)")
