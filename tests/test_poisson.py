@@ -196,6 +196,46 @@ def test_auto_weight_is_near_the_best_of_a_grid():
     assert psnr(u) > max(grid) - 1.0
 
 
+def test_auto_weight_final_solve_starts_from_the_search():
+    """The final solve starts from the search's iterates at the chosen weight: it agrees
+    with a cold solve at that weight (same certificate, objective within the bound)."""
+    x, b = _scene(32), 1.0
+    y = _counts(x, b, seed=12)
+    u, info = tvnumba.denoise_tv_beta(y, "auto", noise="poisson", background=b,
+                                      return_info=True)
+    cold_u, cold = tvnumba.denoise_tv_beta(y, info.weight, noise="poisson", background=b,
+                                           return_info=True)
+    assert info.converged and info.gap <= 1e-3 and info.iterations <= cold.iterations
+    assert abs(info.objective - cold.objective) <= 1e-3 * min(info.objective, cold.objective)
+    assert_allclose(info.objective, ref_kl(u, y, b) + info.weight * ref_tv(u), rtol=1e-9)
+
+
+def test_warm_start_reaches_the_same_certified_objective():
+    """A solve started from a neighbouring weight's iterates (``p`` scaled into the new
+    ball) is certified like a cold one, and the iterates it leaves start a repeat."""
+    from tvnumba.restoration._core import poisson_term, prepare
+    from tvnumba.restoration.poisson_weight import _copy
+    from tvnumba.solvers import Identity, WarmStart, solve
+
+    y = _counts(_scene(32), 1.0, seed=13)
+    backend, f, plan = prepare(y, 1.0, device=None, channel_axis=None, spacing=1.0,
+                               isotropic=True, smoothing=0.0, counts=True)
+
+    def run(weight, warm=None):
+        term = poisson_term(Identity(backend.canonical(f, plan)), f, plan, backend, 1.0)
+        return solve(term, weight, backend=backend, plan=plan, method="cp", eps=1e-5,
+                     warm=warm)[1]
+
+    warm = WarmStart()
+    first = run(0.4, warm)
+    assert warm.u is not None and warm.weight == 0.4
+    near, cold = run(0.5, _copy(warm)), run(0.5)
+    assert near.converged and cold.converged and near.bound
+    assert abs(near.objective - cold.objective) <= 1e-5 * cold.objective * 1.01
+    again = run(0.4, warm)
+    assert again.converged and again.iterations < first.iterations
+
+
 # --------------------------------------------------------------------------- errors
 def test_errors_name_the_argument():
     y = np.ones((8, 8))

@@ -103,16 +103,16 @@ def denoise(image, weight, beta, *, eps=1e-3, max_num_iter=None, channel_axis=No
     term = Identity(f5)
     if counts:
         term = poisson_term(term, f, plan, backend, background)
-    sigma = None
+    sigma, warm = None, None
     if weight == "auto" and counts:
         from .poisson_weight import choose_poisson_weight
 
-        weight = choose_poisson_weight(
+        weight, warm = choose_poisson_weight(
             lambda g: Identity(g).with_loss(term.loss, term.background), f5, plan, plan,
             backend, max_num_iter=max_num_iter)
     elif weight == "auto":
         weight, sigma, _ = choose_weight(f5, plan, backend, method=method,
                                          max_num_iter=max_num_iter)
-    u5, info = solve(term, weight, backend=backend, plan=plan,
-                     method=method, eps=eps, max_num_iter=max_num_iter, callback=callback)
+    u5, info = solve(term, weight, backend=backend, plan=plan, method=method, eps=eps,
+                     max_num_iter=max_num_iter, callback=callback, warm=warm)
     return finish(backend, plan, u5), replace(info, weight=weight, sigma=sigma)

@@ -171,17 +171,18 @@ def minimise_log(risk: Callable, guess: float, *, step: float = math.log(2.0),
 
 
 def _search_solver(make_term, plan64, backend, *, method, max_num_iter) -> Callable:
-    """``solve_at(w, g)``: the float64 solution for the data term
-    ``make_term(g)`` at weight ``w`` and :data:`SEARCH_EPS`."""
+    """``solve_at(w, g, warm=None)``: the float64 solution for the data term
+    ``make_term(g)`` at weight ``w`` and :data:`SEARCH_EPS` (from the iterates in
+    ``warm``, a :class:`~tvnumba.solvers.WarmStart`, where the solver takes them)."""
     from dataclasses import replace
 
     from ..solvers import solve
 
     state = {"plan": plan64}
 
-    def solve_at(w, g):
+    def solve_at(w, g, warm=None):
         u, info = solve(make_term(g), w, backend=backend, plan=state["plan"], method=method,
-                        eps=SEARCH_EPS, max_num_iter=max_num_iter)
+                        eps=SEARCH_EPS, max_num_iter=max_num_iter, warm=warm)
         if state["plan"].smoothing == 0 and info.smoothing > 0:
             # β < 1: the internal smoothing depends on the data's range; freeze
             # the one of f so that f and f + δb see the same objective.

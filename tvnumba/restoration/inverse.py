@@ -410,10 +410,10 @@ def deconvolve_tv_beta(image, psf, weight: float | str = DECONVOLVE_WEIGHT, beta
         u_plan = dataclasses.replace(
             plan, shape=tuple(n + grow.get(a, 1) - 1 for a, n in enumerate(plan.shape)),
             spatial_shape=term.u_shape[len(term.u_shape) - plan.n_spatial:])
-    sigma = None
+    sigma, warm = None, None
     if weight == "auto" and counts:
         h64 = h5.astype(np.float64)
-        weight = choose_poisson_weight(
+        weight, warm = choose_poisson_weight(
             lambda g: Convolution(h64, g, boundary=boundary).with_loss(term.loss,
                                                                        term.background),
             f5, plan, u_plan, backend, max_num_iter=max_num_iter)
@@ -423,7 +423,7 @@ def deconvolve_tv_beta(image, psf, weight: float | str = DECONVOLVE_WEIGHT, beta
             lambda g: Convolution(h64, g, boundary=boundary), f5, plan, u_plan, backend,
             method=method, max_num_iter=max_num_iter)
     u5, info = solve(term, weight, backend=backend, plan=u_plan, method=method, eps=eps,
-                     max_num_iter=max_num_iter, callback=callback)
+                     max_num_iter=max_num_iter, callback=callback, warm=warm)
     u5 = backend.wrap(u5)
     if boundary == "extend":
         u5 = u5[(Ellipsis,) + tuple(slice(m // 2, m // 2 + n) for m, n in

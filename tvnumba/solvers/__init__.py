@@ -24,18 +24,19 @@ import numpy as np
 
 from .._threads import for_solve
 from .._validate import Plan, check_callback, check_choice, check_max_iter, check_positive
-from ._common import Problem, SolveInfo
+from ._common import Problem, SolveInfo, WarmStart
 from .data_terms import DataTerm, Diagonal, Identity
 from .mm import internal_smoothing, smoothing_for_range
 from .registry import METHODS, SOLVERS, pick
 from .unregularised import unregularised
 
-__all__ = ["solve", "SolveInfo", "DataTerm", "Identity", "Diagonal", "METHODS", "SOLVERS",
+__all__ = ["solve", "SolveInfo", "WarmStart", "DataTerm", "Identity", "Diagonal", "METHODS", "SOLVERS",
            "smoothing_for_range"]
 
 
 def solve(data: DataTerm, weight: float, *, backend, plan: Plan, method: str = "auto",
-          eps: float = 1e-3, max_num_iter: int | None = None, callback=None):
+          eps: float = 1e-3, max_num_iter: int | None = None, callback=None,
+          warm=None):
     """Minimise ``data(u) + weight · TV_β(u)`` with ``TV_β`` as ``plan`` defines it.
 
     Parameters
@@ -53,6 +54,9 @@ def solve(data: DataTerm, weight: float, *, backend, plan: Plan, method: str = "
     eps, max_num_iter, callback
         As in :func:`tvnumba.denoise_tv_beta`; ``callback`` sees the iterate in
         the caller's layout.
+    warm : WarmStart, optional
+        Iterates of a neighbouring solve to start from; the solve leaves its own
+        there.  Only the primal–dual solver of the Poisson loss takes it.
 
     Returns
     -------
@@ -74,7 +78,7 @@ def solve(data: DataTerm, weight: float, *, backend, plan: Plan, method: str = "
     max_iter = solver.cap(eps) if max_num_iter is None else check_max_iter(max_num_iter)
     problem = Problem(backend=backend, plan=plan, data=data, weight=weight,
                       smoothing=plan.smoothing, eps=eps, max_iter=max_iter, callback=callback,
-                      view=lambda u5: plan.from_canonical(backend.wrap(u5)))
+                      view=lambda u5: plan.from_canonical(backend.wrap(u5)), warm=warm)
     if solver.needs_smoothing and plan.smoothing == 0:
         problem = replace(problem, smoothing=internal_smoothing(problem))
     with for_solve():  # fewer threads when other processes hold the cores

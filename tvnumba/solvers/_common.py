@@ -96,12 +96,27 @@ class Problem:
     max_iter: int
     callback: Callable | None = None
     view: Callable = lambda u: u
+    #: Iterates to start from and to leave behind (:class:`WarmStart`); solvers that
+    #: take none ignore it.
+    warm: Any = None
 
     def call_back(self, it, u, objective) -> bool:
         """Run the user's callback; True asks the solver to stop."""
         if self.callback is None:
             return False
         return bool(self.callback(it, self.view(u), objective))
+
+
+@dataclass
+class WarmStart:
+    """The last iterates of a primal–dual solve at ``weight``, to start the next solve of
+    a neighbouring problem from (same shapes and dtype): the primal ``u``, the TV dual
+    ``p`` (one array per axis, ``|p| ≤ weight``) and the data dual ``r``."""
+
+    u: Any = None
+    p: Any = None
+    r: Any = None
+    weight: float = 0.0
 
 
 def certificate(F, gg, mu=1.0):

@@ -87,8 +87,16 @@ def preconditioned(problem: Problem):
         check_every = CHECK_EVERY_SQUARED
         au = data.forward(u)  # tracked by linearity: A ũ = (A ū + A u) / 2
 
-    p = [xp.zeros_like(u) for _ in tvo.axes]
-    r = loss.dual_start(data)
+    warm = problem.warm if poisson else None
+    if warm is not None and warm.u is not None and warm.u.shape == u.shape:
+        # A neighbouring solve's iterates; p scaled into this weight's ball.
+        u = warm.u.astype(dtype)
+        scale = T(weight / warm.weight) if warm.weight > 0 else T(0)
+        p = [q.astype(dtype) * scale for q in warm.p]
+        r = warm.r.astype(dtype)
+    else:
+        p = [xp.zeros_like(u) for _ in tvo.axes]
+        r = loss.dual_start(data)
     ktxi = tvo.div(p) + data.adjoint(loss.adjoint_input(r))
     om = T(OMEGA if poisson else OMEGA_SQUARED)
     it = 0
@@ -131,6 +139,8 @@ def preconditioned(problem: Problem):
         converged = gap <= problem.eps
         if problem.call_back(it, best_u, best_p) or converged:
             break
+    if warm is not None:
+        warm.u, warm.p, warm.r, warm.weight = u, p, r, weight
     return best_u, SolveInfo(it, best_p, max(gap, 0.0), converged, "cp", bound=poisson)
 
 
