@@ -10,13 +10,22 @@ default eps) against ``skimage.restoration.wiener`` at its best balance of {0.00
 iteration count of {5, 10, 20, 30} (the best parameters chosen by PSNR before timing).
 PSNR of the result clipped to [0, 1], full frame, border included.
 
-Same objective, peers: ½‖A u − f‖² + 1e-3 · TV(u) with A = ``pylops.signalprocessing.
-Convolve2D`` (Gaussian PSF, zero boundary, camera small 128², full 256²), solved by
-``tvnumba.solve_tv_beta`` with that operator as callables (default eps) and by pyproximal's
-``PrimalDual`` as in its deblurring tutorial (L2 data term with 10 inner CG steps, L21 on
-``pylops.Gradient``, τ = 1/√8, μ = 1/(8τ)), timed until its objective first reaches
-tvnumba's (checked every iteration, limit small 20 s, full 60 s); SCICO's ADMM likewise
-when SCICO is installed.
+Same objective, peers: each problem as tvnumba states it, solved by tvnumba at the default
+eps and by the installed peers, each timed until its objective first reaches tvnumba's
+(checked every iteration; limit small 20 s, full 60 s, for CT 30 s / 150 s, after which
+the peer's time is a lower bound).  pyproximal's ``PrimalDual`` as in its deblurring tutorial (L2 data term with
+10 warm-started inner CG steps, L21 on ``pylops.Gradient``, τ = 1/√8, μ = 1/(8τ)); SCICO's
+ADMM (float64, ``FiniteDifference(append=0)``: Neumann, as tvnumba's TV; CG x-steps; the
+penalty ρ = 0.03 for the deconvolutions and 0.3 for inpainting, the fastest to the target of
+{0.01, 0.03, 0.1, 0.3, 1} on the small extended-grid deconvolution and inpainting cases).  The problems: ½‖A u − f‖² + 1e-3 · TV(u)
+with A = ``pylops.signalprocessing.Convolve2D`` (Gaussian PSF, zero boundary, camera small
+128², full 256²) given to ``tvnumba.solve_tv_beta`` as callables; the Gaussian
+deconvolution case below on ``deconvolve_tv_beta``'s own grid (boundary "extend": the
+"valid" convolution of the grown unknown; pylops ``Convolve2D`` cropped by ``Restriction``,
+SCICO ``Convolve(mode="valid")``); the 50 % inpainting case below (weight 0.01; pylops
+``Restriction`` to the known pixels, SCICO ``Diagonal``); the 30-angle CT case below with
+tvnumba's projector as the peer's operator (``pylops.FunctionOperator``; SCICO has no
+projector of this geometry).
 
 Inpainting: camera (small 256², full 512²) with 50 % of the pixels missing at random, or a
 text-like mask (thick strokes, ~8 % missing): ``inpaint_tv_beta`` (β = 1 defaults, and
@@ -163,12 +172,13 @@ def until_target(F, target, limit):
     """A callback for a peer solver, and the state it keeps: the iterate, iterations,
     whether the target was reached; it stops the solver by raising ``Reached`` (or at
     ``limit`` seconds)."""
-    state = {"x": None, "n": 0, "reached": False, "t0": time.perf_counter()}
+    state = {"x": None, "F": None, "n": 0, "reached": False, "t0": time.perf_counter()}
 
     def callback(x):
         state["n"] += 1
         state["x"] = np.array(x)
-        if F(state["x"]) <= target:
+        state["F"] = F(state["x"])
+        if state["F"] <= target:
             state["reached"] = True
             raise Reached
         if time.perf_counter() - state["t0"] > limit:
@@ -177,70 +187,166 @@ def until_target(F, target, limit):
     return state, callback
 
 
+def pyproximal_run(F, target, limit, op, b, shape, w, sigma=1.0):
+    """``(run, label)``: pyproximal's ``PrimalDual`` as in its deblurring tutorial on
+    ``sigma/2 ‖op x − b‖² + w · TV(x)`` (L2 prox by 10 warm-started CG steps, L21 on
+    ``pylops.Gradient``, τ = 1/√8, μ = 1/(8τ)), from zeros, until ``F`` reaches
+    ``target`` or ``limit`` seconds."""
+    import pylops
+    import pyproximal
+    from pyproximal.optimization.primaldual import PrimalDual
+
+    grad = pylops.Gradient(dims=shape, edge=False, kind="forward", dtype="float64")
+    tau = 1 / np.sqrt(8.0)
+
+    def run():
+        state, callback = until_target(F, target, limit)
+        l2 = pyproximal.L2(Op=op, b=np.ravel(b), sigma=sigma, niter=10, warm=True)
+        try:
+            PrimalDual(l2, pyproximal.L21(ndim=2, sigma=w), grad,
+                       x0=np.zeros(int(np.prod(shape))), tau=tau, mu=1 / (8 * tau),
+                       theta=1.0, niter=100000, callback=callback)
+        except Reached:
+            pass
+        return state
+
+    return run, f"pyproximal PrimalDual {pyproximal.__version__}"
+
+
+def scico_run(F, target, limit, make_loss, shape, w, rho, x0):
+    """``(run, label)``: SCICO's ADMM (float64) on ``make_loss()`` (a function of
+    ``jax.numpy``) + ``w · ‖FiniteDifference(append=0) x‖₂,₁`` (Neumann, as tvnumba's TV),
+    CG x-steps, penalty ``rho``, from ``x0(jnp)``, until ``F`` reaches ``target`` or
+    ``limit`` seconds."""
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+    import scico
+    from scico import functional, linop
+    from scico.optimize.admm import ADMM, LinearSubproblemSolver
+
+    def run():
+        state, callback = until_target(F, target, limit)
+        solver = ADMM(f=make_loss(jnp), g_list=[w * functional.L21Norm()],
+                      C_list=[linop.FiniteDifference(input_shape=shape, append=0,
+                                                     input_dtype=jnp.float64)],
+                      rho_list=[rho], x0=x0(jnp), maxiter=100000,
+                      subproblem_solver=LinearSubproblemSolver())
+        try:
+            solver.solve(callback=lambda st: callback(np.asarray(st.x)))
+        except Reached:
+            pass
+        return state
+
+    return run, f"SCICO ADMM {scico.__version__}"
+
+
+def same_objective(benchmark, method, *, tvnumba_call, label, peers, shape, clean, crop=...):
+    """Time ``tvnumba_call()`` (returns ``(u, info)``) or the peer ``peers[method]()``
+    (returns ``(run, label)``), each to tvnumba's objective; the peer's PSNR on
+    ``x.reshape(shape)[crop]``."""
+    if method == "tvnumba":
+        u, info = measure(benchmark, tvnumba_call)
+        record(benchmark, label, objective=info.objective, PSNR=clipped_psnr(clean, u),
+               iterations=info.iterations, reached=True)
+        return
+    pytest.importorskip(method)
+    run, peer_label = peers[method]()
+    # pyproximal is NumPy only (nothing to compile); JAX compiles in a first run
+    state = measure(benchmark, run, warm=(lambda: None) if method == "pyproximal" else None,
+                    rounds=1)
+    u = state["x"].reshape(shape)
+    record(benchmark, peer_label, role="other", objective=state["F"],
+           PSNR=clipped_psnr(clean, u[crop]), iterations=state["n"],
+           reached=state["reached"], lower_bound=not state["reached"])
+
+
+def target_of(key, call):
+    """tvnumba's objective at the default eps (the peers' target), computed once."""
+    if key not in _CACHE:
+        _CACHE[key] = call()[1].objective
+    return _CACHE[key]
+
+
 @pytest.mark.peer
 @pytest.mark.parametrize("method", ["tvnumba", "pyproximal", "scico"])
 def test_deconvolution_same_objective(benchmark, method):
-    pytest.importorskip(method if method != "tvnumba" else "pylops")
+    pytest.importorskip("pylops")
     p = peer_problem()
     n, op, f, w, F = p["n"], p["op"], p["f"], p["w"], p["F"]
     benchmark.group = (f"deconvolution, one objective (pylops Convolve2D, zero boundary): "
                        f"camera {n}², Gaussian PSF, weight 0.001")
     limit = pick(20.0, 60.0)
-    if method == "tvnumba":
-        A = lambda u: (op @ u.ravel()).reshape(n, n)  # noqa: E731
-        AT = lambda v: (op.H @ v.ravel()).reshape(n, n)  # noqa: E731
-        u, info = measure(benchmark, lambda: tvnumba.solve_tv_beta(A, f, w, AT=AT,
-                                                                    return_info=True))
-        record(benchmark, "tvnumba solve_tv_beta (eps=1e-3)", objective=F(u),
-               PSNR=clipped_psnr(p["clean"], u), iterations=info.iterations, reached=True)
-        return
-    if method == "pyproximal":
+    A = lambda u: (op @ u.ravel()).reshape(n, n)  # noqa: E731
+    AT = lambda v: (op.H @ v.ravel()).reshape(n, n)  # noqa: E731
+    same_objective(
+        benchmark, method, shape=(n, n), clean=p["clean"],
+        tvnumba_call=lambda: tvnumba.solve_tv_beta(A, f, w, AT=AT, return_info=True),
+        label="tvnumba solve_tv_beta (eps=1e-3)",
+        peers={"pyproximal": lambda: pyproximal_run(F, p["target"], limit, op, f, (n, n), w),
+               "scico": lambda: scico_run(
+                   F, p["target"], limit,
+                   lambda jnp: _scico_loss(jnp, f, p["psf"], (n, n), "same"), (n, n), w,
+                   SCICO_RHO_EXTEND,
+                   lambda jnp: jnp.asarray(AT(f)))})
+
+
+def _scico_loss(jnp, f, psf, shape, mode):
+    from scico import linop, loss
+
+    A = linop.Convolve(h=jnp.asarray(psf), input_shape=shape, mode=mode)
+    return loss.SquaredL2Loss(y=jnp.asarray(f), A=A)
+
+
+def extend_objective(f, psf, w):
+    """``F(u) = ½‖h ∗ u − f‖² + w · TV(u)`` on the extended grid ("valid" convolution), as
+    ``deconvolve_tv_beta`` (boundary "extend") reports it."""
+    ushape = tuple(n + m - 1 for n, m in zip(f.shape, psf.shape))
+
+    def F(u):
+        u = np.reshape(u, ushape)
+        res = fftconvolve(u, psf, mode="valid") - f
+        return 0.5 * float(np.vdot(res, res)) + w * tvnumba.tv(u)
+
+    return F, ushape
+
+
+@pytest.mark.peer
+@pytest.mark.parametrize("method", ["tvnumba", "pyproximal", "scico"])
+def test_deconvolution_extend_same_objective(benchmark, method):
+    """The Gaussian deconvolution case above on ``deconvolve_tv_beta``'s own objective (the
+    extended grid)."""
+    clean, f = blurred("gaussian")
+    psf, w = PSFS["gaussian"][1], 1e-3
+    F, ushape = extend_objective(f, psf, w)
+    n, r = f.shape[0], psf.shape[0] // 2
+    benchmark.group = (f"deconvolution, one objective (extended grid, as deconvolve_tv_beta): "
+                       f"camera {n}², Gaussian σ=2 15×15 PSF, weight 0.001")
+    call = lambda: tvnumba.deconvolve_tv_beta(f, psf, w, return_info=True)  # noqa: E731
+    target = target_of("extend", call)
+    limit = pick(20.0, 60.0)
+
+    def valid_op():
         import pylops
-        import pyproximal
-        from pyproximal.optimization.primaldual import PrimalDual
 
-        grad = pylops.Gradient(dims=(n, n), edge=False, kind="forward", dtype="float64")
-        tau = 1 / np.sqrt(8.0)
+        return (pylops.Restriction((n, ushape[1]), np.arange(r, r + n), axis=1)
+                @ pylops.Restriction(ushape, np.arange(r, r + n), axis=0)
+                @ pylops.signalprocessing.Convolve2D(ushape, h=psf, offset=(r, r)))
 
-        def run():
-            state, callback = until_target(F, p["target"], limit)
-            l2 = pyproximal.L2(Op=op, b=f.ravel(), niter=10, warm=True)
-            try:
-                PrimalDual(l2, pyproximal.L21(ndim=2, sigma=w), grad, x0=np.zeros(n * n),
-                           tau=tau, mu=1 / (8 * tau), theta=1.0, niter=100000,
-                           callback=callback)
-            except Reached:
-                pass
-            return state
+    same_objective(
+        benchmark, method, shape=ushape, clean=clean, crop=(slice(r, r + n),) * 2,
+        tvnumba_call=call, label="tvnumba deconvolve_tv_beta (eps=1e-3)",
+        peers={"pyproximal": lambda: pyproximal_run(F, target, limit, valid_op(), f, ushape, w),
+               "scico": lambda: scico_run(
+                   F, target, limit, lambda jnp: _scico_loss(jnp, f, psf, ushape, "valid"),
+                   ushape, w, SCICO_RHO_EXTEND,
+                   lambda jnp: jnp.pad(jnp.asarray(f), r, mode="edge"))})
 
-        label = f"pyproximal PrimalDual {pyproximal.__version__}"
-        warm = lambda: None  # noqa: E731 - NumPy only: nothing to compile
-    else:
-        import jax.numpy as jnp
-        import scico
-        from scico import functional, linop, loss
-        from scico.optimize.admm import ADMM, LinearSubproblemSolver
 
-        def run():
-            state, callback = until_target(F, p["target"], limit)
-            A = linop.Convolve(h=jnp.asarray(p["psf"]), input_shape=(n, n), mode="same")
-            C = linop.FiniteDifference(input_shape=(n, n), append=0)
-            solver = ADMM(f=loss.SquaredL2Loss(y=jnp.asarray(f), A=A),
-                          g_list=[w * functional.L21Norm()], C_list=[C], rho_list=[0.1],
-                          x0=A.adj(jnp.asarray(f)), maxiter=100000,
-                          subproblem_solver=LinearSubproblemSolver())
-            try:
-                solver.solve(callback=lambda s: callback(np.asarray(s.x)))
-            except Reached:
-                pass
-            return state
-
-        label = f"SCICO ADMM {scico.__version__}"
-        warm = None  # a first run: JAX compiles
-    state = measure(benchmark, run, warm=warm, rounds=1)
-    u = state["x"].reshape(n, n)
-    record(benchmark, label, role="other", objective=F(u), PSNR=clipped_psnr(p["clean"], u),
-           iterations=state["n"], reached=state["reached"], lower_bound=not state["reached"])
+#: SCICO's ADMM penalty on the deconvolutions (the fastest to the target of 0.01, 0.03,
+#: 0.1, 0.3, 1 on the small extended-grid case).
+SCICO_RHO_EXTEND = 0.03
 
 
 # --------------------------------------------------------------------------- inpainting
@@ -281,6 +387,53 @@ def test_inpainting(benchmark, mask_name, method):
     else:
         u = measure(benchmark, lambda: inpaint_biharmonic(damaged, mask))
         record(benchmark, "skimage inpaint_biharmonic", role="baseline", PSNR=psnr(clean, u))
+
+
+@pytest.mark.peer
+@pytest.mark.parametrize("method", ["tvnumba", "pyproximal", "scico"])
+def test_inpainting_same_objective(benchmark, method):
+    """The 50 % random-pixel case on ``inpaint_tv_beta``'s objective
+    ``½‖m ⊙ (u − f)‖² + 0.01 · TV(u)`` (m = 1 on the known pixels)."""
+    clean = camera(pick(256, 512))
+    mask = np.random.default_rng(0).random(clean.shape) < 0.5
+    f = np.where(mask, 0.0, clean)
+    known = ~mask
+    w = 0.01
+    n = clean.shape[0]
+
+    def F(u):
+        res = (np.reshape(u, clean.shape) - f)[known]
+        return 0.5 * float(np.vdot(res, res)) + w * tvnumba.tv(np.reshape(u, clean.shape))
+
+    benchmark.group = (f"inpainting, one objective: camera {n}², 50 % random pixels, "
+                       f"weight 0.01")
+    call = lambda: tvnumba.inpaint_tv_beta(f, mask, w, return_info=True)  # noqa: E731
+    target = target_of("inpaint", call)
+    limit = pick(20.0, 60.0)
+
+    def restriction():
+        import pylops
+
+        return pylops.Restriction(n * n, np.flatnonzero(known))
+
+    def scico_loss(jnp):
+        from scico import linop, loss
+
+        return loss.SquaredL2Loss(y=jnp.asarray(f * known),
+                                  A=linop.Diagonal(jnp.asarray(known, jnp.float64)))
+
+    same_objective(
+        benchmark, method, shape=clean.shape, clean=clean, tvnumba_call=call,
+        label="tvnumba inpaint_tv_beta (eps=1e-3)",
+        peers={"pyproximal": lambda: pyproximal_run(F, target, limit, restriction(),
+                                                     f[known], clean.shape, w),
+               "scico": lambda: scico_run(F, target, limit, scico_loss, clean.shape, w,
+                                          SCICO_RHO_INPAINT, lambda jnp: jnp.asarray(f))})
+
+
+#: SCICO's ADMM penalty on inpainting (the fastest to the target of 0.01, 0.03, 0.1, 0.3,
+#: 1 on the small case).
+SCICO_RHO_INPAINT = 0.3
 
 
 # --------------------------------------------------------------------------- CT
@@ -344,6 +497,41 @@ def test_ct(benchmark, n_angles, method):
         u = measure(benchmark, lambda: sart(sino, theta, k))
         record(benchmark, "skimage iradon_sart (SART)", role="baseline", PSNR=psnr(image, u),
                parameter=f"{k} iterations")
+
+
+@pytest.mark.peer
+@pytest.mark.parametrize("method", ["tvnumba", "pyproximal"])
+def test_ct_same_objective(benchmark, method):
+    """The 30-angle case on ``reconstruct_tv_beta``'s objective
+    ``1/(2 n_θ) ‖A u − f‖² + w · TV(u)`` with tvnumba's projector as the peer's operator
+    (a ``pylops.FunctionOperator``)."""
+    n, image, theta, sino = ct_case(30)
+    w = CT_WEIGHTS[n, 30]
+    scale = 0.5 / len(theta)
+
+    def F(u):
+        res = radon(np.reshape(u, (n, n)), theta) - sino
+        return scale * float(np.vdot(res, res)) + w * tvnumba.tv(np.reshape(u, (n, n)))
+
+    benchmark.group = (f"CT, one objective: Shepp-Logan {n}², 30 angles, weight {w:g}")
+    call = lambda: tvnumba.reconstruct_tv_beta(sino, theta, weight=w,  # noqa: E731
+                                               return_info=True)
+    target = target_of("ct", call)
+    limit = pick(30.0, 150.0)
+
+    def projector():
+        import pylops
+
+        return pylops.FunctionOperator(
+            lambda x: radon(x.reshape(n, n), theta).ravel(),
+            lambda y: radon_adjoint(y.reshape(sino.shape), theta, shape=(n, n)).ravel(),
+            sino.size, n * n, dtype="float64")
+
+    same_objective(
+        benchmark, method, shape=(n, n), clean=image, tvnumba_call=call,
+        label="tvnumba reconstruct_tv_beta (eps=1e-3)",
+        peers={"pyproximal": lambda: pyproximal_run(F, target, limit, projector(), sino,
+                                                     (n, n), w, sigma=2 * scale)})
 
 
 @pytest.mark.parametrize("impl", ["tvnumba", "skimage"])
