@@ -126,7 +126,7 @@ def fmt_value(v) -> str:
             return "–"
         if v != 0 and abs(v) < 1e-3:
             return f"{v:.1e}"
-        if abs(v) >= 1e5:
+        if abs(v) >= 1e3:  # objectives: the digits that tell two solvers apart
             return f"{v:.6g}"
         return f"{v:.4g}"
     return str(v).replace("|", "\\|")
