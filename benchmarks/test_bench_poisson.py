@@ -5,7 +5,9 @@ scikit-image's ``cell`` (2-D, small 128², full 256²) and a smoothed ``binary_b
 Gaussian PSF on the extended scene, plus a background of 2 counts, Poisson-sampled (seed 0).
 ``deconvolve_tv_beta`` with ``noise="poisson"`` at its best weight and with
 ``weight="auto"`` (PURE) against ``richardson_lucy`` (baseline; on the counts minus the
-background, at its best iteration count of 1-500) and Gaussian TV (``deconvolve_tv_beta`` on
+background as scikit-image users call it, at its best iteration count of 1-500: its
+convolution has a zero boundary, which darkens the border and keeps that count low) and
+Gaussian TV (``deconvolve_tv_beta`` on
 the same counts at its best weight).  Each best parameter is found by PSNR before timing,
 walked in steps of √2 (weights) or along the iteration counts until the best has a worse
 neighbour on both sides.  PSNR against the true intensity, data range = the photons at the

@@ -22,7 +22,9 @@ class SolveInfo:
     ----------
     iterations : int
         Iterations of the solver (outer majorize-minimize steps for ``"mm"``;
-        0 when the input was already optimal, 1 for the direct ``"dct"``).
+        0 when the input was already optimal, 1 for the direct ``"dct"``); with
+        ``weight="auto"``, those of the final solve at the chosen weight (for
+        counts it starts from the weight search's iterates at that weight).
     objective : float
         The data term (``½‖Au − f‖²``, or the Kullback–Leibler divergence of
         counts) ``+ weight · TV_β(u)`` at the returned ``u`` (float64 sums),
