@@ -12,17 +12,18 @@ PSNR of the result clipped to [0, 1], full frame, border included.
 
 Same objective, peers: each problem as tvnumba states it, solved by tvnumba at the default
 eps and by the installed peers, each timed until its objective first reaches tvnumba's
-(checked every iteration; limit small 20 s, full 60 s, for CT 30 s / 150 s, after which
-the peer's time is a lower bound).  pyproximal's ``PrimalDual`` as in its deblurring tutorial (L2 data term with
-10 warm-started inner CG steps, L21 on ``pylops.Gradient``, τ = 1/√8, μ = 1/(8τ)); SCICO's
-ADMM (float64, ``FiniteDifference(append=0)``: Neumann, as tvnumba's TV; CG x-steps; the
-penalty ρ = 0.03 for the deconvolutions and 0.3 for inpainting, the fastest to the target of
-{0.01, 0.03, 0.1, 0.3, 1} on the small extended-grid deconvolution and inpainting cases).  The problems: ½‖A u − f‖² + 1e-3 · TV(u)
-with A = ``pylops.signalprocessing.Convolve2D`` (Gaussian PSF, zero boundary, camera small
-128², full 256²) given to ``tvnumba.solve_tv_beta`` as callables; the Gaussian
-deconvolution case below on ``deconvolve_tv_beta``'s own grid (boundary "extend": the
-"valid" convolution of the grown unknown; pylops ``Convolve2D`` cropped by ``Restriction``,
-SCICO ``Convolve(mode="valid")``); the 50 % inpainting case below (weight 0.01; pylops
+(checked every iteration; limit small 20 s, full 60 s, for CT 30 s / 150 s, after which the
+peer's time is a lower bound). pyproximal's ``PrimalDual`` as in its deblurring tutorial (L2
+data term with 10 warm-started inner CG steps, L21 on ``pylops.Gradient``, τ = 1/√8, μ =
+1/(8τ)); SCICO's ADMM (float64, ``FiniteDifference(append=0)``: Neumann, as tvnumba's TV; CG
+x-steps; the penalty ρ = 0.03 for the deconvolutions and 0.3 for inpainting, the fastest to
+the target of {0.01, 0.03, 0.1, 0.3, 1} on the small extended-grid deconvolution and
+inpainting cases). The problems: ½‖A u − f‖² + 1e-3 · TV(u) with A =
+``pylops.signalprocessing.Convolve2D`` (Gaussian PSF, zero boundary, camera small 128², full
+256²) given to ``tvnumba.solve_tv_beta`` as callables; the Gaussian deconvolution case below
+on ``deconvolve_tv_beta``'s own grid (boundary "extend": the "valid" convolution of the
+grown unknown; pylops ``Convolve2D`` cropped by ``Restriction``, SCICO
+``Convolve(mode="valid")``); the 50 % inpainting case below (weight 0.01; pylops
 ``Restriction`` to the known pixels, SCICO ``Diagonal``); the 30-angle CT case below with
 tvnumba's projector as the peer's operator (``pylops.FunctionOperator``; SCICO has no
 projector of this geometry).
@@ -156,11 +157,7 @@ def peer_problem():
             res = (op @ np.ravel(u)).reshape(n, n) - f
             return 0.5 * float(np.vdot(res, res)) + w * tvnumba.tv(np.reshape(u, (n, n)))
 
-        _, info = tvnumba.solve_tv_beta(lambda u: (op @ u.ravel()).reshape(n, n), f, w,
-                                        AT=lambda v: (op.H @ v.ravel()).reshape(n, n),
-                                        return_info=True)
-        _CACHE["peer"] = dict(n=n, clean=clean, psf=psf, op=op, f=f, w=w, F=F,
-                              target=info.objective)
+        _CACHE["peer"] = dict(n=n, clean=clean, psf=psf, op=op, f=f, w=w, F=F)
     return _CACHE["peer"]
 
 
@@ -242,9 +239,11 @@ def scico_run(F, target, limit, make_loss, shape, w, rho, x0):
     return run, f"SCICO ADMM {scico.__version__}"
 
 
-def same_objective(benchmark, method, *, tvnumba_call, label, peers, shape, clean, crop=...):
-    """Time ``tvnumba_call()`` (returns ``(u, info)``) or the peer ``peers[method]()``
-    (returns ``(run, label)``), each to tvnumba's objective; the peer's PSNR on
+def same_objective(benchmark, method, *, key, limit, tvnumba_call, label, peers, shape, clean,
+                   crop=...):
+    """Time ``tvnumba_call()`` (returns ``(u, info)``) or the peer
+    ``peers[method](target, limit)`` (returns ``(run, label)``) until it reaches tvnumba's
+    objective (:func:`target_of` ``key``) or ``limit`` seconds; the peer's PSNR on
     ``x.reshape(shape)[crop]``."""
     if method == "tvnumba":
         u, info = measure(benchmark, tvnumba_call)
@@ -252,7 +251,7 @@ def same_objective(benchmark, method, *, tvnumba_call, label, peers, shape, clea
                iterations=info.iterations, reached=True)
         return
     pytest.importorskip(method)
-    run, peer_label = peers[method]()
+    run, peer_label = peers[method](target_of(key, tvnumba_call), limit)
     # pyproximal is NumPy only (nothing to compile); JAX compiles in a first run
     state = measure(benchmark, run, warm=(lambda: None) if method == "pyproximal" else None,
                     rounds=1)
@@ -277,16 +276,17 @@ def test_deconvolution_same_objective(benchmark, method):
     n, op, f, w, F = p["n"], p["op"], p["f"], p["w"], p["F"]
     benchmark.group = (f"deconvolution, one objective (pylops Convolve2D, zero boundary): "
                        f"camera {n}², Gaussian PSF, weight 0.001")
-    limit = pick(20.0, 60.0)
     A = lambda u: (op @ u.ravel()).reshape(n, n)  # noqa: E731
     AT = lambda v: (op.H @ v.ravel()).reshape(n, n)  # noqa: E731
     same_objective(
-        benchmark, method, shape=(n, n), clean=p["clean"],
+        benchmark, method, key="pylops", limit=pick(20.0, 60.0), shape=(n, n),
+        clean=p["clean"],
         tvnumba_call=lambda: tvnumba.solve_tv_beta(A, f, w, AT=AT, return_info=True),
         label="tvnumba solve_tv_beta (eps=1e-3)",
-        peers={"pyproximal": lambda: pyproximal_run(F, p["target"], limit, op, f, (n, n), w),
-               "scico": lambda: scico_run(
-                   F, p["target"], limit,
+        peers={"pyproximal": lambda target, limit: pyproximal_run(F, target, limit, op, f,
+                                                                  (n, n), w),
+               "scico": lambda target, limit: scico_run(
+                   F, target, limit,
                    lambda jnp: _scico_loss(jnp, f, p["psf"], (n, n), "same"), (n, n), w,
                    SCICO_RHO_EXTEND,
                    lambda jnp: jnp.asarray(AT(f)))})
@@ -323,9 +323,6 @@ def test_deconvolution_extend_same_objective(benchmark, method):
     n, r = f.shape[0], psf.shape[0] // 2
     benchmark.group = (f"deconvolution, one objective (extended grid, as deconvolve_tv_beta): "
                        f"camera {n}², Gaussian σ=2 15×15 PSF, weight 0.001")
-    call = lambda: tvnumba.deconvolve_tv_beta(f, psf, w, return_info=True)  # noqa: E731
-    target = target_of("extend", call)
-    limit = pick(20.0, 60.0)
 
     def valid_op():
         import pylops
@@ -335,10 +332,13 @@ def test_deconvolution_extend_same_objective(benchmark, method):
                 @ pylops.signalprocessing.Convolve2D(ushape, h=psf, offset=(r, r)))
 
     same_objective(
-        benchmark, method, shape=ushape, clean=clean, crop=(slice(r, r + n),) * 2,
-        tvnumba_call=call, label="tvnumba deconvolve_tv_beta (eps=1e-3)",
-        peers={"pyproximal": lambda: pyproximal_run(F, target, limit, valid_op(), f, ushape, w),
-               "scico": lambda: scico_run(
+        benchmark, method, key="extend", limit=pick(20.0, 60.0), shape=ushape, clean=clean,
+        crop=(slice(r, r + n),) * 2,
+        tvnumba_call=lambda: tvnumba.deconvolve_tv_beta(f, psf, w, return_info=True),
+        label="tvnumba deconvolve_tv_beta (eps=1e-3)",
+        peers={"pyproximal": lambda target, limit: pyproximal_run(F, target, limit, valid_op(),
+                                                                  f, ushape, w),
+               "scico": lambda target, limit: scico_run(
                    F, target, limit, lambda jnp: _scico_loss(jnp, f, psf, ushape, "valid"),
                    ushape, w, SCICO_RHO_EXTEND,
                    lambda jnp: jnp.pad(jnp.asarray(f), r, mode="edge"))})
@@ -407,9 +407,6 @@ def test_inpainting_same_objective(benchmark, method):
 
     benchmark.group = (f"inpainting, one objective: camera {n}², 50 % random pixels, "
                        f"weight 0.01")
-    call = lambda: tvnumba.inpaint_tv_beta(f, mask, w, return_info=True)  # noqa: E731
-    target = target_of("inpaint", call)
-    limit = pick(20.0, 60.0)
 
     def restriction():
         import pylops
@@ -423,12 +420,14 @@ def test_inpainting_same_objective(benchmark, method):
                                   A=linop.Diagonal(jnp.asarray(known, jnp.float64)))
 
     same_objective(
-        benchmark, method, shape=clean.shape, clean=clean, tvnumba_call=call,
+        benchmark, method, key="inpaint", limit=pick(20.0, 60.0), shape=clean.shape,
+        clean=clean, tvnumba_call=lambda: tvnumba.inpaint_tv_beta(f, mask, w, return_info=True),
         label="tvnumba inpaint_tv_beta (eps=1e-3)",
-        peers={"pyproximal": lambda: pyproximal_run(F, target, limit, restriction(),
-                                                     f[known], clean.shape, w),
-               "scico": lambda: scico_run(F, target, limit, scico_loss, clean.shape, w,
-                                          SCICO_RHO_INPAINT, lambda jnp: jnp.asarray(f))})
+        peers={"pyproximal": lambda target, limit: pyproximal_run(
+                   F, target, limit, restriction(), f[known], clean.shape, w),
+               "scico": lambda target, limit: scico_run(
+                   F, target, limit, scico_loss, clean.shape, w, SCICO_RHO_INPAINT,
+                   lambda jnp: jnp.asarray(f))})
 
 
 #: SCICO's ADMM penalty on inpainting (the fastest to the target of 0.01, 0.03, 0.1, 0.3,
@@ -514,10 +513,6 @@ def test_ct_same_objective(benchmark, method):
         return scale * float(np.vdot(res, res)) + w * tvnumba.tv(np.reshape(u, (n, n)))
 
     benchmark.group = (f"CT, one objective: Shepp-Logan {n}², 30 angles, weight {w:g}")
-    call = lambda: tvnumba.reconstruct_tv_beta(sino, theta, weight=w,  # noqa: E731
-                                               return_info=True)
-    target = target_of("ct", call)
-    limit = pick(30.0, 150.0)
 
     def projector():
         import pylops
@@ -528,10 +523,12 @@ def test_ct_same_objective(benchmark, method):
             sino.size, n * n, dtype="float64")
 
     same_objective(
-        benchmark, method, shape=(n, n), clean=image, tvnumba_call=call,
+        benchmark, method, key="ct", limit=pick(30.0, 150.0), shape=(n, n), clean=image,
+        tvnumba_call=lambda: tvnumba.reconstruct_tv_beta(sino, theta, weight=w,
+                                                         return_info=True),
         label="tvnumba reconstruct_tv_beta (eps=1e-3)",
-        peers={"pyproximal": lambda: pyproximal_run(F, target, limit, projector(), sino,
-                                                     (n, n), w, sigma=2 * scale)})
+        peers={"pyproximal": lambda target, limit: pyproximal_run(
+                   F, target, limit, projector(), sino, (n, n), w, sigma=2 * scale)})
 
 
 @pytest.mark.parametrize("impl", ["tvnumba", "skimage"])

@@ -213,8 +213,9 @@ def test_auto_weight_final_solve_starts_from_the_search():
 def test_warm_start_reaches_the_same_certified_objective():
     """A solve started from a neighbouring weight's iterates (``p`` scaled into the new
     ball) is certified like a cold one, and the iterates it leaves start a repeat."""
+    from dataclasses import replace
+
     from tvnumba.restoration._core import poisson_term, prepare
-    from tvnumba.restoration.poisson_weight import _copy
     from tvnumba.solvers import Identity, WarmStart, solve
 
     y = _counts(_scene(32), 1.0, seed=13)
@@ -229,7 +230,7 @@ def test_warm_start_reaches_the_same_certified_objective():
     warm = WarmStart()
     first = run(0.4, warm)
     assert warm.u is not None and warm.weight == 0.4
-    near, cold = run(0.5, _copy(warm)), run(0.5)
+    near, cold = run(0.5, replace(warm)), run(0.5)
     assert near.converged and cold.converged and near.bound
     assert abs(near.objective - cold.objective) <= 1e-5 * cold.objective * 1.01
     again = run(0.4, warm)

@@ -63,7 +63,8 @@ def choose_poisson_weight(make_term, f5, plan, u_plan, backend, *,
         # errors do not bias the difference.
         t = math.log(w)
         near = min(kept, key=lambda s: abs(s - t)) if kept else None
-        warm_y, warm_p = (_copy(kept[near][1]), _copy(kept[near][2])) if near is not None \
+        # replace(): a shallow copy that the solve overwrites, not the kept start
+        warm_y, warm_p = (replace(kept[near][1]), replace(kept[near][2])) if near is not None \
             else (WarmStart(), WarmStart())
         mu = term.forward(solve_at(w, y, warm_y)) + b
         mu_p = term.forward(solve_at(w, yp, warm_p)) + b
@@ -77,7 +78,7 @@ def choose_poisson_weight(make_term, f5, plan, u_plan, backend, *,
     level = float(xp.mean(y)) - float(xp.mean(xp.asarray(b)))
     weight, _, _ = minimise_log(pure, starting_weight(level), max_evals=MAX_EVALS, xtol=XTOL)
     chosen = kept.get(math.log(weight))
-    return weight, (_copy(chosen[1]) if chosen is not None else WarmStart())
+    return weight, (replace(chosen[1]) if chosen is not None else WarmStart())
 
 
 def starting_weight(mean_excess: float) -> float:
@@ -85,7 +86,3 @@ def starting_weight(mean_excess: float) -> float:
     of the best for natural images at 5-100 photons (the start of the PURE search)."""
     return GUESS / math.sqrt(mean_excess) if mean_excess > 0 else GUESS
 
-
-def _copy(state: WarmStart) -> WarmStart:
-    """A start that the next solve may overwrite without touching ``state``."""
-    return WarmStart(state.u, state.p, state.r, state.weight)

@@ -30,8 +30,8 @@ from .mm import internal_smoothing, smoothing_for_range
 from .registry import METHODS, SOLVERS, pick
 from .unregularised import unregularised
 
-__all__ = ["solve", "SolveInfo", "WarmStart", "DataTerm", "Identity", "Diagonal", "METHODS", "SOLVERS",
-           "smoothing_for_range"]
+__all__ = ["solve", "SolveInfo", "WarmStart", "DataTerm", "Identity", "Diagonal", "METHODS",
+           "SOLVERS", "smoothing_for_range"]
 
 
 def solve(data: DataTerm, weight: float, *, backend, plan: Plan, method: str = "auto",
