@@ -550,6 +550,86 @@ def test_mm_operators_numba_vs_array(dtype, shape, nd, isotropic, beta):
         assert_allclose(yn[idx], dn[idx], rtol=rtol)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape,nd", [((1, 1, 1, 1, 23), 1), ((2, 1, 1, 9, 12), 2),
+                                      ((1, 3, 1, 8, 7), 2), ((1, 2, 5, 6, 7), 3)])
+@pytest.mark.parametrize("isotropic", [True, False])
+@pytest.mark.parametrize("nonneg", [True, False])
+def test_preconditioned_steps_match_the_reference(dtype, shape, nd, isotropic, nonneg):
+    """The preconditioned primal-dual's primal and TV dual steps (per-pixel τ and σ,
+    over-relaxation ω) of both backends against the same steps written in float64 from
+    tests/reference.py's differences."""
+    from reference import _adjoint_diff, _forward_diff
+
+    from tvnumba.backends.cpu import TVOpsNumba
+    from tvnumba.backends.array import TVOps
+
+    rng = np.random.default_rng(9)
+    ih = (0.7, 1.3, 0.9)[3 - nd:]
+    plan = make_plan(np.zeros(shape), 1.0, axes=tuple(range(5 - nd, 5)), channel_axis=1,
+                     spacing=tuple(1 / h for h in ih), isotropic=isotropic)
+    axes = tuple(range(5 - nd, 5))
+    u = rng.standard_normal(shape)
+    atr = rng.standard_normal(shape)
+    tau = rng.uniform(0.1, 0.5, shape)
+    sig = rng.uniform(0.1, 0.9, (shape[0], 1) + shape[2:])
+    p = 0.2 * rng.standard_normal((nd,) + shape)
+    for q, ax in zip(p, axes):  # a field is zero on its last slice
+        q[tuple(slice(None) if a != ax else -1 for a in range(5))] = 0
+    w, om = 0.3, 1.7
+    # reference, float64
+    ut = u - tau * (sum(_adjoint_diff(q, ax, 1 / h) for q, ax, h in zip(p, axes, ih)) + atr)
+    if nonneg:
+        ut = np.maximum(ut, 0)
+    ub = 2 * ut - u
+    moved = [q + sig * _forward_diff(ub, ax, 1 / h) for q, ax, h in zip(p, axes, ih)]
+    if isotropic:
+        mag = np.sqrt(sum((q * q).sum(axis=1, keepdims=True) for q in moved))
+        pt = np.array([q * np.minimum(1, w / np.maximum(mag, 1e-300)) for q in moved])
+    else:
+        pt = np.clip(moved, -w, w)
+    rtol = 2e-5 if dtype == np.float32 else 1e-12
+    for ops in (TVOps(np, plan, dtype), TVOpsNumba(plan, dtype)):
+        c = [np.array(a, dtype) for a in (u, atr, tau, sig, p)]
+        uk, atk, tk, sk, pk = c
+        utk, ubk, ptk = np.empty_like(uk), np.empty_like(uk), np.empty_like(pk)
+        ops.pd_primal(uk, utk, ubk, pk, atk, tk, om, nonneg)
+        assert_allclose(utk, ut, rtol=rtol, atol=rtol)
+        assert_allclose(ubk, ub, rtol=rtol, atol=rtol)
+        assert_allclose(uk, u + om * (ut - u), rtol=rtol, atol=rtol)
+        ops.pd_dual(pk, ptk, ub.astype(dtype), sk, w, om)
+        assert_allclose(ptk, pt, rtol=rtol, atol=rtol)
+        assert_allclose(pk, p + om * (pt - p), rtol=rtol, atol=rtol)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("array_background", [False, True])
+def test_kl_dual_step_solves_its_quadratic(dtype, array_background):
+    """The Poisson loss's dual step of both backends: ``rt ≥ 0`` is the root of
+    ``rt² − e rt − σy = 0`` (``e = r − σ(z + b)``: the prox of σ KL*), zero counts
+    included, and ``r`` moves by ω towards it."""
+    rng = np.random.default_rng(3)
+    n = 20001
+    r = rng.uniform(-2, 3, n)
+    z = rng.uniform(0, 50, n)
+    y = rng.poisson(rng.uniform(0, 30, n)).astype(float)
+    sigma = rng.uniform(1e-3, 2, n)
+    b = rng.uniform(0, 3, n) if array_background else np.array([1.5])
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    for ops in (ArrayOps(np), vector_kernels):
+        rk, zk, yk, sk, bk = (np.array(a, dtype) for a in (r, z, y, sigma, b))
+        rt = np.empty_like(rk)
+        ops.kl_dual_step(rk, rt, zk, yk, bk, int(array_background), sk, dtype(1.9))
+        rt64 = rt.astype(float)
+        assert np.all(rt64 >= 0)
+        # the quadratic at the rounded inputs, relative to the size of its terms
+        r0, z0, y0, s0, b0 = (a.astype(float) for a in (np.array(r, dtype), zk, yk, sk, bk))
+        e0 = r0 - s0 * (z0 + b0)
+        scale = rt64 * rt64 + np.abs(e0) * rt64 + s0 * y0
+        assert np.all(np.abs(rt64 * (rt64 - e0) - s0 * y0) <= 10 * rtol * scale)
+        assert_allclose(rk, r0 + 1.9 * (rt64 - r0), rtol=rtol, atol=10 * rtol)
+
+
 # --------------------------------------------------------------------------- duality gap, any A
 # For β ≥ 1 and a data term that is not strongly convex (AᵀA singular: a wide matrix, an
 # "extend" deconvolution, a mask with holes) the smooth solvers stop on a Fenchel duality

@@ -150,6 +150,16 @@ class ArrayOps:
         y += alpha * x
         return self.dot(y, y)
 
+    def kl_dual_step(self, r, rt, z, y, b, b_step, sigma, om):
+        """As :func:`tvnumba.backends.cpu.vector_kernels.kl_dual_step`."""
+        xp = self.xp
+        e = r - sigma * (z + (b if b_step else b[0]))
+        sy = 2 * sigma * y
+        s = xp.sqrt(e * e + 2 * sy)
+        neg = e < 0
+        rt[...] = xp.where(neg, sy / xp.where(neg, s - e, 1), 0.5 * (s + e))
+        r += om * (rt - r)
+
     def extrapolate(self, u, un, ub, theta):
         """ub = un + θ(un - u); u = un."""
         self.xp.subtract(un, u, out=ub)
@@ -335,6 +345,31 @@ class TVOps:
         """``p`` on the ball ``|p| ≤ weight`` (per pixel over axes and channels when
         isotropic, per difference otherwise)."""
         return _project(self.xp, p, self.dtype.type(weight), self.iso)
+
+    def field(self, shape):
+        """A zero dual field for a canonical ``shape``: one array of shape
+        ``(len(axes),) + shape`` whose components follow :attr:`axes` (iterating over
+        it gives the list that :meth:`div` and :meth:`project` take)."""
+        return self.xp.zeros((len(self.axes),) + tuple(shape), self.dtype)
+
+    def pd_primal(self, u, ut, ub, p, atr, tau, om, nonneg) -> None:
+        """``ũ = u − τ (Dᵀp + atr)`` (at least 0 with ``nonneg``) into ``ut``,
+        ``ū = 2ũ − u`` into ``ub``, ``u ← u + ω (ũ − u)``: the preconditioned
+        primal–dual's primal step (``τ`` per pixel, ``p`` a :meth:`field`)."""
+        ut[...] = u - tau * (self.div(p) + atr)
+        if nonneg:
+            self.xp.maximum(ut, 0, out=ut)
+        ub[...] = 2 * ut - u
+        u += om * (ut - u)
+
+    def pd_dual(self, p, pt, ub, sig, weight, om) -> None:
+        """``pt = proj_{|·| ≤ weight}(p + σ D ū)``, ``p ← p + ω (pt − p)``: the
+        preconditioned primal–dual's TV dual step (``σ`` per pixel, shape
+        ``(B, 1, ...)``; ``p``, ``pt`` :meth:`field` arrays)."""
+        moved = self.project([q + sig * g for q, g in zip(p, self.grad(ub))], weight)
+        for q, q0, qt in zip(moved, p, pt):
+            qt[...] = q
+            q0 += om * (qt - q0)
 
     def tv1(self, u) -> float:
         """``TV₁(u)`` in float64."""

@@ -68,6 +68,11 @@ class SquaredLoss:
         q += sigma * (z - term.f)
         q /= 1 + sigma
 
+    def dual_step(self, term, ops, q, qt, z, sigma, om) -> None:
+        """``qt = prox_{σL*}(q + σz)``, then ``q ← q + ω (qt − q)`` (in place)."""
+        qt[...] = (q + sigma * (z - term.f)) / (1 + sigma)
+        q += om * (qt - q)
+
     def adjoint_input(self, q):
         """The array whose ``Aᵀ`` enters the primal step: ``q`` itself."""
         return q
@@ -117,6 +122,14 @@ class PoissonLoss:
         s = xp.sqrt(e * e + 4 * sigma * y)
         neg = e < 0
         r[...] = xp.where(neg, (2 * sigma * y) / xp.where(neg, s - e, 1), 0.5 * (s + e))
+
+    def dual_step(self, term, ops, r, rt, z, sigma, om) -> None:
+        """``rt`` = :meth:`dual_prox` of ``r``, then ``r ← r + ω (rt − r)``: one fused pass
+        of the backend's ``ops`` (the arrays C-contiguous, of the data's shape)."""
+        xp, b = term.xp, term.background
+        b = b.reshape(-1) if getattr(b, "ndim", 0) > 0 else xp.full(1, b, term.f.dtype)
+        ops.kl_dual_step(r.reshape(-1), rt.reshape(-1), z.reshape(-1), term.f.reshape(-1),
+                         b, int(b.size > 1), sigma.reshape(-1), term.f.dtype.type(om))
 
     def adjoint_input(self, r):
         return 1 - r

@@ -18,7 +18,9 @@ provably contains a minimiser (:mod:`._kl_gap`), so ``info.gap`` bounds
 ``(P(u) − P*) / P*``; for least squares the half-run decrease of the objective
 (:func:`half_run_decrease`), an estimate of the relative error, not a bound.
 
-The arrays are whole-array operations of the backend's module (NumPy or CuPy).
+Each iteration is the backend's primal and TV dual steps (:meth:`~tvnumba.backends.array.
+TVOps.pd_primal`, :meth:`~tvnumba.backends.array.TVOps.pd_dual`: fused Numba passes on
+the CPU, whole-array operations on CuPy), ``A ū``, the loss's dual step and ``Aᵀ``.
 """
 
 from __future__ import annotations
@@ -87,17 +89,22 @@ def preconditioned(problem: Problem):
         check_every = CHECK_EVERY_SQUARED
         au = data.forward(u)  # tracked by linearity: A ũ = (A ū + A u) / 2
 
+    # The backend's steps take per-pixel arrays (scalar steps broadcast once).
+    tau = xp.ascontiguousarray(xp.broadcast_to(xp.asarray(tau, dtype), u.shape))
+    sig_d = xp.ascontiguousarray(xp.broadcast_to(xp.asarray(sig_d, dtype),
+                                                 (u.shape[0], 1) + u.shape[2:]))
     warm = problem.warm if poisson else None
+    p = tvo.field(u.shape)
     if warm is not None and warm.u is not None and warm.u.shape == u.shape:
         # A neighbouring solve's iterates; p scaled into this weight's ball.
         u = warm.u.astype(dtype)
-        scale = T(weight / warm.weight) if warm.weight > 0 else T(0)
-        p = [q.astype(dtype) * scale for q in warm.p]
+        p[...] = xp.asarray(warm.p) * T(weight / warm.weight if warm.weight > 0 else 0)
         r = warm.r.astype(dtype)
     else:
-        p = [xp.zeros_like(u) for _ in tvo.axes]
         r = loss.dual_start(data)
-    ktxi = tvo.div(p) + data.adjoint(loss.adjoint_input(r))
+    u = xp.ascontiguousarray(u)
+    ut, ub, pt, rt = xp.empty_like(u), xp.empty_like(u), xp.empty_like(p), xp.empty_like(r)
+    atr = data.adjoint(loss.adjoint_input(r))
     om = T(OMEGA if poisson else OMEGA_SQUARED)
     it = 0
     best_u, best_p, best_d = u, math.inf, -math.inf
@@ -106,18 +113,12 @@ def preconditioned(problem: Problem):
     converged = False
     while it < problem.max_iter:
         it += 1
-        ut = u - tau * ktxi
-        if loss.nonnegative:
-            xp.maximum(ut, 0, out=ut)
-        ub = 2 * ut - u
-        pt = tvo.project([q + sig_d * g for q, g in zip(p, tvo.grad(ub))], weight)
+        # ũ, ū = 2ũ − u and the relaxed u in one pass; then p, r likewise.
+        tvo.pd_primal(u, ut, ub, p, atr, tau, om, loss.nonnegative)
+        tvo.pd_dual(p, pt, ub, sig_d, weight, om)
         aub = data.forward(ub)
-        rt = r.copy()
-        loss.dual_prox(data, rt, aub, sig_a)
-        u += om * (ut - u)
-        p = [q + om * (qt - q) for q, qt in zip(p, pt)]
-        r += om * (rt - r)
-        ktxi = tvo.div(p) + data.adjoint(loss.adjoint_input(r))
+        loss.dual_step(data, backend.ops, r, rt, aub, sig_a, om)
+        atr = data.adjoint(loss.adjoint_input(r))
         check = it % check_every == 0 or it == problem.max_iter
         if not poisson:
             aut = T(0.5) * (aub + au)

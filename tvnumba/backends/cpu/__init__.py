@@ -26,6 +26,7 @@ import numpy as np
 import numba
 
 from ..._validate import KERNEL_NDIM, Plan
+from ..array import TVOps
 from ..base import Backend
 from . import radon_kernels
 from . import solver_kernels as kernels
@@ -90,9 +91,7 @@ class CpuBackend(Backend):
         return geom.unsquare(sq)
 
     def tv_ops(self, plan, dtype):
-        from ..array import TVOps
-
-        return TVOps(np, plan, dtype)
+        return TVOpsNumba(plan, dtype)
 
     def cp_state(self, f5, weight, plan, *, identity):
         return CPNumba(f5, weight, plan, identity=identity)
@@ -211,6 +210,27 @@ class CPNumba:
         kernels.rof_primal(self.u, self.f, *self.ih, self.nd, self.iso,
                    self.rows, self.nunits, fid, tv1)
         return (float(fid.sum()) if self.identity else 0.0), float(tv1.sum())
+
+
+class TVOpsNumba(TVOps):
+    """:class:`~tvnumba.backends.array.TVOps` with the preconditioned primal–dual's
+    two steps as fused Numba passes (:func:`.solver_kernels.pd_primal_step`,
+    :func:`.solver_kernels.pd_dual_step`) on C-contiguous canonical arrays."""
+
+    def __init__(self, plan: Plan, dtype):
+        super().__init__(np, plan, dtype)
+        self.canonical_ih = tuple(self.dtype.type(h) for h in plan.canonical_inv_spacing)
+
+    def pd_primal(self, u, ut, ub, p, atr, tau, om, nonneg) -> None:
+        rows, nunits = kernels.n_units(u.shape)
+        kernels.pd_primal_step(u, ut, ub, p, atr, tau, self.dtype.type(om), bool(nonneg),
+                               *self.canonical_ih, len(self.axes), rows, nunits)
+
+    def pd_dual(self, p, pt, ub, sig, weight, om) -> None:
+        rows, nunits = kernels.n_units(ub.shape)
+        T = self.dtype.type
+        kernels.pd_dual_step(ub, p, pt, sig, T(weight), T(om), *self.canonical_ih,
+                             len(self.axes), self.iso, rows, nunits)
 
 
 class MMNumba:

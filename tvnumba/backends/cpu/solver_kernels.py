@@ -578,3 +578,102 @@ def irls_apply(x, a, y, c0, ihz, ihy, ihx, nd, rows, nunits, partial):
                     acc += np.float64(xr[j]) * np.float64(yr[j])
         partial[unit] = acc
     return in_order(partial)
+
+
+@parallel_kernel
+def pd_dual_step(ub, p, pt, sig, w, om, ihz, ihy, ihx, nd, iso, rows, nunits):
+    """``pt = proj_{|·| ≤ w}(p + σ D ū)`` with one σ per pixel (``sig[b, 0, z, y, x]``),
+    then ``p ← p + ω (pt − p)``: the preconditioned primal-dual's TV dual step.
+
+    ``p`` and ``pt`` hold their components in the order of the canonical axes
+    (``p[nd - 1]`` the x difference, ``p[nd - 2]`` y, ``p[nd - 3]`` z), as
+    :meth:`tvnumba.backends.array.TVOps.field` lays them out.
+    """
+    B, C, D, H, W = ub.shape
+    zero = om - om
+    one = type(om)(1)
+    w2 = w * w
+    for unit in prange(nunits):
+        b, k, i0, i1 = _unit_bounds(unit, D, H, rows)
+        kp = min(k + 1, D - 1)
+        m = np.empty(W, ub.dtype)
+        for i in range(i0, i1):
+            ip = min(i + 1, H - 1)
+            s = sig[b, 0, k, i]
+            m[:] = zero
+            for c in range(C):
+                row = ub[b, c, k, i]
+                q, q0 = pt[nd - 1, b, c, k, i], p[nd - 1, b, c, k, i]
+                for j in range(W - 1):
+                    q[j] = q0[j] + s[j] * ihx * (row[j + 1] - row[j])
+                q[W - 1] = zero
+                if nd >= 2:
+                    _pd_dual_row(pt[nd - 2, b, c, k, i], p[nd - 2, b, c, k, i], row,
+                                 ub[b, c, k, ip], s, ihy, ip == i)
+                if nd >= 3:
+                    _pd_dual_row(pt[0, b, c, k, i], p[0, b, c, k, i], row,
+                                 ub[b, c, kp, i], s, ihz, kp == k)
+                for d in range(nd):
+                    q = pt[d, b, c, k, i]
+                    if iso:
+                        for j in range(W):
+                            m[j] += q[j] * q[j]
+                    else:
+                        for j in range(W):
+                            q[j] = min(max(q[j], -w), w)
+            if iso:
+                for j in range(W):
+                    mj = m[j]
+                    m[j] = w / np.sqrt(mj) if mj > w2 else one
+            for d in range(nd):
+                for c in range(C):
+                    q, q0 = pt[d, b, c, k, i], p[d, b, c, k, i]
+                    if iso:
+                        for j in range(W):
+                            q[j] *= m[j]
+                    for j in range(W):
+                        q0[j] += om * (q[j] - q0[j])
+
+
+@helper
+def _pd_dual_row(q, q0, row, nxt, s, ih, last):
+    """q = q0 + σ·ih·(nxt − row): one y or z row of p + σ D ū (0 on the last slice)."""
+    if last:
+        q[:] = q0[0] - q0[0]
+    else:
+        for j in range(q.shape[0]):
+            q[j] = q0[j] + s[j] * ih * (nxt[j] - row[j])
+
+
+@parallel_kernel
+def pd_primal_step(u, ut, ub, p, atr, tau, om, nonneg, ihz, ihy, ihx, nd, rows, nunits):
+    """``ũ = u − τ (Dᵀp + atr)`` (at least 0 with ``nonneg``), ``ū = 2ũ − u``,
+    ``u ← u + ω (ũ − u)``: the preconditioned primal-dual's primal step, τ per pixel.
+    ``p`` in the layout of :func:`pd_dual_step`."""
+    B, C, D, H, W = u.shape
+    lo = type(om)(0) if nonneg else type(om)(-np.inf)
+    two = type(om)(2)
+    for unit in prange(nunits):
+        b, k, i0, i1 = _unit_bounds(unit, D, H, rows)
+        km = k - 1
+        dt = np.empty(W, u.dtype)
+        for i in range(i0, i1):
+            im = i - 1
+            for c in range(C):
+                px = p[nd - 1, b, c, k, i]
+                dt[0] = -px[0] * ihx
+                for j in range(1, W):
+                    dt[j] = (px[j - 1] - px[j]) * ihx
+                if nd >= 2:
+                    _adjoint_row(dt, p[nd - 2, b, c, k, i], p[nd - 2, b, c, k, max(im, 0)],
+                                 ihy, im < 0)
+                if nd >= 3:
+                    _adjoint_row(dt, p[0, b, c, k, i], p[0, b, c, max(km, 0), i], ihz, km < 0)
+                ur, tr, br = u[b, c, k, i], ut[b, c, k, i], ub[b, c, k, i]
+                ar, ta = atr[b, c, k, i], tau[b, c, k, i]
+                for j in range(W):
+                    uo = ur[j]
+                    v = max(uo - ta[j] * (dt[j] + ar[j]), lo)
+                    tr[j] = v
+                    br[j] = two * v - uo
+                    ur[j] = uo + om * (v - uo)

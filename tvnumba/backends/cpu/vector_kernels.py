@@ -294,3 +294,26 @@ def extrapolate(u, un, ub, theta):
             v = sn[t]
             sb[t] = v + theta * (v - su[t])
             su[t] = v
+
+
+@parallel_kernel
+def kl_dual_step(r, rt, z, y, b, b_step, sigma, om):
+    """``rt = prox_{σ KL*}(r + σ z)`` of the Poisson loss, then ``r ← r + ω (rt − r)``.
+
+    ``rt = ½(e + √(e² + 4σy))`` with ``e = r − σ(z + b)``, written without cancellation
+    for ``e < 0`` (``2σy / (√(e² + 4σy) − e)``).  ``b`` is the background: an array
+    like ``r`` (``b_step = 1``) or one element (``b_step = 0``).
+    """
+    n = r.shape[0]
+    two = type(om)(2)
+    half = type(om)(0.5)
+    for c in prange(_n_chunks(n)):
+        lo, hi = _span(c, n)
+        for t in range(lo, hi):
+            st = sigma[t]
+            e = r[t] - st * (z[t] + b[t * b_step])
+            sy = two * st * y[t]
+            s = np.sqrt(e * e + two * sy)
+            v = sy / (s - e) if e < 0 else half * (s + e)
+            rt[t] = v
+            r[t] += om * (v - r[t])
