@@ -210,9 +210,11 @@ def _box_gap(xp, data, state, objective, box) -> float:
     when the minimiser lies in ``[lo, hi]`` (weak duality on the box); inf while
     ``D_B ≤ 0``."""
     lo, hi = box
-    q = (data.forward(state.u) - data.f).astype(xp.float64)
-    g = state.dual_divergence().astype(xp.float64) + data.adjoint(q).astype(xp.float64)
-    f = data.f.astype(xp.float64)
-    dual = (-0.5 * float(xp.sum(q * q)) - float(xp.sum(q * f))
-            - float(xp.sum(xp.maximum(-g * lo, -g * hi))))
+    f = data.f.astype(xp.float64, copy=False)
+    q = data.forward(state.u).astype(xp.float64, copy=False) - f
+    g = data.adjoint(q).astype(xp.float64, copy=False) + state.dual_divergence()
+    # Σ max(−g·lo, −g·hi) = hi·Σg⁻ − lo·Σg⁺ (lo ≤ hi)
+    plus = float(xp.sum(xp.maximum(g, 0)))
+    minus = plus - float(xp.sum(g))
+    dual = -0.5 * float(xp.sum(q * q)) - float(xp.sum(q * f)) - (hi * minus - lo * plus)
     return (objective - dual) / dual if dual > 0 else math.inf
