@@ -563,6 +563,19 @@ def test_warm_command(tmp_path):
     assert r.returncode == 2 and "--dtype" in r.stderr
 
 
+def test_warm_command_for_photon_counts():
+    """--noise poisson solves the small cases with the Poisson loss (its primal-dual
+    kernels), and is refused for inpainting before any work."""
+    r = run_cli("warm", "--command", "deconvolve", "--noise", "poisson", "--dtype", "float64",
+                "--ndim", "2", "--json")
+    assert r.returncode == 0, r.stderr
+    recs = json_lines(r.stdout)
+    assert [(x["problem"], x["shape"], x["method"]) for x in recs] == [
+        ("deconvolve", [16, 16], "cp"), ("deconvolve", [16, 16, 3], "cp")]
+    r = run_cli("warm", "--command", "inpaint", "--noise", "poisson")
+    assert r.returncode == 2 and "--noise poisson" in r.stderr and "inpaint" in r.stderr
+
+
 _SIGNATURES = """
 import sys
 from numba.core.registry import CPUDispatcher

@@ -148,6 +148,7 @@ _WARM_EPILOG = """\
 examples:
   tvnumba warm                                      # denoise, beta 1: float32/64, 2-D, RGB, 3-D
   tvnumba warm --command deconvolve,inpaint --beta 1,1.5 --dtype float64 --ndim 2
+  tvnumba warm --command deconvolve --noise poisson --ndim 3   # photon counts, volumes
 
 Numba compiles each kernel the first time a process needs it and keeps the machine code
 in its cache: NUMBA_CACHE_DIR if set, else the __pycache__ folders next to tvnumba's
@@ -824,6 +825,9 @@ def _add_warm(sub) -> None:
     p.add_argument("--ndim", type=_listed(ndim), default=(2, 3), metavar="N[,N...]",
                    help="spatial dimensions (default 2,3; 2 includes RGB)")
     p.add_argument("--method", choices=METHODS, default="auto")
+    p.add_argument("--noise", choices=("gaussian", "poisson"), default="gaussian",
+                   help="the noise model of the solves (poisson: denoise and deconvolve "
+                        "only; default gaussian)")
     p.add_argument("--json", action="store_true", help="one JSON line per case")
     p.add_argument("-q", "--quiet", action="store_true", help="only errors")
 
@@ -831,9 +835,13 @@ def _add_warm(sub) -> None:
 def _warm(args) -> int:
     from ._warm import cache_location, common_cases, warm_case
 
+    if args.noise == "poisson" and "inpaint" in args.problems:
+        print("tvnumba warm: error: --noise poisson applies to denoise and deconvolve, "
+              "not inpaint", file=sys.stderr)
+        return 2
     base = dict(weight=0.1, eps=1e-3, max_iter=None, channel_axis=None, isotropic=True,
                 spacing=None, method=args.method, device=None, as_batch=False,
-                like_input=False, boundary="extend")
+                like_input=False, boundary="extend", noise=args.noise, background=0.0)
     failed = 0
     t0 = time.perf_counter()
     for problem, beta, dtype, shape in common_cases(args.problems, args.beta, args.dtype,
