@@ -132,6 +132,43 @@ def test_deconvolve_objective_and_certificate(boundary):
         assert_allclose(info.objective, ref_kl(blur, y, b) + 0.3 * ref_tv(u), rtol=1e-9)
 
 
+def test_certificate_polish_stays_in_the_ball_and_lowers_the_violation():
+    """The dual polish of the Poisson gap keeps |p| <= weight per pixel and lowers
+    ‖(c + Dᵀp)₋‖ (the violation σ_C multiplies); D and Dᵀ from tests/reference.py."""
+    from reference import _adjoint_diff
+
+    from tvnumba._validate import make_plan
+    from tvnumba.backends import select
+    from tvnumba.solvers import Identity
+    from tvnumba.solvers.data_terms import PoissonLoss
+    from tvnumba.solvers._kl_gap import Certificate
+
+    b, w = 1.0, 0.3
+    y = _counts(_scene(24), b, seed=3).astype(float)
+    plan = make_plan(y, 1.0, name="image")
+    backend = select(y, None, solver=True).for_plan(plan)
+    term = Identity(backend.canonical(y, plan)).with_loss(PoissonLoss(), b).bind(backend)
+    cert = Certificate(term, backend.tv_ops(plan, np.float64), w)
+    rng = np.random.default_rng(0)
+    shape = term.f.shape
+    p = [rng.uniform(-w, w, shape) / np.sqrt(2) for _ in range(2)]
+    for q, ax in zip(p, (3, 4)):
+        q[tuple(slice(None) if a != ax else -1 for a in range(5))] = 0
+    p0 = [rng.uniform(-w, w, shape) / np.sqrt(2) for _ in range(2)]
+    for q, ax in zip(p0, (3, 4)):
+        q[tuple(slice(None) if a != ax else -1 for a in range(5))] = 0
+    # feasible: c + Dᵀp0 = 0.01 > 0, so the least violation in the ball is 0
+    c = 0.01 - sum(_adjoint_diff(q, ax, 1.0) for q, ax in zip(p0, (3, 4)))
+
+    def violation(p):
+        div = sum(_adjoint_diff(q, ax, 1.0) for q, ax in zip(p, (3, 4)))
+        return np.linalg.norm(np.minimum(c + div, 0))
+
+    q = cert._polish([a.copy() for a in p], c)
+    assert np.sqrt(q[0] ** 2 + q[1] ** 2).max() <= w * (1 + 1e-12)
+    assert violation(p) > 1 and violation(q) < 0.2 * violation(p)
+
+
 def test_deconvolve_float32_follows_float64():
     x, psf = _scene(32), _psf()
     y = _counts(x, 2.0, seed=8, psf=psf)

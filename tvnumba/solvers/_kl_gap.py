@@ -31,6 +31,9 @@ import math
 
 #: Rounds of the data-side repair.
 REPAIR_ROUNDS = 2
+#: Accelerated projected-gradient steps that move the dual ``p`` towards feasibility
+#: before the gap is evaluated (each about a third of an iteration's cost).
+POLISH_STEPS = 30
 #: The data-side repair keeps at least this fraction of ``r``.
 REPAIR_KEEP = 0.5
 #: Lifts ``η`` (times the mean count) tried where ``b = 0`` leaves ``P = ∞`` at a zero
@@ -90,7 +93,7 @@ class Certificate:
         data, tvo, xp = self.data, self.tvo, self.xp
         r = r.astype(xp.float64)
         c = data.adjoint(1 - r)  # Aᵀ(1 − r) = a − Aᵀr
-        p = [q.astype(xp.float64) for q in p]
+        p = self._polish([q.astype(xp.float64) for q in p], c)
         if self.widths is not None:
             p = _ring_transfer(xp, p, c + tvo.div(p), tvo, self.widths, self.weight)
         w = -(c + tvo.div(p))
@@ -107,6 +110,24 @@ class Certificate:
             r = r - delta
             w = w - data.adjoint(delta)
         return data.loss.conj_value(data, r) - self._support(w, p_best)
+
+    def _polish(self, p, c):
+        """``p`` moved within the ball towards ``w = −(c + Dᵀp) ≤ 0``: :data:`POLISH_STEPS`
+        accelerated projected-gradient steps on ``½‖(c + Dᵀp)₋‖²`` (FISTA).  For a given
+        ``r`` the dual value depends on ``p`` only through the violations ``w₊`` that
+        ``σ_C`` multiplies by ``C``'s range, and the primal-dual's own ``p`` trails its
+        ``u``; any ``p`` in the ball keeps the bound valid."""
+        xp, tvo, weight = self.xp, self.tvo, self.weight
+        step = 1.0 / (4.0 * sum(float(h) ** 2 for h in tvo.ih))  # 1/‖D‖²
+        q = [a.copy() for a in p]
+        y, t = q, 1.0
+        for _ in range(POLISH_STEPS):
+            v = -xp.minimum(c + tvo.div(y), 0)  # w₊ at y
+            new = tvo.project([a + step * g for a, g in zip(y, tvo.grad(v))], weight)
+            t_new = 0.5 * (1.0 + math.sqrt(1.0 + 4.0 * t * t))
+            y = [a + ((t - 1.0) / t_new) * (a - b) for a, b in zip(new, q)]
+            q, t = new, t_new
+        return q
 
     def _support(self, w, p_best) -> float:
         """``σ_C(w)``."""
