@@ -42,14 +42,20 @@ OMEGA_SQUARED = 1.5
 #: Iterations between two evaluations of the Poisson gap (each costs about as much as
 #: twenty iterations: the dual polish and repair and the support function of ``C``).
 CHECK_EVERY = 50
-#: Past ``CHECK_SPACING · CHECK_EVERY`` iterations the Poisson gap is checked every
-#: ``1/CHECK_SPACING`` of the iterations done: a bounded share of the solve, and at most
-#: 10 % beyond the first iteration that meets ``eps``.
+#: Checks whose cost is tens of iterations (the Poisson gap; a mask's box gap) are spaced
+#: by ``1/CHECK_SPACING`` of the iterations done (:func:`spaced_check`): a bounded share
+#: of the solve, and at most 10 % beyond the first iteration that meets ``eps``.
 CHECK_SPACING = 10
 #: ... and of the least-squares objective (cheap: ``A u`` is tracked by linearity).
 CHECK_EVERY_SQUARED = 5
 #: Iterations before the half-run decrease is trusted.
 MIN_ITER = 10
+
+
+def spaced_check(it: int, every: int) -> int:
+    """The iteration of the next check after one at ``it``: ``every`` iterations on, or a
+    :data:`CHECK_SPACING`-th of ``it`` once that is more."""
+    return it + max(every, it // CHECK_SPACING)
 
 
 def half_run_decrease(best: dict, it: int) -> float:
@@ -126,8 +132,7 @@ def preconditioned(problem: Problem):
         atr = data.adjoint(loss.adjoint_input(r))
         check = it >= next_check or it == problem.max_iter
         if check:
-            next_check = it + (max(check_every, it // CHECK_SPACING) if poisson
-                               else check_every)
+            next_check = spaced_check(it, check_every) if poisson else it + check_every
         if not poisson:
             aut = T(0.5) * (aub + au)
             au += om * (aut - au)

@@ -25,7 +25,7 @@ import math
 import numpy as np
 
 from ._common import Problem, SolveInfo
-from .pdhg import half_run_decrease
+from .pdhg import half_run_decrease, spaced_check
 
 #: Convergence checks without a 1 % better gap after which the denoising solver
 #: gives up -- counted only once the gap is within :data:`ROUNDING_FACTOR` of what
@@ -53,12 +53,6 @@ POLISH_EVERY = 100
 #: ... and only for tolerances this tight: at 1e-4 and above CP alone is about as fast
 #: as a try, which costs a flow solve.
 POLISH_EPS = 1e-5
-
-#: With a data term other than the identity, the gap check costs 10-20 iterations (the
-#: dual point's ``A`` and ``Aᵀ`` and the objective, in float64): checks are spaced by a
-#: tenth of the iterations done (at least ``check_every``), so they cost a bounded share
-#: of the solve and it overshoots the first iteration that meets ``eps`` by at most 10 %.
-CHECK_SPACING = 10
 
 #: τ/σ balance of the initial steps (τσ‖K‖² = 1): insensitive in [3, 30] on
 #: natural images; primal-heavy.
@@ -188,7 +182,7 @@ def _generic(problem: Problem, check_every: int):
         tau *= theta
         sigma /= theta
         if it >= next_check or it == problem.max_iter:
-            next_check = it + max(check_every, it // CHECK_SPACING)
+            next_check = spaced_check(it, check_every)  # a box-gap check costs 10-20 iterations
             _, tv1 = state.primal_terms()
             objective = data.value(state.u) + weight * tv1
             if box is not None:
