@@ -63,13 +63,9 @@ class SquaredLoss:
     def dual_start(self, term):
         return term.xp.zeros_like(term.f)
 
-    def dual_prox(self, term, q, z, sigma) -> None:
-        """``q ← prox_{σL*}(q + σz) = (q + σ(z − f)) / (1 + σ)`` in place."""
-        q += sigma * (z - term.f)
-        q /= 1 + sigma
-
     def dual_step(self, term, ops, q, qt, z, sigma, om) -> None:
-        """``qt = prox_{σL*}(q + σz)``, then ``q ← q + ω (qt − q)`` (in place)."""
+        """``qt = prox_{σL*}(q + σz) = (q + σ(z − f)) / (1 + σ)``, then
+        ``q ← q + ω (qt − q)`` (in place)."""
         qt[...] = (q + sigma * (z - term.f)) / (1 + sigma)
         q += om * (qt - q)
 
@@ -114,18 +110,11 @@ class PoissonLoss:
     def dual_start(self, term):
         return term.xp.ones_like(term.f)
 
-    def dual_prox(self, term, r, z, sigma) -> None:
-        """``r ← ½(e + √(e² + 4σy))``, ``e = r − σ(z + b)`` in place, written without
-        cancellation (``e < 0``: ``2σy / (√(e² + 4σy) − e)``)."""
-        xp, y = term.xp, term.f
-        e = r - sigma * (z + term.background)
-        s = xp.sqrt(e * e + 4 * sigma * y)
-        neg = e < 0
-        r[...] = xp.where(neg, (2 * sigma * y) / xp.where(neg, s - e, 1), 0.5 * (s + e))
-
     def dual_step(self, term, ops, r, rt, z, sigma, om) -> None:
-        """``rt`` = :meth:`dual_prox` of ``r``, then ``r ← r + ω (rt − r)``: one fused pass
-        of the backend's ``ops`` (the arrays C-contiguous, of the data's shape)."""
+        """``rt = prox_{σL*}(r + σz) = ½(e + √(e² + 4σy))``, ``e = r − σ(z + b)``, then
+        ``r ← r + ω (rt − r)``: one fused pass of the backend's ``ops``
+        (:func:`~tvnumba.backends.cpu.vector_kernels.kl_dual_step`; the arrays
+        C-contiguous, of the data's shape)."""
         xp, b = term.xp, term.background
         b = b.reshape(-1) if getattr(b, "ndim", 0) > 0 else xp.full(1, b, term.f.dtype)
         ops.kl_dual_step(r.reshape(-1), rt.reshape(-1), z.reshape(-1), term.f.reshape(-1),
