@@ -119,8 +119,8 @@ class Certificate:
         ``u``; any ``p`` in the ball keeps the bound valid."""
         xp, tvo, weight = self.xp, self.tvo, self.weight
         step = 1.0 / (4.0 * sum(float(h) ** 2 for h in tvo.ih))  # 1/‖D‖²
-        q = [a.copy() for a in p]
-        y, t = q, 1.0
+        q = y = p  # only rebound below, never written in place
+        t = 1.0
         for _ in range(POLISH_STEPS):
             v = -xp.minimum(c + tvo.div(y), 0)  # w₊ at y
             new = tvo.project([a + step * g for a, g in zip(y, tvo.grad(v))], weight)
