@@ -6,7 +6,7 @@ Gaussian PSF, plus a background of 2 counts, Poisson-sampled (seed 0).  Each ima
 field of view of a larger scene: the scene is blurred on a grid 8 pixels wider on every
 side and cropped, so that no method's boundary model matches the data exactly.
 ``deconvolve_tv_beta`` with ``noise="poisson"`` at its best weight and with
-``weight="auto"`` (PURE) against ``richardson_lucy`` on the counts minus the background,
+``weight="auto"`` (PURE of the blur-weighted error) against ``richardson_lucy`` on the counts minus the background,
 at its best iteration count of 1-500, twice: as scikit-image users call it (baseline; its
 convolution has a zero boundary, which darkens the border and keeps that count low) and on
 the counts reflect-padded by the PSF's radius and cropped back (``RL, reflect``), and

@@ -17,7 +17,7 @@ from scipy.sparse.linalg import LinearOperator, aslinearoperator
 from tvnumba._validate import make_plan
 from tvnumba.backends import select
 from tvnumba.operators import Convolution, LinearOperatorTerm
-from tvnumba.operators.convolution import extended_shape, smooth5
+from tvnumba.operators.convolution import SPECTRUM_TOL, extended_shape, positive_blur, smooth5
 
 CASES = [((13, 16), (5, 3)), ((12, 11), (4, 6)), ((9, 8, 7), (3, 4, 2)), ((7, 6, 5), (2, 3, 3))]
 TOL = {np.float32: 2e-6, np.float64: 1e-13}
@@ -117,6 +117,29 @@ def test_periodic_prox_against_dense_solve(rng):
                           v.ravel() + tau * M.T @ t.f.ravel())
     assert_allclose(out.ravel(), ref, atol=1e-12)
     assert t.mu == pytest.approx(np.linalg.svd(M, compute_uv=False).min() ** 2, rel=1e-9)
+
+
+def _gauss(m, s, shift=0):
+    g = np.exp(-0.5 * (np.arange(m) - m // 2 - shift) ** 2 / s**2)
+    return np.outer(g, g) / g.sum() ** 2
+
+
+@pytest.mark.parametrize("name,psf", [
+    ("gauss 5 σ1.2", _gauss(5, 1.2)), ("gauss 7 σ1.5", _gauss(7, 1.5)),
+    ("gauss 5 σ2.5", _gauss(5, 2.5)), ("gauss 5 shifted", _gauss(5, 1.2, shift=0.5)),
+    ("gauss 4", _gauss(4, 1.0)), ("box 3", np.ones((3, 3))),
+    ("cross", np.array([[0, 1, 0], [1, 4, 1], [0, 1, 0]], float)),
+    ("disk", (np.hypot(*np.mgrid[-2:3, -2:3]) <= 2).astype(float)),
+    ("line", np.eye(5)), ("1-D gauss", _gauss(7, 1.5)[3:4])])
+def test_positive_blur_is_a_symmetric_psd_convolution(name, psf):
+    """``positive_blur`` says whether the periodic convolution's dense matrix is
+    symmetric with eigenvalues ≥ −tol·sum (on a grid 4× the PSF)."""
+    shape = tuple(4 * m if m > 1 else 1 for m in psf.shape)
+    M = dense(shape, psf, "periodic")
+    expected = bool(np.allclose(M, M.T, atol=1e-9)
+                    and np.linalg.eigvalsh(0.5 * (M + M.T)).min() >= -SPECTRUM_TOL * psf.sum())
+    assert positive_blur(psf) is expected
+    assert expected is (name in ("gauss 5 σ1.2", "gauss 7 σ1.5", "cross", "1-D gauss"))
 
 
 def test_smooth5():

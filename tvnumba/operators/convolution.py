@@ -30,15 +30,36 @@ import numpy as np
 from ..solvers import DataTerm
 from ..solvers.unregularised import nearest_pinv
 
-__all__ = ["Convolution", "BOUNDARIES", "extended_shape", "smooth5"]
+__all__ = ["Convolution", "BOUNDARIES", "extended_shape", "positive_blur", "smooth5"]
 
 BOUNDARIES = ("extend", "periodic")
+#: The most negative spectrum value, relative to the PSF's sum, that
+#: :func:`positive_blur` accepts (a Gaussian truncated at 2σ reaches −0.014).
+SPECTRUM_TOL = 0.05
 
 
 def extended_shape(shape, psf_shape) -> tuple[int, ...]:
     """The spatial shape of the unknown of an ``"extend"`` problem:
     ``shape + psf_shape − 1``."""
     return tuple(int(n) + int(m) - 1 for n, m in zip(shape, psf_shape))
+
+
+def positive_blur(psf) -> bool:
+    """Whether ``⟨v, h * v⟩ ≥ 0`` for every image ``v``, up to :data:`SPECTRUM_TOL` of
+    the sum of ``h`` (a NumPy array, centred as :class:`Convolution` takes it): ``h`` of odd
+    sizes, equal to its point reflection about the centre, with a spectrum that is not
+    negative (Gaussian PSFs truncated at 2σ or more; not boxes, disks or lines)."""
+    h = np.asarray(psf, dtype=np.float64)
+    scale = float(h.sum())
+    if any(m % 2 == 0 for m in h.shape) or not scale > 0:
+        return False
+    if not np.allclose(h, h[(slice(None, None, -1),) * h.ndim], rtol=0,
+                       atol=1e-6 * float(np.abs(h).max())):
+        return False
+    grid = [max(4 * m, 32) if m > 1 else 1 for m in h.shape]
+    centred = np.roll(np.pad(h, [(0, n - m) for n, m in zip(grid, h.shape)]),
+                      [-(m // 2) for m in h.shape], axis=tuple(range(h.ndim)))
+    return float(np.fft.rfftn(centred).real.min()) >= -SPECTRUM_TOL * scale
 
 
 def smooth5(n: int) -> int:
@@ -229,6 +250,15 @@ class Convolution(DataTerm):
         lead = [(0, 0)] * (x.ndim - len(self._axes))
         width = [(m // 2, (m - 1) // 2) for m in self.psf.shape]
         return self.xp.pad(x, lead + width, mode="edge")
+
+    def to_image_grid(self, u):
+        """The unknown on the observed grid: ``u`` cropped by ``psf.shape // 2`` before
+        (``"extend"``; the pixels whose blur the data see whole), ``u`` itself
+        (``"periodic"``)."""
+        if self.boundary == "periodic":
+            return u
+        return u[(Ellipsis,) + tuple(slice(m // 2, m // 2 + n)
+                                     for m, n in zip(self.psf.shape, self._image))]
 
     def dilate(self, v):
         """``δ_i = max v_j`` over the pixels ``j`` that datum ``i`` sees (``h > 0``): a

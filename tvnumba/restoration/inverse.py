@@ -10,12 +10,12 @@ import numpy as np
 from .._validate import (_describe, check_bool, check_choice, check_nonneg, float_dtype,
                          make_plan)
 from ..backends import is_dask_array, select
-from ..operators.convolution import BOUNDARIES, Convolution
+from ..operators.convolution import BOUNDARIES, Convolution, positive_blur
 from ..operators.linear import LinearOperatorTerm, _is_matrix_like
 from ..solvers import Diagonal, solve
 from ._core import check_noise, check_weight, finish, no_auto_weight, poisson_term, prepare
 from .auto_weight import choose_inverse_weight
-from .poisson_weight import choose_poisson_weight
+from .poisson_weight import choose_poisson_weight, edge_taper
 
 __all__ = ["solve_tv_beta", "deconvolve_tv_beta", "inpaint_tv_beta",
            "DECONVOLVE_WEIGHT", "INPAINT_WEIGHT"]
@@ -328,7 +328,9 @@ def deconvolve_tv_beta(image, psf, weight: float | str = DECONVOLVE_WEIGHT, beta
     of the run is at most ``eps`` relative (``info.gap``: an estimate of the
     objective's relative error, not a bound); see :doc:`/inverse_problems`.
     Poisson: preconditioned primal-dual, certified by a duality gap
-    (:func:`tvnumba.denoise_tv_beta`); ``weight="auto"`` minimises PURE.
+    (:func:`tvnumba.denoise_tv_beta`); ``weight="auto"`` minimises a Poisson unbiased
+    estimate of the error weighed by the blur (PURE of the predicted counts where the
+    PSF is not symmetric with a non-negative spectrum; :doc:`/inverse_problems`).
 
     ``weight="auto"`` assumes ``f = A x + n`` with white Gaussian noise,
     estimates σ as :func:`tvnumba.denoise_tv_beta` does (``info.sigma``)
@@ -416,7 +418,8 @@ def deconvolve_tv_beta(image, psf, weight: float | str = DECONVOLVE_WEIGHT, beta
         weight, warm = choose_poisson_weight(
             lambda g: Convolution(h64, g, boundary=boundary).with_loss(term.loss,
                                                                        term.background),
-            f5, plan, u_plan, backend, max_num_iter=max_num_iter)
+            f5, plan, u_plan, backend, max_num_iter=max_num_iter,
+            view=_tapered_view(term, f5, h5, backend) if positive_blur(h) else None)
     elif weight == "auto":
         h64 = h5.astype(np.float64)
         weight, sigma, _ = choose_inverse_weight(
@@ -431,6 +434,13 @@ def deconvolve_tv_beta(image, psf, weight: float | str = DECONVOLVE_WEIGHT, beta
     u = finish(backend, plan, backend.xp.ascontiguousarray(u5))
     info = dataclasses.replace(info, weight=weight, sigma=sigma)
     return (u, info) if return_info else u
+
+
+def _tapered_view(term, f5, h5, backend):
+    """``u ↦ T ⊙ W u``: the unknown on the image grid, tapered to 0 over the PSF's width
+    at the image's edges, where ``W`` and the blur do not commute."""
+    window = edge_taper(backend.xp, f5.shape, h5.shape)
+    return lambda u: window * term.to_image_grid(u)
 
 
 # --------------------------------------------------------------------------- inpainting
