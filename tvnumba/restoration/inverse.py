@@ -438,7 +438,10 @@ def deconvolve_tv_beta(image, psf, weight: float | str = DECONVOLVE_WEIGHT, beta
 
 def _tapered_view(term, f5, h5, backend):
     """``u ↦ T ⊙ W u``: the unknown on the image grid, tapered to 0 over the PSF's width
-    at the image's edges, where ``W`` and the blur do not commute."""
+    at the image's edges, where the crop ``W`` and the blur do not commute (``u`` itself
+    when periodic: the circular blur is self-adjoint on the image's grid)."""
+    if term.boundary == "periodic":
+        return term.to_image_grid
     window = edge_taper(backend.xp, f5.shape, h5.shape)
     return lambda u: window * term.to_image_grid(u)
 
