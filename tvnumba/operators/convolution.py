@@ -272,8 +272,7 @@ class Convolution(DataTerm):
             return ndimage.maximum_filter(v, footprint=footprint, mode="wrap")
         out = ndimage.maximum_filter(v, footprint=footprint, mode="constant", cval=0.0)
         # out[x] = max over v[x − m//2 + t]: datum i sees v[i .. i + m − 1] from x = i + m//2
-        crop = tuple(slice(m // 2, m // 2 + n) for m, n in zip(self.psf.shape, self._image))
-        return xp.ascontiguousarray(out[(Ellipsis,) + crop])
+        return xp.ascontiguousarray(self.to_image_grid(out))
 
     def ring_widths(self):
         """The outer band of the extended grid that the data sees partly (``psf.shape − 1``

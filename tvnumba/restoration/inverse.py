@@ -427,10 +427,7 @@ def deconvolve_tv_beta(image, psf, weight: float | str = DECONVOLVE_WEIGHT, beta
             method=method, max_num_iter=max_num_iter)
     u5, info = solve(term, weight, backend=backend, plan=u_plan, method=method, eps=eps,
                      max_num_iter=max_num_iter, callback=callback, warm=warm)
-    u5 = backend.wrap(u5)
-    if boundary == "extend":
-        u5 = u5[(Ellipsis,) + tuple(slice(m // 2, m // 2 + n) for m, n in
-                                    zip(h5.shape, plan.canonical_shape[2:]))]
+    u5 = term.to_image_grid(backend.wrap(u5))
     u = finish(backend, plan, backend.xp.ascontiguousarray(u5))
     info = dataclasses.replace(info, weight=weight, sigma=sigma)
     return (u, info) if return_info else u

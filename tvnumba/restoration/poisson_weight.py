@@ -82,7 +82,8 @@ def choose_poisson_weight(make_term, f5, plan, u_plan, backend, *,
         warm = [replace(s) for s in kept[near][1]] if near is not None \
             else [WarmStart() for _ in range(PROBES + 1)]
         u = solve_at(w, y, warm[0])
-        au, v = term.forward(u), look(u)
+        au = term.forward(u)
+        v = au if view is None else view(u)
         div = sum(float(xp.sum(y * d * (look(solve_at(w, y + d, start)) - v)))
                   for d, start in zip(probes, warm[1:])) / PROBES
         risk = (float(xp.sum(v * au)) - 2.0 * float(xp.sum(v * (y - b))) + 2.0 * div) / n
