@@ -687,5 +687,9 @@ def test_denoise_and_deconvolve_poisson_counts(tmp_path):
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout.splitlines()[0])["converged"]
     r = run_cli(*["denoise", str(tmp_path / "cnt.tif"), "-o", str(tmp_path / "c"), "--noise",
-              "poisson", "--beta", "1.5"])
-    assert r.returncode == 2 and "--beta 1" in r.stderr and "Traceback" not in r.stderr
+              "poisson", "--beta", "0.5"])
+    assert r.returncode == 2 and "--beta >= 1" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli(*["denoise", str(tmp_path / "cnt.tif"), "-o", str(tmp_path / "d"), "--noise",
+              "poisson", "--beta", "2", "--json"])
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout.splitlines()[0])["converged"]

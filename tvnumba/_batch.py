@@ -77,7 +77,7 @@ def _weight(p: dict, image) -> float | str:
         return p["weight"]
     from .restoration.poisson_weight import starting_weight
 
-    return starting_weight(float(np.mean(image)) - float(p.get("background", 0.0)))
+    return starting_weight(float(np.mean(image)) - float(p.get("background", 0.0)), p["beta"])
 
 
 @functools.lru_cache(maxsize=4)

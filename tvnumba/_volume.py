@@ -363,7 +363,8 @@ def _run(task, record, cluster: Cluster, progress, say) -> None:
     if weight == "counts":  # --noise poisson without --weight: from the mean count (a pass)
         from .restoration.poisson_weight import starting_weight
 
-        weight = starting_weight(float(x.mean().compute()) - float(p.get("background", 0.0)))
+        weight = starting_weight(float(x.mean().compute()) - float(p.get("background", 0.0)),
+                                 p["beta"])
     if psf is not None:
         def solve(a, c):
             return deconvolve_tv_beta(a, psf, weight, p["beta"], channel_axis=c, **kw)

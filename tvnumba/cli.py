@@ -418,8 +418,9 @@ def _check_usage(args, parser) -> None:
         if reason is not None:
             parser.error(f"argument --method: {reason.split(';')[0]}")
     if getattr(args, "noise", "gaussian") == "poisson" and args.method == "auto" \
-            and args.beta != 1.0:
-        parser.error(f"argument --noise: poisson is solved for --beta 1, got --beta {args.beta:g}")
+            and args.beta < 1.0:
+        parser.error(f"argument --noise: poisson is solved for --beta >= 1, got --beta "
+                     f"{args.beta:g}")
     if args.device == "cuda":
         import numpy as np
 
@@ -713,7 +714,7 @@ def _add_noise_options(p) -> None:
     """``--noise`` and ``--background`` of ``denoise`` and ``deconvolve``."""
     p.add_argument("--noise", choices=("gaussian", "poisson"), default="gaussian",
                    help="noise model: gaussian (default) or poisson (the input holds photon "
-                        "counts, never rescaled; --beta 1)")
+                        "counts, never rescaled; --beta >= 1)")
     p.add_argument("--background", type=_number("background", 0.0, False), default=0.0,
                    help="poisson: the known background in counts (default 0)")
 
@@ -726,7 +727,8 @@ def _add_batch_options(p, methods, *, weight: float, what: str, auto: bool = Tru
     if auto:
         p.add_argument("--weight", type=_weight, default=None,
                        help=f"{what} weight >= 0, or 'auto' (default {weight:g}; with "
-                            f"--noise poisson 0.35/sqrt(mean count - background))")
+                            f"--noise poisson 0.35/sqrt(m) * (17 m)^(1 - beta), m = mean count - "
+                            f"background)")
     else:
         p.add_argument("--weight", type=_fixed_weight, default=weight,
                        help=f"{what} weight >= 0 (default {weight:g})")

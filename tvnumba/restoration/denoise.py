@@ -65,7 +65,8 @@ def denoise_tv_beta(image, weight: float | str = 0.1, beta: float = 1.0, *, eps:
         Dask arrays only: each chunk's halo (default :func:`tvnumba.dask.default_depth`);
         for β < 1 without ``depth`` the whole array is solved, without seams.
     noise : {"gaussian", "poisson"}, optional
-        ``"poisson"``: ``image`` holds photon counts ``>= 0`` (β = 1, ``"cp"``).
+        ``"poisson"``: ``image`` holds photon counts ``>= 0`` (β ≥ 1 without smoothing,
+        ``"cp"``).
     background : float or ndarray, optional
         Poisson only: the known background ``b >= 0`` in counts (dark current, offset).
 

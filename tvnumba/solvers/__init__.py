@@ -6,7 +6,7 @@ solver from the registry (:mod:`tvnumba.solvers.registry`) and returns the
 minimiser in the plan's canonical layout with a :class:`SolveInfo`.
 
 ==========  ================================================================
-``cp``      primal-dual (Chambolle-Pock), β = 1 without smoothing
+``cp``      primal-dual (Chambolle-Pock), β = 1 without smoothing (β ≥ 1 for counts)
 ``dct``     exact DCT-II solve, β = 2, data terms the DCT diagonalises
 ``lbfgs``   L-BFGS, smooth cases (β > 1, or β = 1 with smoothing)
 ``mm``      majorize-minimize with preconditioned CG, β ≤ 2 (β < 1 by default)

@@ -1,5 +1,5 @@
-"""The duality gap of ``KL(A u + b; y) + weight · TV₁(u)``, ``u ≥ 0``, that bounds the
-objective error.
+"""The duality gap of ``KL(A u + b; y) + weight · TV_β(u)``, ``u ≥ 0``, β ≥ 1, that bounds
+the objective error.
 
 For ``|p| ≤ weight`` (pointwise), ``r ≥ 0`` (``> 0`` where ``y > 0``) and a closed convex
 set ``C`` that contains a minimiser ``u*``,
@@ -23,6 +23,14 @@ multiply by ``U``; before evaluating ``D`` the dual point is repaired, staying
 admissible: positive violations in the outer band of an extended grid are pushed inwards
 through ``p`` (re-projected on the ball), then ``r`` is lowered locally (``δ`` = the
 largest violation per unit of ``Aᵀ1`` over the pixels each datum sees, at most ``½ r``).
+
+β > 1 replaces the ball by the conjugate ``g*(p) = (β − 1) weight (|p| / (weight β))^(β/(β−1))``
+of ``g = weight |·|^β``: ``D(p, r) = Σ y log r + b (1 − r) − Σ g*(p) − σ_C(w)``.  The flux
+bound holds as before (``TV_β`` is β-homogeneous, so the same test gives
+``Σ A u* (1 − y / (A u* + b)) = −β weight TV_β(u*) ≤ 0``); no range bound is used.  Besides
+the solver's dual point, the one the primal iterate determines, ``p = ∇g(Du)``,
+``r = y / (Au + b)``, is tried: it tends to the dual optimum as ``u`` converges, where the
+solver's own dual point trails.
 """
 
 from __future__ import annotations
@@ -45,11 +53,11 @@ class Certificate:
     """Primal values and certified dual values of one problem, in float64 whatever the
     dtype of the solve (a float32 rounding of ``w`` times ``U`` would void the bound)."""
 
-    def __init__(self, data, tvo, weight):
+    def __init__(self, data, tvo, weight, beta=1.0):
         import numpy as np
 
         data = data.astype(np.float64)
-        self.data, self.tvo, self.weight = data, tvo, weight
+        self.data, self.tvo, self.weight, self.beta = data, tvo, weight, beta
         xp = self.xp = data.xp
         self.a64 = a64 = xp.maximum(data.colsum(), 0)
         y = data.f
@@ -67,7 +75,7 @@ class Certificate:
             self.base = self.flux / xp.maximum(mass, 1e-300)
             h_max = max(1.0 / float(h) for h in tvo.ih)
             self.spread = math.sqrt(len(tvo.axes)) * h_max / weight
-            if n == 1 and a64.shape[0] * a64.shape[1] > 1:
+            if (n == 1 and a64.shape[0] * a64.shape[1] > 1) or beta != 1:
                 self.spread = math.inf
         self.slabs = 1 if self.box is not None else self.flux.shape[0]
         self.widths = getattr(data, "ring_widths", lambda: None)()
@@ -75,9 +83,9 @@ class Certificate:
     def primal(self, u):
         """``(P(u), the point it was evaluated at)``: ``u``, or ``u + η`` where ``b = 0``
         leaves ``P(u)`` infinite."""
-        data, tvo = self.data, self.tvo
+        data = self.data
         u64 = u.astype(self.xp.float64)
-        tv = self.weight * tvo.tv1(u64)
+        tv = self.weight * self.tv(u64)
         best = data.loss.value(data, data.forward(u64)) + tv
         cand = u
         if not math.isfinite(best):
@@ -88,14 +96,44 @@ class Certificate:
                     best, cand = value, v
         return best, cand.copy()
 
-    def dual(self, p, r, p_best) -> float:
-        """A lower bound on the optimal value from the dual point ``(p, r)``."""
+    def tv(self, u64) -> float:
+        """``TV_β(u)`` (float64)."""
+        return self.tvo.tv1(u64) if self.beta == 1 else self.tvo.tv_power(u64, self.beta)
+
+    def dual(self, p, r, p_best, u=None) -> float:
+        """A lower bound on the optimal value from the dual point ``(p, r)`` (β > 1: and
+        from the one that ``u`` determines, the larger)."""
         data, tvo, xp = self.data, self.tvo, self.xp
         r = r.astype(xp.float64)
         c = data.adjoint(1 - r)  # Aᵀ(1 − r) = a − Aᵀr
+        if self.beta != 1:
+            best = self._repaired(self._inwards([q.astype(xp.float64) for q in p], c),
+                                  r, c, p_best)
+            if u is not None:
+                u64 = u.astype(xp.float64)
+                y = data.f
+                mu = data.forward(u64) + data.background
+                ru = xp.where(y > 0, y / xp.where(y > 0, mu, 1.0), 0.0)
+                if bool(xp.all(xp.isfinite(ru))):
+                    cu = data.adjoint(1 - ru)
+                    pu = self._inwards(tvo.power_dual(u64, self.weight, self.beta), cu)
+                    best = max(best, self._repaired(pu, ru, cu, p_best))
+            return best
         p = self._polish([q.astype(xp.float64) for q in p], c)
         if self.widths is not None:
             p = _ring_transfer(xp, p, c + tvo.div(p), tvo, self.widths, self.weight)
+        return self._repaired(p, r, c, p_best)
+
+    def _inwards(self, p, c):
+        """β > 1: ``p`` with the violations in the outer band of an extended grid carried
+        inwards (:func:`_ring_transfer`, no ball to return to)."""
+        if self.widths is None:
+            return p
+        return _ring_transfer(self.xp, p, c + self.tvo.div(p), self.tvo, self.widths, None)
+
+    def _repaired(self, p, r, c, p_best) -> float:
+        """``D(p, r)`` after the data-side repair (``c = Aᵀ(1 − r)``)."""
+        data, tvo, xp = self.data, self.tvo, self.xp
         w = -(c + tvo.div(p))
         a = self.a64
         for _ in range(REPAIR_ROUNDS):
@@ -109,7 +147,8 @@ class Certificate:
             delta = xp.minimum(delta, (1 - REPAIR_KEEP) * r)
             r = r - delta
             w = w - data.adjoint(delta)
-        return data.loss.conj_value(data, r) - self._support(w, p_best)
+        conj = 0.0 if self.beta == 1 else tvo.power_conj(p, self.weight, self.beta)
+        return data.loss.conj_value(data, r) - conj - self._support(w, p_best)
 
     def _polish(self, p, c):
         """``p`` moved within the ball towards ``w = −(c + Dᵀp) ≤ 0``: :data:`POLISH_STEPS`
@@ -172,8 +211,8 @@ def _knapsack(xp, w, a, flux, cap) -> float:
 def _ring_transfer(xp, p, v, tvo, widths, weight):
     """``p`` with the positive part of ``v = a − Aᵀr + Dᵀp`` (the negated violation) in the
     outer bands of an extended grid carried inwards, slice by slice, until the slack of
-    an inner slice absorbs it; then ``p`` back on the ball.  ``widths``: the band of each
-    canonical axis (``psf.shape − 1``)."""
+    an inner slice absorbs it; then ``p`` back on the ball (``weight``; None: no ball, β > 1).
+    ``widths``: the band of each canonical axis (``psf.shape − 1``)."""
     w = -v
     p = [q.copy() for q in p]
     for d, (ax, ih) in enumerate(zip(tvo.axes, tvo.ih)):
@@ -202,4 +241,4 @@ def _ring_transfer(xp, p, v, tvo, widths, weight):
             w[at(k)] = xp.minimum(x, 0.0)
             p[d][at(k - 1)] += carry * h
         w[at(n - 1 - band)] += carry
-    return tvo.project(p, weight)
+    return p if weight is None else tvo.project(p, weight)

@@ -1,7 +1,9 @@
-"""Preconditioned, over-relaxed primal–dual for β = 1 with ``A`` dualised.
+"""Preconditioned, over-relaxed primal–dual with ``A`` dualised.
 
 Minimises ``L(A u) + weight · TV₁(u)`` over the loss's domain (``u ≥ 0`` for the
-Poisson loss) with both ``D`` and ``A`` dualised, ``K = [D; A]``:
+Poisson loss; with it also ``weight · TV_β``, β > 1, whose conjugate's proximal step
+replaces the ball's projection: :meth:`~tvnumba.backends.array.TVOps.pd_dual_power`)
+with both ``D`` and ``A`` dualised, ``K = [D; A]``:
 
 * diagonal steps (Pock & Chambolle 2011) scaled by a positive intensity ``s`` of the
   unknown: ``τ_j = ρ s_j / Σ_i |K_ij|``, ``σ_i = 1 / (ρ Σ_j |K_ij| s_j)`` (one σ per
@@ -80,8 +82,9 @@ def preconditioned(problem: Problem):
     T = dtype.type
     tvo = backend.tv_ops(plan, dtype)
     poisson = not loss.quadratic
+    beta = plan.beta  # β > 1 with the Poisson loss only (the registry checks)
     if poisson:
-        gap_of = _kl_gap.Certificate(data, backend.tv_ops(plan, xp.float64), weight)
+        gap_of = _kl_gap.Certificate(data, backend.tv_ops(plan, xp.float64), weight, beta)
         u = _start(data, gap_of.a64).astype(dtype)
         s = _intensity_scale(backend, data, u)
         tau, sig_d, sig_a = _diagonal_steps(xp, data, tvo, s, gap_of.a64,
@@ -106,7 +109,7 @@ def preconditioned(problem: Problem):
     warm = problem.warm if poisson else None
     p = tvo.field(u.shape)
     if warm is not None and warm.u is not None and warm.u.shape == u.shape:
-        # A neighbouring solve's iterates; p scaled into this weight's ball.
+        # A neighbouring solve's iterates; p scaled with the weight (into its ball, β = 1).
         u = warm.u.astype(dtype)
         p[...] = xp.asarray(warm.p) * T(weight / warm.weight if warm.weight > 0 else 0)
         r = warm.r.astype(dtype)
@@ -126,7 +129,10 @@ def preconditioned(problem: Problem):
         it += 1
         # ũ, ū = 2ũ − u and the relaxed u in one pass; then p, r likewise.
         tvo.pd_primal(u, ut, ub, p, atr, tau, om, loss.nonnegative)
-        tvo.pd_dual(p, pt, ub, sig_d, weight, om)
+        if beta == 1:
+            tvo.pd_dual(p, pt, ub, sig_d, weight, om)
+        else:
+            tvo.pd_dual_power(p, pt, ub, sig_d, weight, beta, om)
         aub = data.forward(ub)
         loss.dual_step(data, backend.ops, r, rt, aub, sig_a, om)
         atr = data.adjoint(loss.adjoint_input(r))
@@ -142,7 +148,7 @@ def preconditioned(problem: Problem):
             primal, cand = gap_of.primal(ut)
             if primal < best_p:
                 best_p, best_u = primal, cand
-            best_d = max(best_d, gap_of.dual(pt, rt, best_p))
+            best_d = max(best_d, gap_of.dual(pt, rt, best_p, cand))
             gap = (best_p - best_d) / best_d if best_d > 0 else (0.0 if best_p <= 0 else math.inf)
         else:
             primal = loss.value(data, aut) + weight * tvo.tv1(ut)

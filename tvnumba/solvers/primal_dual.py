@@ -15,7 +15,7 @@ whole-array operations otherwise.
   stopping on the duality gap on the box that holds the minimiser (a bound) where the
   term knows one, else on the half-run decrease of the objective.
 * A data term without one, or a non-quadratic loss: ``A`` is dualised too
-  (``K = [D; A]``), with diagonal steps (:mod:`.pdhg`).
+  (``K = [D; A]``), with diagonal steps (:mod:`.pdhg`); with the Poisson loss also β > 1.
 """
 
 from __future__ import annotations
@@ -65,7 +65,8 @@ def _d_norm(inv_spacing) -> float:
 
 
 def primal_dual(problem: Problem, check_every: int = 5):
-    """Chambolle–Pock for ``problem`` (β = 1, no smoothing); returns ``(u5, info)``."""
+    """Chambolle–Pock for ``problem`` (β = 1, no smoothing; for a non-quadratic loss also
+    β > 1, by :mod:`.pdhg`); returns ``(u5, info)``."""
     data = problem.data
     if data.identity and data.loss.quadratic:
         return _rof(problem, check_every)

@@ -48,10 +48,21 @@ def _quadratic_only(name, data):
         return None
     return (f"method={name!r} solves the least-squares data term only; the "
             f"{data.loss.name} loss (noise={data.loss.name!r}) is solved by method='cp' "
-            f"with beta=1 and smoothing=0")
+            f"with beta >= 1 and smoothing=0")
+
+
+def _cp_power(beta, smoothing, data) -> bool:
+    """β > 1 without smoothing and the Poisson loss: the primal–dual with the conjugate
+    of ``weight |·|^β`` in place of the ball."""
+    return beta > 1.0 and smoothing == 0.0 and not data.loss.quadratic
 
 
 def _cp_refuses(beta, smoothing, data):
+    if _cp_power(beta, smoothing, data):
+        return None
+    if not data.loss.quadratic and (beta != 1.0 or smoothing != 0.0):
+        return (f"method='cp' solves the {data.loss.name} loss with beta >= 1 and "
+                f"smoothing=0, got beta={beta}, smoothing={smoothing}")
     if beta != 1.0 or smoothing != 0.0:
         return (f"method='cp' solves beta=1 with smoothing=0 only, got beta={beta}, "
                 f"smoothing={smoothing}; use method='lbfgs' or 'auto'")
@@ -107,8 +118,8 @@ SOLVERS: dict[str, Solver] = {s.name: s for s in (
            "ADMM with an exact FFT step, beta = 1 deconvolution",
            root_eps_iters=CP_ROOT_EPS_ITERS),
     Solver("cp", primal_dual, _cp_refuses,
-           lambda beta, s, data: beta == 1.0 and s == 0.0, 10000,
-           "primal-dual (Chambolle-Pock), beta = 1 without smoothing",
+           lambda beta, s, data: (beta == 1.0 and s == 0.0) or _cp_power(beta, s, data), 10000,
+           "primal-dual (Chambolle-Pock), beta = 1 without smoothing (beta >= 1 for counts)",
            root_eps_iters=CP_ROOT_EPS_ITERS),
     Solver("dct", dct, _dct_refuses,
            lambda beta, s, data: beta == 2.0 and data.dct_diagonal, 1,
