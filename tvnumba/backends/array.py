@@ -406,24 +406,30 @@ class TVOps:
         xp = self.xp
         z = [q + sig * g for q, g in zip(p, self.grad(ub))]
         sig = xp.where(sig > 0, sig, 1)  # σ = 0 only where no difference starts (z = 0)
-        if self.iso:
-            norms = [xp.sqrt(sum((q * q).sum(axis=1, keepdims=True) for q in z))] * len(z)
+
+        def shrink(m):
+            # 1 − σ t / |z| with t the radius of prox_{g/σ} at |z|/σ: pt = z · shrink
+            t = _power_radius(xp, m / sig, weight * beta / sig, beta)
+            return xp.where(m > 0, 1 - sig * t / xp.where(m > 0, m, 1), 0)
+
+        if self.iso:  # one radius per pixel, shared by the axes and channels
+            m = xp.sqrt(sum((q * q).sum(axis=1, keepdims=True) for q in z))
+            factors = [shrink(m)] * len(z)
         else:
-            norms = [xp.abs(q) for q in z]
-        shrink = {}
-        for q, q0, qt, m in zip(z, p, pt, norms):
-            key = id(m)
-            if key not in shrink:
-                # 1 − σ t / |z| with t the radius of prox_{g/σ} at |z|/σ: pt = z · shrink
-                t = _power_radius(xp, m / sig, weight * beta / sig, beta)
-                shrink[key] = xp.where(m > 0, 1 - sig * t / xp.where(m > 0, m, 1), 0)
-            qt[...] = q * shrink[key]
+            factors = [shrink(xp.abs(q)) for q in z]
+        for q, q0, qt, f in zip(z, p, pt, factors):
+            qt[...] = q * f
             q0 += om * (qt - q0)
+
+    def _diffs64(self, u):
+        """``D u`` in float64, one array per differenced axis."""
+        return [forward_diff(self.xp, u, ax, h).astype(self.xp.float64)
+                for ax, h in zip(self.axes, self.ih)]
 
     def tv_power(self, u, beta) -> float:
         """``TV_β(u)`` (no smoothing) in float64."""
         xp = self.xp
-        diffs = [forward_diff(xp, u, ax, h).astype(xp.float64) for ax, h in zip(self.axes, self.ih)]
+        diffs = self._diffs64(u)
         if self.iso:
             return float((sum((d * d).sum(axis=1) for d in diffs) ** (0.5 * beta)).sum())
         return float(sum((xp.abs(d) ** beta).sum() for d in diffs))
@@ -432,7 +438,7 @@ class TVOps:
         """``∇g(Du)`` (float64): the dual field that ``u`` determines when β > 1,
         ``weight · β |Du|^(β−2) Du`` (0 where ``Du = 0``)."""
         xp = self.xp
-        diffs = [forward_diff(xp, u, ax, h).astype(xp.float64) for ax, h in zip(self.axes, self.ih)]
+        diffs = self._diffs64(u)
         if self.iso:
             m = xp.sqrt(sum((d * d).sum(axis=1, keepdims=True) for d in diffs))
             scale = weight * beta * xp.where(m > 0, xp.where(m > 0, m, 1) ** (beta - 2), 0)
@@ -453,7 +459,7 @@ class TVOps:
     def tv1(self, u) -> float:
         """``TV₁(u)`` in float64."""
         xp = self.xp
-        diffs = [forward_diff(xp, u, ax, h).astype(xp.float64) for ax, h in zip(self.axes, self.ih)]
+        diffs = self._diffs64(u)
         if self.iso:
             return float(xp.sqrt(sum((d * d).sum(axis=1) for d in diffs)).sum())
         return float(sum(xp.abs(d).sum() for d in diffs))
