@@ -89,6 +89,31 @@ def test_clear_stale_temporaries(tmp_path):
         [os.path.basename(mine), far_other.name, live.name, keep.name])
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="needs /proc")
+def test_zombie_writer_is_stale(tmp_path):
+    # A killed writer is a zombie until reaped: its pid answers signals but it
+    # writes nothing more, so its temporary goes.
+    import subprocess
+    import time
+
+    child = subprocess.Popen(["sleep", "30"])
+    try:
+        child.kill()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # not reaped: Popen.wait is not called
+            with open(f"/proc/{child.pid}/stat", "rb") as fh:
+                if fh.read().rsplit(b")", 1)[1].split()[0] == b"Z":
+                    break
+            time.sleep(0.01)
+        host = socket.gethostname().split(".")[0]
+        tmp = tmp_path / f".z.tif.{host}.{child.pid}.tvnumba-tmp"
+        tmp.touch()
+        assert clear_stale_temporaries(str(tmp_path)) == [str(tmp)]
+        assert not tmp.exists()
+    finally:
+        child.wait()
+
+
 @pytest.mark.parametrize("version", ["0.4", "0.5"])
 def test_open_ome_zarr(tmp_path, version):
     from tvnumba._zarr_io import is_ome_zarr, open_volume, output_stem

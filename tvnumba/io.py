@@ -261,7 +261,14 @@ def _pid_alive(pid: int) -> bool:
         return False
     except PermissionError:  # someone else's live process
         return True
-    return True
+    # A killed process stays a zombie until its parent (or init) reaps it; it writes
+    # nothing more, so its temporaries are stale.
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            state = fh.read().rsplit(b")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in (b"Z", b"X")
 
 
 def clear_stale_temporaries(folder: str, outputs=None) -> list[str]:
