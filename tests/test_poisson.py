@@ -367,13 +367,16 @@ def test_power_tv_deconvolution_reaches_the_reference_minimum():
 def test_power_radius_solves_its_equation():
     """The radius of the conjugate's proximal step: ``t + c t^(β−1) = m``."""
     from tvnumba.backends.array import _power_radius
+    from tvnumba.backends.cpu.solver_kernels import _power_radius as radius1
 
     m = np.concatenate([[0.0], np.logspace(-8, 6, 30)])
-    for beta in (1.1, 1.5, 2.0, 2.5, 4.0):
+    for beta in (1.05, 1.1, 1.5, 1.7, 2.0, 2.5, 3.0, 4.0, 6.0):
         for c in np.logspace(-6, 6, 7):
             t = _power_radius(np, m, c, beta)
             assert np.all(t >= 0) and t[0] == 0
             assert_allclose(t + c * t ** (beta - 1), m, rtol=1e-12, atol=0)
+            # the Numba kernels' scalar form (run here as Python)
+            assert_allclose([radius1(x, c, beta) for x in m[1:]], t[1:], rtol=1e-12)
 
 
 def test_power_tv_float32_3d_and_the_weight_trade_off():

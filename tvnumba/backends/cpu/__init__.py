@@ -214,8 +214,9 @@ class CPNumba:
 
 class TVOpsNumba(TVOps):
     """:class:`~tvnumba.backends.array.TVOps` with the preconditioned primal–dual's
-    two steps as fused Numba passes (:func:`.solver_kernels.pd_primal_step`,
-    :func:`.solver_kernels.pd_dual_step`) on C-contiguous canonical arrays."""
+    steps as fused Numba passes (:func:`.solver_kernels.pd_primal_step`,
+    :func:`.solver_kernels.pd_dual_step`, :func:`.solver_kernels.pd_dual_power_step`) on
+    C-contiguous canonical arrays."""
 
     def __init__(self, plan: Plan, dtype):
         super().__init__(np, plan, dtype)
@@ -231,6 +232,12 @@ class TVOpsNumba(TVOps):
         T = self.dtype.type
         kernels.pd_dual_step(ub, p, pt, sig, T(weight), T(om), *self.canonical_ih,
                              len(self.axes), self.iso, rows, nunits)
+
+    def pd_dual_power(self, p, pt, ub, sig, weight, beta, om) -> None:
+        rows, nunits = kernels.n_units(ub.shape)
+        T = self.dtype.type
+        kernels.pd_dual_power_step(ub, p, pt, sig, T(weight * beta), T(beta), T(om),
+                                   *self.canonical_ih, len(self.axes), self.iso, rows, nunits)
 
 
 class MMNumba:

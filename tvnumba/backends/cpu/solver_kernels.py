@@ -39,6 +39,8 @@ data term (``c0 = 0``).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import prange
 
@@ -590,49 +592,93 @@ def pd_dual_step(ub, p, pt, sig, w, om, ihz, ihy, ihx, nd, iso, rows, nunits):
     :meth:`tvnumba.backends.array.TVOps.field` lays them out.
     """
     B, C, D, H, W = ub.shape
-    zero = om - om
     one = type(om)(1)
     w2 = w * w
     for unit in prange(nunits):
         b, k, i0, i1 = _unit_bounds(unit, D, H, rows)
-        kp = min(k + 1, D - 1)
         m = np.empty(W, ub.dtype)
         for i in range(i0, i1):
-            ip = min(i + 1, H - 1)
             s = sig[b, 0, k, i]
-            m[:] = zero
-            for c in range(C):
-                row = ub[b, c, k, i]
-                q, q0 = pt[nd - 1, b, c, k, i], p[nd - 1, b, c, k, i]
-                for j in range(W - 1):
-                    q[j] = q0[j] + s[j] * ihx * (row[j + 1] - row[j])
-                q[W - 1] = zero
-                if nd >= 2:
-                    _pd_dual_row(pt[nd - 2, b, c, k, i], p[nd - 2, b, c, k, i], row,
-                                 ub[b, c, k, ip], s, ihy, ip == i)
-                if nd >= 3:
-                    _pd_dual_row(pt[0, b, c, k, i], p[0, b, c, k, i], row,
-                                 ub[b, c, kp, i], s, ihz, kp == k)
-                for d in range(nd):
-                    q = pt[d, b, c, k, i]
-                    if iso:
-                        for j in range(W):
-                            m[j] += q[j] * q[j]
-                    else:
-                        for j in range(W):
-                            q[j] = min(max(q[j], -w), w)
+            _pd_dual_point(ub, p, pt, s, b, k, i, ihz, ihy, ihx, nd, iso, m)
             if iso:
                 for j in range(W):
                     mj = m[j]
                     m[j] = w / np.sqrt(mj) if mj > w2 else one
-            for d in range(nd):
-                for c in range(C):
-                    q, q0 = pt[d, b, c, k, i], p[d, b, c, k, i]
-                    if iso:
+            else:
+                for d in range(nd):
+                    for c in range(C):
+                        q = pt[d, b, c, k, i]
                         for j in range(W):
-                            q[j] *= m[j]
-                    for j in range(W):
-                        q0[j] += om * (q[j] - q0[j])
+                            q[j] = min(max(q[j], -w), w)
+            _pd_relax(p, pt, m, b, k, i, nd, iso, om)
+
+
+@parallel_kernel
+def pd_dual_power_step(ub, p, pt, sig, wb, beta, om, ihz, ihy, ihx, nd, iso, rows, nunits):
+    """:func:`pd_dual_step` for ``w · TV_β``, β > 1 (``wb = w β``): ``pt = prox_{σg*}(z)``,
+    ``z = p + σ D ū``, ``g = w |·|^β`` per pixel (per difference when not ``iso``),
+    a radial shrink ``pt = z (1 − t/x)`` with ``x = |z|/σ`` and ``t`` the root of
+    ``t + (wβ/σ) t^(β−1) = x`` (:func:`_power_radius`); then ``p ← p + ω (pt − p)``."""
+    B, C, D, H, W = ub.shape
+    for unit in prange(nunits):
+        b, k, i0, i1 = _unit_bounds(unit, D, H, rows)
+        m = np.empty(W, ub.dtype)
+        for i in range(i0, i1):
+            s = sig[b, 0, k, i]
+            _pd_dual_point(ub, p, pt, s, b, k, i, ihz, ihy, ihx, nd, iso, m)
+            if iso:
+                for j in range(W):
+                    m[j] = _power_shrink(np.sqrt(m[j]), s[j], wb, beta)
+            else:
+                for d in range(nd):
+                    for c in range(C):
+                        q = pt[d, b, c, k, i]
+                        for j in range(W):
+                            q[j] *= _power_shrink(abs(q[j]), s[j], wb, beta)
+            _pd_relax(p, pt, m, b, k, i, nd, iso, om)
+
+
+@helper
+def _pd_dual_point(ub, p, pt, s, b, k, i, ihz, ihy, ihx, nd, iso, m):
+    """``pt = p + σ D ū`` on row ``(b, ·, k, i)`` of every component and channel; with
+    ``iso``, ``m`` = its squared magnitude per pixel over components and channels."""
+    B, C, D, H, W = ub.shape
+    zero = ihx - ihx
+    kp = min(k + 1, D - 1)
+    ip = min(i + 1, H - 1)
+    m[:] = zero
+    for c in range(C):
+        row = ub[b, c, k, i]
+        q, q0 = pt[nd - 1, b, c, k, i], p[nd - 1, b, c, k, i]
+        for j in range(W - 1):
+            q[j] = q0[j] + s[j] * ihx * (row[j + 1] - row[j])
+        q[W - 1] = zero
+        if nd >= 2:
+            _pd_dual_row(pt[nd - 2, b, c, k, i], p[nd - 2, b, c, k, i], row,
+                         ub[b, c, k, ip], s, ihy, ip == i)
+        if nd >= 3:
+            _pd_dual_row(pt[0, b, c, k, i], p[0, b, c, k, i], row,
+                         ub[b, c, kp, i], s, ihz, kp == k)
+        if iso:
+            for d in range(nd):
+                q = pt[d, b, c, k, i]
+                for j in range(W):
+                    m[j] += q[j] * q[j]
+
+
+@helper
+def _pd_relax(p, pt, m, b, k, i, nd, iso, om):
+    """With ``iso`` scale ``pt`` by the per-pixel factor ``m``; then ``p ← p + ω (pt − p)``
+    on row ``(b, ·, k, i)``."""
+    C = p.shape[2]
+    for d in range(nd):
+        for c in range(C):
+            q, q0 = pt[d, b, c, k, i], p[d, b, c, k, i]
+            if iso:
+                for j in range(q.shape[0]):
+                    q[j] *= m[j]
+            for j in range(q.shape[0]):
+                q0[j] += om * (q[j] - q0[j])
 
 
 @helper
@@ -643,6 +689,49 @@ def _pd_dual_row(q, q0, row, nxt, s, ih, last):
     else:
         for j in range(q.shape[0]):
             q[j] = q0[j] + s[j] * ih * (nxt[j] - row[j])
+
+
+#: Newton steps at most of :func:`_power_radius` (as :data:`tvnumba.backends.array.
+#: POWER_NEWTON`; it stops once a step is below 1e-7).
+POWER_NEWTON = 8
+
+
+@helper
+def _power_shrink(mag, s, wb, beta):
+    """``1 − t/x`` with ``x = mag/s`` and ``t`` the root of ``t + (wb/s) t^(β−1) = x``:
+    the factor of :func:`pd_dual_power_step` for one pixel (0 where ``mag`` or ``s`` is 0)."""
+    zero = mag - mag
+    if not (mag > zero and s > zero):
+        return zero
+    x = mag / s
+    return (zero + 1) - _power_radius(x, wb / s, beta) / x
+
+
+@helper
+def _power_radius(x, c, beta):
+    """The root ``t`` of ``t + c t^(β−1) = x`` (``x > 0``, β > 1): closed forms at β = 3/2,
+    2 and 3, otherwise Newton's method on ``log t`` from above the root, as
+    :func:`tvnumba.backends.array._power_radius` does."""
+    one = x / x
+    two = one + one
+    if beta == 2:
+        return x / (one + c)
+    if beta == 1.5:
+        r = two * x / (c + math.hypot(c, two * math.sqrt(x)))
+        return r * r
+    if beta == 3:
+        return two * x / (one + math.hypot(one, two * math.sqrt(c * x)))
+    b1 = beta - one
+    s = min(math.log(x), math.log(x / c) / b1)
+    tol = type(x)(1e-7)
+    for _ in range(POWER_NEWTON):
+        a = math.exp(s)
+        b = c * math.exp(b1 * s)
+        step = (a + b - x) / (a + b1 * b)
+        s -= step
+        if not abs(step) > tol:
+            break
+    return math.exp(s)
 
 
 @parallel_kernel
