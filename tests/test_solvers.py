@@ -381,6 +381,69 @@ def test_fused_step_matches_two_passes(shape, isotropic, dtype, threads):
         assert_allclose(one.u, two.u, rtol=rtol, atol=rtol * scale)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("isotropic", [True, False])
+@pytest.mark.parametrize("shape,nd", [((1, 1, 1, 1, 23), 1), ((2, 3, 1, 9, 12), 2),
+                                      ((1, 2, 5, 6, 7), 3)])
+@pytest.mark.parametrize("om", [1.0, 1.9])
+def test_cp_dual_step_with_relaxation(shape, nd, isotropic, dtype, om):
+    """The mask solver's dual step of both backends, ``p ← p + ω (proj(p + σ D ū) − p)``,
+    against the formula in float64 from tests/reference.py's differences; and the sums
+    of the box gap of a diagonal data term at the projected ``p`` (the mask solver's
+    stopping rule)."""
+    from reference import _adjoint_diff, _forward_diff
+
+    from tvnumba.backends.array import CPArray
+
+    rng = np.random.default_rng(8)
+    ih = (0.7, 1.3, 0.9)[3 - nd:]
+    axes = tuple(range(5 - nd, 5))
+    f = rng.standard_normal(shape)
+    plan = make_plan(f, 1.0, axes=axes, channel_axis=1, spacing=tuple(1 / h for h in ih),
+                     isotropic=isotropic)
+    ub = rng.standard_normal(shape)
+    p0 = {ax: 0.2 * rng.standard_normal(shape) for ax in axes}
+    for ax in axes:  # a field is zero on its last slice
+        p0[ax][tuple(slice(None) if a != ax else -1 for a in range(5))] = 0
+    w, sigma = 0.25, 0.4
+    moved = {ax: p0[ax] + sigma * _forward_diff(ub, ax, 1 / h) for ax, h in zip(axes, ih)}
+    if isotropic:
+        mag = np.sqrt(sum((q * q).sum(axis=1, keepdims=True) for q in moved.values()))
+        proj = {ax: q * np.minimum(1, w / np.maximum(mag, 1e-300)) for ax, q in moved.items()}
+    else:
+        proj = {ax: np.clip(q, -w, w) for ax, q in moved.items()}
+    want = {ax: p0[ax] + om * (proj[ax] - p0[ax]) for ax in axes}
+    if isotropic:
+        mag = np.sqrt(sum((q * q).sum(axis=1, keepdims=True) for q in want.values()))
+        back = {ax: q * np.minimum(1, w / np.maximum(mag, 1e-300)) for ax, q in want.items()}
+    else:
+        back = {ax: np.clip(q, -w, w) for ax, q in want.items()}
+    div = sum(_adjoint_diff(back[ax], ax, 1 / h) for ax, h in zip(axes, ih))
+    rtol = 2e-5 if dtype == np.float32 else 1e-12
+    u = rng.standard_normal(shape).astype(dtype).astype(float)
+    mk = np.where(rng.random(shape) < 0.3, 0.0, rng.random(shape)).astype(dtype).astype(float)
+    fk = rng.standard_normal(shape).astype(dtype).astype(float)
+    q = mk * u - fk
+    g = mk * q + div
+    expect = [np.sum(q * q), np.sum(q * fk), np.sum(np.maximum(g, 0)), np.sum(g)]
+    for state in (CPNumba(f.astype(dtype), w, plan, identity=False),
+                  CPArray(np, f.astype(dtype), w, plan, identity=False)):
+        fields = state.dual_fields()
+        for ax, _, q in fields:
+            q[...] = p0[ax]
+        state.ub[...] = ub
+        state.dual_step(sigma, om)
+        fields = state.dual_fields()
+        for ax, _, q in fields:
+            assert_allclose(q, want[ax], rtol=rtol, atol=rtol)
+        # the box gap's sums at (u, P(p)) for a diagonal term ½‖m ⊙ u − f‖²
+        state.u[...] = u
+        sums = state.masked_gap_sums(mk.astype(dtype), fk.astype(dtype))
+        assert_allclose(sums, expect, rtol=20 * rtol)
+    if om != 1 and isotropic:
+        assert mag.max() > w  # the relaxed field left the ball: the projection mattered
+
+
 def test_three_axes_keep_two_passes():
     f = np.random.default_rng(0).random((1, 1, 6, 7, 8))
     plan = make_plan(f, 1.0, axes=(2, 3, 4), channel_axis=1)
@@ -425,7 +488,13 @@ def test_array_ops_match_numba_kernels(dtype):
     both("axpy_to", a, b, t, c, outs=(0,))
     both("axpy", a, t, b, outs=(0,))
     both("axpy_norm", a, t, b, outs=(0,))
-    both("extrapolate", a, b, c, t, outs=(0, 2))
+    both("extrapolate", a, b, c, t, dtype(1), outs=(0, 2))
+    both("extrapolate", a, b, c, t, dtype(1.9), outs=(0, 2))
+    for om in (1.0, 1.9):  # ub = un + θ(un − u), u ← u + ω(un − u)
+        u, un, ub = a.copy(), b.copy(), c.copy()
+        N.extrapolate(u, un, ub, t, dtype(om))
+        assert_allclose(ub, b + t * (b - a), rtol=rtol, atol=rtol)
+        assert_allclose(u, a + dtype(om) * (b - a), rtol=rtol, atol=rtol)
     # L-BFGS: a float64 iterate, gradients and direction in ``dtype``, float32 pairs
     f64 = [x.astype(np.float64) for x in vec]
     both("smooth_objective_grad", f64[0], b, c, 0.3, d, outs=(4,))

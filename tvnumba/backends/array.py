@@ -160,12 +160,15 @@ class ArrayOps:
         rt[...] = xp.where(neg, sy / xp.where(neg, s - e, 1), 0.5 * (s + e))
         r += om * (rt - r)
 
-    def extrapolate(self, u, un, ub, theta):
-        """ub = un + θ(un - u); u = un."""
+    def extrapolate(self, u, un, ub, theta, om):
+        """ub = un + θ(un - u); u = un (``om = 1``) or u + ω(un - u)."""
         self.xp.subtract(un, u, out=ub)
+        if om != 1:
+            u += om * ub
         ub *= theta
         ub += un
-        u[...] = un
+        if om == 1:
+            u[...] = un
 
     def lbfgs_pair(self, s, y, d, step, g_new, g):
         """s = step·d, y = g_new - g (in their own dtypes); returns (s·y, y·y) of
@@ -208,11 +211,14 @@ class CPArray:
     def sumsq_f(self) -> float:
         return _sumsq(self.xp, self.f)
 
-    def dual_step(self, sigma):
+    def dual_step(self, sigma, om=1.0):
         xp, T = self.xp, self.T
-        for q, ax, ih in zip(self.p, self.axes, self.ih):
-            q += T(sigma) * forward_diff(xp, self.ub, ax, ih)
-        self.p = _project(xp, self.p, T(self.weight), self.iso)
+        moved = [q + T(sigma) * forward_diff(xp, self.ub, ax, ih)
+                 for q, ax, ih in zip(self.p, self.axes, self.ih)]
+        moved = _project(xp, moved, T(self.weight), self.iso)
+        if om != 1:
+            moved = [q + T(om) * (m - q) for q, m in zip(self.p, moved)]
+        self.p = moved
 
     def primal_step(self, tau, theta, want_residual) -> float:
         xp, T = self.xp, self.T
@@ -225,10 +231,18 @@ class CPArray:
         self.u = un
         return _sumsq(xp, self.f - dt) if want_residual else 0.0
 
-    def dual_divergence(self):
-        """``Dᵀp`` (the dual's part of the optimality condition, for a duality gap)."""
-        return sum(adjoint_diff(self.xp, q, ax, ih) for q, ax, ih in zip(self.p, self.axes,
-                                                                        self.ih))
+    def masked_gap_sums(self, m, f):
+        """``(Σ q², Σ q f, Σ g₊, Σ g)`` (float64) with ``q = m u − f``, ``g = m q + Dᵀ P(p)``,
+        ``P`` the projection onto the ball (see :class:`tvnumba.backends.cpu.CPNumba`)."""
+        xp = self.xp
+        f = f.astype(xp.float64)
+        m = m.astype(xp.float64)
+        q = m * self.u.astype(xp.float64) - f
+        p = _project(xp, self.p, self.T(self.weight), self.iso)
+        g = m * q + sum(adjoint_diff(xp, c.astype(xp.float64), ax, ih)
+                        for c, ax, ih in zip(p, self.axes, self.ih))
+        return (float(xp.sum(q * q)), float(xp.sum(q * f)), float(xp.sum(xp.maximum(g, 0))),
+                float(xp.sum(g)))
 
     @property
     def dual_fields(self):

@@ -44,7 +44,7 @@ OMEGA_SQUARED = 1.5
 #: Iterations between two evaluations of the Poisson gap (each costs about as much as
 #: twenty iterations: the dual polish and repair and the support function of ``C``).
 CHECK_EVERY = 50
-#: Checks whose cost is tens of iterations (the Poisson gap; a mask's box gap) are spaced
+#: Checks whose cost is up to tens of iterations (the Poisson gap; a mask's box gap) are spaced
 #: by ``1/CHECK_SPACING`` of the iterations done (:func:`spaced_check`): a bounded share
 #: of the solve, and at most 10 % beyond the first iteration that meets ``eps``.
 CHECK_SPACING = 10

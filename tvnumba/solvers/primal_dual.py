@@ -11,7 +11,8 @@ whole-array operations otherwise.
   convex ``G`` (CP 2011, Algorithm 2, with γ = :data:`CP_GAMMA`), the
   proximal step fused into the primal pass, and a duality-gap stopping rule.
 * Any other data term with a cheap proximal step (a mask): the same iteration with
-  the data term's ``prox`` (accelerated with ``γ = CP_GAMMA·μ`` when ``μ > 0``),
+  the data term's ``prox``, accelerated with ``γ = CP_GAMMA·μ`` when ``μ > 0``, else
+  over-relaxed by :data:`OMEGA_PROX`,
   stopping on the duality gap on the box that holds the minimiser (a bound) where the
   term knows one, else on the half-run decrease of the objective.
 * A data term without one, or a non-quadratic loss: ``A`` is dualised too
@@ -25,6 +26,7 @@ import math
 import numpy as np
 
 from ._common import Problem, SolveInfo
+from .data_terms import Diagonal
 from .pdhg import half_run_decrease, spaced_check
 
 #: Convergence checks without a 1 % better gap after which the denoising solver
@@ -57,6 +59,13 @@ POLISH_EPS = 1e-5
 #: τ/σ balance of the initial steps (τσ‖K‖² = 1): insensitive in [3, 30] on
 #: natural images; primal-heavy.
 STEP_RATIO = 5.0
+
+#: Over-relaxation ``(u, p) ← (u, p) + ω((ũ, p̃) − (u, p))`` of the iteration with a data
+#: term's proximal step that is not strongly convex (a mask; Condat 2013, any
+#: ``ω ∈ (0, 2)`` converges): on camera 256² and 512² with random (50 %) and text-like
+#: masks, 1.6–1.8× fewer iterations than ``ω = 1`` to the default gap and to a true
+#: relative excess of 1e-3 or 1e-4.
+OMEGA_PROX = 1.9
 
 
 def _d_norm(inv_spacing) -> float:
@@ -163,7 +172,8 @@ def _generic(problem: Problem, check_every: int):
     lip = _d_norm(state.inv_spacing[-state.nd:])
     mu = data.mu
     tau, sigma = STEP_RATIO / lip, 1.0 / (STEP_RATIO * lip)
-    box = data.box()
+    om = 1.0 if mu > 0 else OMEGA_PROX  # relaxation or acceleration, not both
+    box = data.box() if isinstance(data, Diagonal) else None
     T = state.T
     un = xp.empty_like(state.u)
     uf, unf = state.u.reshape(-1), un.reshape(-1)
@@ -176,19 +186,19 @@ def _generic(problem: Problem, check_every: int):
     while it < problem.max_iter:
         it += 1
         theta = 1.0 / math.sqrt(1.0 + 2.0 * CP_GAMMA * mu * tau) if mu > 0 else 1.0
-        state.dual_step(sigma)
+        state.dual_step(sigma, om)
         state.primal_step(tau, theta, False)  # ū ← u − τ Dᵀp
         data.prox(state.ub, tau, un)
-        backend.ops.extrapolate(uf, unf, state.ub.reshape(-1), T(theta))
+        backend.ops.extrapolate(uf, unf, state.ub.reshape(-1), T(theta), T(om))
         tau *= theta
         sigma /= theta
         if it >= next_check or it == problem.max_iter:
-            next_check = spaced_check(it, check_every)  # a box-gap check costs 10-20 iterations
+            next_check = spaced_check(it, check_every)
             _, tv1 = state.primal_terms()
-            objective = data.value(state.u) + weight * tv1
             if box is not None:
-                gap = _box_gap(xp, data, state, objective, box)
+                objective, gap = _box_gap(data, state, weight * tv1, box)
             else:
+                objective = data.value(state.u) + weight * tv1
                 low = min(low, objective)
                 best[it] = low
                 gap = half_run_decrease(best, it)
@@ -199,17 +209,16 @@ def _generic(problem: Problem, check_every: int):
                               bound=box is not None)
 
 
-def _box_gap(xp, data, state, objective, box) -> float:
-    """``(P(u) − D_B) / D_B`` for the dual point ``(p, q = Au − f)``:
-    ``D_B = −½‖q‖² − ⟨q, f⟩ − Σ max(−g·lo, −g·hi)``, ``g = Dᵀp + Aᵀq``, is at most ``P*``
-    when the minimiser lies in ``[lo, hi]`` (weak duality on the box); inf while
-    ``D_B ≤ 0``."""
+def _box_gap(data, state, tv_term, box) -> tuple[float, float]:
+    """``(P(u), (P(u) − D_B) / D_B)`` for a diagonal data term ``½‖m ⊙ u − f‖²`` and the
+    dual point ``(P(p), q = m u − f)``, ``P`` the projection onto the TV dual's ball (the
+    relaxed iterate may lie outside): ``D_B = −½‖q‖² − ⟨q, f⟩ − Σ max(−g·lo, −g·hi)``,
+    ``g = Dᵀ P(p) + m q``, is at most ``P*`` when the minimiser lies in ``[lo, hi]`` (weak
+    duality on the box); the gap is inf while ``D_B ≤ 0``.  One fused pass on the CPU."""
     lo, hi = box
-    f = data.f.astype(xp.float64, copy=False)
-    q = data.forward(state.u).astype(xp.float64, copy=False) - f
-    g = data.adjoint(q).astype(xp.float64, copy=False) + state.dual_divergence()
+    qq, qf, plus, total = state.masked_gap_sums(data.m, data.f)
+    objective = 0.5 * qq + tv_term
     # Σ max(−g·lo, −g·hi) = hi·Σg⁻ − lo·Σg⁺ (lo ≤ hi)
-    plus = float(xp.sum(xp.maximum(g, 0)))
-    minus = plus - float(xp.sum(g))
-    dual = -0.5 * float(xp.sum(q * q)) - float(xp.sum(q * f)) - (hi * minus - lo * plus)
-    return (objective - dual) / dual if dual > 0 else math.inf
+    minus = plus - total
+    dual = -0.5 * qq - qf - (hi * minus - lo * plus)
+    return objective, ((objective - dual) / dual if dual > 0 else math.inf)

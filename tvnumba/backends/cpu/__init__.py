@@ -111,7 +111,8 @@ class CPNumba:
     NumPy array: two fused Numba passes per iteration, or one (:meth:`step`) for
     one or two spatial axes with the identity data term.
 
-    ``dual_step``: ``p ← proj_{|p| ≤ w}(p + σ D ū)``; ``primal_step``: with
+    ``dual_step``: ``p ← proj_{|p| ≤ w}(p + σ D ū)`` (over-relaxed by ``ω`` when asked:
+    ``p ← p + ω (proj(…) − p)``); ``primal_step``: with
     the identity data term ``u' = (u − τ Dᵀp + τ f)/(1 + τ)``,
     ``ū = u' + θ(u' − u)``, returning ``‖f − Dᵀp‖²`` (the dual objective's
     term) when asked; with another data term ``ū = u − τ Dᵀp`` only, whose
@@ -178,11 +179,11 @@ class CPNumba:
         self._cur = 1 - self._cur
         return float(self.partial.sum()) if want_residual else 0.0
 
-    def dual_step(self, sigma):
+    def dual_step(self, sigma, om=1.0):
         if self.fused:
             self._cur = -1  # the snapshots go stale
-        kernels.cp_dual_step(self.ub, self.p, self.T(sigma), self.T(self.weight), *self.ih,
-                     self.nd, self.iso, self.rows, self.nunits)
+        kernels.cp_dual_step(self.ub, self.p, self.T(sigma), self.T(self.weight), self.T(om),
+                             *self.ih, self.nd, self.iso, self.rows, self.nunits)
 
     def primal_step(self, tau, theta, want_residual) -> float:
         if self.fused:
@@ -197,11 +198,15 @@ class CPNumba:
         :mod:`tvnumba.solvers._polish`)."""
         return [(4 - d, self.ih[2 - d], self.p[d]) for d in range(self.nd)]
 
-    def dual_divergence(self):
-        """``Dᵀp`` (the dual's part of the optimality condition, for a duality gap)."""
-        from ..array import adjoint_diff
-
-        return sum(adjoint_diff(np, p, ax, ih) for ax, ih, p in self.dual_fields())
+    def masked_gap_sums(self, m, f):
+        """``(Σ q², Σ q f, Σ g₊, Σ g)`` (float64) with ``q = m u − f``, ``g = m q + Dᵀ P(p)``,
+        ``P`` the projection onto the ball: the box gap of a diagonal data term in one
+        pass (:func:`.solver_kernels.masked_gap`)."""
+        sums = np.empty((self.nunits, 4), np.float64)
+        kernels.masked_gap(self.u, np.ascontiguousarray(f), np.ascontiguousarray(m), self.p,
+                           self.T(self.weight), *self.ih, self.nd, self.iso, self.rows,
+                           self.nunits, sums)
+        return tuple(float(v) for v in sums.sum(axis=0))
 
     def primal_terms(self):
         """(½‖u − f‖², TV₁(u)) in float64 (the first is 0 without the identity

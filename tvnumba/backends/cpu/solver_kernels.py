@@ -66,15 +66,19 @@ def _dual_row(q, row, nxt, s, last):
 
 
 @parallel_kernel
-def cp_dual_step(ub, p, sigma, w, ihz, ihy, ihx, nd, iso, rows, nunits):
-    """p <- projection onto {|p| <= w} of p + σ D ū (in place)."""
+def cp_dual_step(ub, p, sigma, w, om, ihz, ihy, ihx, nd, iso, rows, nunits):
+    """p <- projection onto {|p| <= w} of p + σ D ū (in place); with ``om ≠ 1`` the
+    over-relaxed step ``p <- p + ω (proj(p + σ D ū) − p)``."""
     B, C, D, H, W = ub.shape
     zero = sigma - sigma
+    one = type(sigma)(1)  # zero + 1 would promote float32 to float64 (half the lanes)
     w2 = w * w
+    relax = om != one
     for unit in prange(nunits):
         b, k, i0, i1 = _unit_bounds(unit, D, H, rows)
         kp = min(k + 1, D - 1)
         m = np.empty(W, ub.dtype)
+        old = np.empty((nd, C, W) if relax else (0, 0, 0), ub.dtype)
         sx = sigma * ihx
         sy = sigma * ihy
         sz = sigma * ihz
@@ -82,6 +86,9 @@ def cp_dual_step(ub, p, sigma, w, ihz, ihy, ihx, nd, iso, rows, nunits):
             ip = min(i + 1, H - 1)
             m[:] = zero
             for c in range(C):
+                if relax:
+                    for d in range(nd):
+                        old[d, c] = p[d, b, c, k, i]
                 row = ub[b, c, k, i]
                 px = p[0, b, c, k, i]
                 for j in range(W - 1):
@@ -104,7 +111,6 @@ def cp_dual_step(ub, p, sigma, w, ihz, ihy, ihx, nd, iso, rows, nunits):
                             q[j] = min(max(q[j], -w), w)
             if iso:
                 # Projection onto |p| <= w: scale w/|p| where |p| > w, else 1.
-                one = type(sigma)(1)  # zero + 1 would promote float32 to float64
                 for j in range(W):
                     mj = m[j]
                     m[j] = w / np.sqrt(mj) if mj > w2 else one
@@ -113,6 +119,12 @@ def cp_dual_step(ub, p, sigma, w, ihz, ihy, ihx, nd, iso, rows, nunits):
                         q = p[d, b, c, k, i]
                         for j in range(W):
                             q[j] *= m[j]
+            if relax:
+                for d in range(nd):
+                    for c in range(C):
+                        q, o = p[d, b, c, k, i], old[d, c]
+                        for j in range(W):
+                            q[j] = o[j] + om * (q[j] - o[j])
 
 
 @helper
@@ -438,6 +450,98 @@ def rof_primal(u, f, ihz, ihy, ihx, nd, iso, rows, nunits, fid, tv1):
                     at += np.float64(np.sqrt(m[j]))
         fid[unit] = 0.5 * af
         tv1[unit] = at
+
+
+@parallel_kernel
+def masked_gap(u, f, m, p, w, ihz, ihy, ihx, nd, iso, rows, nunits, partial):
+    """The sums of the box gap of ``½‖m ⊙ u − f‖² + w·TV₁(u)`` at ``(u, P(p))``, ``P`` the
+    projection onto ``|p| ≤ w`` (an over-relaxed ``p`` may lie outside):
+    ``partial[unit] = (Σ q², Σ q f, Σ g₊, Σ g)`` with ``q = m u − f`` and
+    ``g = m q + Dᵀ P(p)``, all in float64.  ``p`` in the layout of :func:`cp_dual_step`,
+    zero on the last slice of its axis."""
+    B, C, D, H, W = u.shape
+    one = type(w)(1)
+    for unit in prange(nunits):
+        b, k, i0, i1 = _unit_bounds(unit, D, H, rows)
+        s = np.empty(W, u.dtype)  # the projection's scale on row (k, i) ...
+        sy = np.empty(W, u.dtype)  # ... (k, i − 1)
+        sz = np.empty(W, u.dtype)  # ... (k − 1, i)
+        s[:] = one
+        sy[:] = one
+        sz[:] = one
+        g = np.empty(W, np.float64)
+        a0 = 0.0
+        a1 = 0.0
+        a2 = 0.0
+        a3 = 0.0
+        for i in range(i0, i1):
+            if iso:
+                _ball_scale(p, b, k, i, w, nd, s)
+                if nd >= 2 and i > 0:
+                    _ball_scale(p, b, k, i - 1, w, nd, sy)
+                if nd >= 3 and k > 0:
+                    _ball_scale(p, b, k - 1, i, w, nd, sz)
+            for c in range(C):
+                # Dᵀ P(p) = Σ_d ih_d (P(p_d)(x − e_d) − P(p_d)(x))
+                q0 = p[0, b, c, k, i]
+                prev = 0.0
+                for j in range(W):
+                    here = np.float64(_proj1(q0[j], s[j], w, iso))
+                    g[j] = (prev - here) * ihx
+                    prev = here
+                if nd >= 2:
+                    _masked_gap_row(g, p[1, b, c, k, i], p[1, b, c, k, max(i - 1, 0)], s, sy,
+                                    w, iso, ihy, i > 0)
+                if nd >= 3:
+                    _masked_gap_row(g, p[2, b, c, k, i], p[2, b, c, max(k - 1, 0), i], s, sz,
+                                    w, iso, ihz, k > 0)
+                ur, fr, mr = u[b, c, k, i], f[b, c, k, i], m[b, c, k, i]
+                for j in range(W):
+                    mj = np.float64(mr[j])
+                    fj = np.float64(fr[j])
+                    q = mj * np.float64(ur[j]) - fj
+                    gj = mj * q + g[j]
+                    a0 += q * q
+                    a1 += q * fj
+                    a2 += max(gj, 0.0)
+                    a3 += gj
+        partial[unit, 0] = a0
+        partial[unit, 1] = a1
+        partial[unit, 2] = a2
+        partial[unit, 3] = a3
+
+
+@helper
+def _masked_gap_row(g, q, behind, s, sb, w, iso, ih, has_behind):
+    """g += ih (P(q_behind) − P(q)) along one row (no row behind the first)."""
+    for j in range(g.shape[0]):
+        v = -np.float64(_proj1(q[j], s[j], w, iso))
+        if has_behind:
+            v += np.float64(_proj1(behind[j], sb[j], w, iso))
+        g[j] += v * ih
+
+
+@helper
+def _proj1(v, scale, w, iso):
+    """One component of ``p`` projected: ``v·scale`` (isotropic) or ``v`` clipped to ``±w``."""
+    return v * scale if iso else min(max(v, -w), w)
+
+
+@helper
+def _ball_scale(p, b, k, i, w, nd, out):
+    """``out[j] = min(1, w / |p|)`` on row ``(k, i)``, ``|p|`` over components and channels."""
+    C = p.shape[2]
+    out[:] = w - w
+    for c in range(C):
+        for d in range(nd):
+            q = p[d, b, c, k, i]
+            for j in range(out.shape[0]):
+                out[j] += q[j] * q[j]
+    w2 = w * w
+    one = type(w)(1)
+    for j in range(out.shape[0]):
+        mj = out[j]
+        out[j] = w / np.sqrt(mj) if mj > w2 else one
 
 
 @parallel_kernel

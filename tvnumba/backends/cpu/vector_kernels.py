@@ -284,16 +284,19 @@ def lbfgs_direction(g, S, Y, rho, order, gamma, q, alpha):
 
 
 @parallel_kernel
-def extrapolate(u, un, ub, theta):
-    """ub = un + θ(un - u); u = un (the primal-dual over-relaxation)."""
+def extrapolate(u, un, ub, theta, om):
+    """ub = un + θ(un - u); u = un, or with ``om ≠ 1`` the over-relaxed
+    u = u + ω(un - u) (the primal-dual's extrapolation and relaxation)."""
     n = u.shape[0]
+    relax = om != type(om)(1)
     for c in prange(_n_chunks(n)):
         lo, hi = _span(c, n)
         su, sn, sb = u[lo:hi], un[lo:hi], ub[lo:hi]
         for t in range(su.shape[0]):
             v = sn[t]
-            sb[t] = v + theta * (v - su[t])
-            su[t] = v
+            uo = su[t]
+            sb[t] = v + theta * (v - uo)
+            su[t] = uo + om * (v - uo) if relax else v
 
 
 @parallel_kernel
