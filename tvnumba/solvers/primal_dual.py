@@ -11,8 +11,8 @@ whole-array operations otherwise.
   convex ``G`` (CP 2011, Algorithm 2, with γ = :data:`CP_GAMMA`), the
   proximal step fused into the primal pass, and a duality-gap stopping rule.
 * Any other data term with a cheap proximal step (a mask): the same iteration with
-  the data term's ``prox``, accelerated with ``γ = CP_GAMMA·μ`` when ``μ > 0``, else
-  over-relaxed by :data:`OMEGA_PROX`,
+  the data term's ``prox``, accelerated with ``γ = CP_GAMMA·μ`` when
+  ``μ ≥`` :data:`MU_ACCELERATE`, else over-relaxed by :data:`OMEGA_PROX`,
   stopping on the duality gap on the box that holds the minimiser (a bound) where the
   term knows one, else on the half-run decrease of the objective.
 * A data term without one, or a non-quadratic loss: ``A`` is dualised too
@@ -66,6 +66,13 @@ STEP_RATIO = 5.0
 #: masks, 1.6–1.8× fewer iterations than ``ω = 1`` to the default gap and to a true
 #: relative excess of 1e-3 or 1e-4.
 OMEGA_PROX = 1.9
+#: The strong-convexity modulus ``μ`` of the data term from which the iteration is
+#: accelerated instead: below it the steps shrink too slowly to pay (a periodic Gaussian
+#: blur's ``μ = min |ĥ|²`` ≈ 0: 236 relaxed iterations to the default gap against 455;
+#: camera 256² with half its pixels at weight ``m = 0.1``: 550 against 665), above it the
+#: acceleration wins (``m = 0.3``, μ = 0.09: a true excess of 4.9e-4 after 200 iterations
+#: against 2.5e-3).
+MU_ACCELERATE = 0.05
 
 
 def _d_norm(inv_spacing) -> float:
@@ -172,7 +179,10 @@ def _generic(problem: Problem, check_every: int):
     lip = _d_norm(state.inv_spacing[-state.nd:])
     mu = data.mu
     tau, sigma = STEP_RATIO / lip, 1.0 / (STEP_RATIO * lip)
-    om = 1.0 if mu > 0 else OMEGA_PROX  # relaxation or acceleration, not both
+    if mu < MU_ACCELERATE:  # relaxation or acceleration, not both
+        mu, om = 0.0, OMEGA_PROX
+    else:
+        om = 1.0
     box = data.box() if isinstance(data, Diagonal) else None
     T = state.T
     un = xp.empty_like(state.u)
