@@ -78,17 +78,48 @@ def cp_dual_step(ub, p, sigma, w, om, ihz, ihy, ihx, nd, iso, rows, nunits):
         b, k, i0, i1 = _unit_bounds(unit, D, H, rows)
         kp = min(k + 1, D - 1)
         m = np.empty(W, ub.dtype)
-        old = np.empty((nd, C, W) if relax else (0, 0, 0), ub.dtype)
+        # relaxing: the moved point of a row goes to t; p keeps the old value until the end
+        t = np.empty((nd, C, W) if relax else (0, 0, 0), ub.dtype)
         sx = sigma * ihx
         sy = sigma * ihy
         sz = sigma * ihz
         for i in range(i0, i1):
             ip = min(i + 1, H - 1)
             m[:] = zero
-            for c in range(C):
-                if relax:
+            if relax:
+                for c in range(C):
+                    row = ub[b, c, k, i]
+                    px, tx = p[0, b, c, k, i], t[0, c]
+                    for j in range(W - 1):
+                        tx[j] = px[j] + sx * (row[j + 1] - row[j])
+                    tx[W - 1] = zero
+                    if nd >= 2:
+                        _moved_row(t[1, c], p[1, b, c, k, i], row, ub[b, c, k, ip], sy, ip == i)
+                    if nd >= 3:
+                        _moved_row(t[2, c], p[2, b, c, k, i], row, ub[b, c, kp, i], sz, kp == k)
                     for d in range(nd):
-                        old[d, c] = p[d, b, c, k, i]
+                        q = t[d, c]
+                        if iso:
+                            for j in range(W):
+                                m[j] += q[j] * q[j]
+                        else:
+                            for j in range(W):
+                                q[j] = min(max(q[j], -w), w)
+                if iso:
+                    for j in range(W):
+                        mj = m[j]
+                        m[j] = w / np.sqrt(mj) if mj > w2 else one
+                for d in range(nd):
+                    for c in range(C):
+                        q, tq = p[d, b, c, k, i], t[d, c]
+                        if iso:
+                            for j in range(W):
+                                q[j] += om * (tq[j] * m[j] - q[j])
+                        else:
+                            for j in range(W):
+                                q[j] += om * (tq[j] - q[j])
+                continue
+            for c in range(C):
                 row = ub[b, c, k, i]
                 px = p[0, b, c, k, i]
                 for j in range(W - 1):
@@ -119,12 +150,16 @@ def cp_dual_step(ub, p, sigma, w, om, ihz, ihy, ihx, nd, iso, rows, nunits):
                         q = p[d, b, c, k, i]
                         for j in range(W):
                             q[j] *= m[j]
-            if relax:
-                for d in range(nd):
-                    for c in range(C):
-                        q, o = p[d, b, c, k, i], old[d, c]
-                        for j in range(W):
-                            q[j] = o[j] + om * (q[j] - o[j])
+
+
+@helper
+def _moved_row(t, q, row, nxt, s, last):
+    """t = q + s·(nxt − row): one y or z row of p + σ D ū (0 on the last slice)."""
+    if last:
+        t[:] = s - s
+    else:
+        for j in range(t.shape[0]):
+            t[j] = q[j] + s * (nxt[j] - row[j])
 
 
 @helper
