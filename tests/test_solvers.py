@@ -26,6 +26,7 @@ from tvnumba.backends.cpu import CPNumba, CpuBackend, MMNumba
 from tvnumba.backends.cpu import vector_kernels
 from tvnumba.restoration import denoise_tv_beta
 from tvnumba.solvers import Identity, solve
+from tvnumba.solvers._box import PixelBox
 from tvnumba.solvers.primal_dual import CP_GAMMA, STEP_RATIO, _d_norm
 
 BACKENDS = {"cpu": CpuBackend, "array": lambda: ArrayBackend(np)}
@@ -390,7 +391,7 @@ def test_cp_dual_step_with_relaxation(shape, nd, isotropic, dtype, om):
     """The mask solver's dual step of both backends, ``p ← p + ω (proj(p + σ D ū) − p)``,
     against the formula in float64 from tests/reference.py's differences; and the sums
     of the box gap of a diagonal data term at the projected ``p`` (the mask solver's
-    stopping rule)."""
+    stopping rule), and its primal step with the term's proximal step."""
     from reference import _adjoint_diff, _forward_diff
 
     from tvnumba.backends.array import CPArray
@@ -406,26 +407,46 @@ def test_cp_dual_step_with_relaxation(shape, nd, isotropic, dtype, om):
     for ax in axes:  # a field is zero on its last slice
         p0[ax][tuple(slice(None) if a != ax else -1 for a in range(5))] = 0
     w, sigma = 0.25, 0.4
-    moved = {ax: p0[ax] + sigma * _forward_diff(ub, ax, 1 / h) for ax, h in zip(axes, ih)}
-    if isotropic:
-        mag = np.sqrt(sum((q * q).sum(axis=1, keepdims=True) for q in moved.values()))
-        proj = {ax: q * np.minimum(1, w / np.maximum(mag, 1e-300)) for ax, q in moved.items()}
-    else:
-        proj = {ax: np.clip(q, -w, w) for ax, q in moved.items()}
+
+    def project(fields):
+        """The fields on the ball, and their per-pixel norm (isotropic)."""
+        if not isotropic:
+            return {ax: np.clip(q, -w, w) for ax, q in fields.items()}, None
+        mag = np.sqrt(sum((q * q).sum(axis=1, keepdims=True) for q in fields.values()))
+        return {ax: q * np.minimum(1, w / np.maximum(mag, 1e-300))
+                for ax, q in fields.items()}, mag
+
+    proj, _ = project({ax: p0[ax] + sigma * _forward_diff(ub, ax, 1 / h)
+                       for ax, h in zip(axes, ih)})
     want = {ax: p0[ax] + om * (proj[ax] - p0[ax]) for ax in axes}
-    if isotropic:
-        mag = np.sqrt(sum((q * q).sum(axis=1, keepdims=True) for q in want.values()))
-        back = {ax: q * np.minimum(1, w / np.maximum(mag, 1e-300)) for ax, q in want.items()}
-    else:
-        back = {ax: np.clip(q, -w, w) for ax, q in want.items()}
-    div = sum(_adjoint_diff(back[ax], ax, 1 / h) for ax, h in zip(axes, ih))
+    back, mag = project(want)
+    d = sum(_adjoint_diff(back[ax], ax, 1 / h) for ax, h in zip(axes, ih))
     rtol = 2e-5 if dtype == np.float32 else 1e-12
     u = rng.standard_normal(shape).astype(dtype).astype(float)
     mk = np.where(rng.random(shape) < 0.3, 0.0, rng.random(shape)).astype(dtype).astype(float)
     fk = rng.standard_normal(shape).astype(dtype).astype(float)
-    q = mk * u - fk
-    g = mk * q + div
-    expect = [np.sum(q * q), np.sum(q * fk), np.sum(np.maximum(g, 0)), np.sum(g)]
+    # the box gap's terms on a per-pixel box: known pixels [f/m ∓ κ/m²] within [lo, hi],
+    # holes a range per label; the data-side dual q the best of the three points where
+    # the concave piecewise quadratic can peak (its pieces' vertices and the kink)
+    seen = mk > 0
+    mm = np.where(seen, mk, 1.0)
+    lo, hi, kappa = (fk / mm)[seen].min(), (fk / mm)[seen].max(), 0.3  # as pixel_box
+    labels = np.where(seen, 0, rng.integers(1, 5, shape)).astype(np.int32)
+    ends = np.sort(rng.uniform(lo, hi, (2, 5)), axis=0)
+    box = PixelBox(lo, hi, kappa, labels, ends[0], ends[1])
+    L = np.where(seen, np.maximum(fk / mm - kappa / mm**2, lo), ends[0][labels])
+    H = np.where(seen, np.minimum(fk / mm + kappa / mm**2, hi), ends[1][labels])
+
+    def term(q):
+        g = d + mk * q
+        return -0.5 * q * q - q * fk - np.maximum(-g * L, -g * H)
+
+    best = np.max([term(mk * L - fk), term(mk * H - fk), term(-d / mm)], axis=0)
+    expect = [np.sum((mk * u - fk) ** 2), np.sum(np.where(seen, best, term(0.0)))]
+    tau, theta = 0.3, 0.8
+    dt = sum(_adjoint_diff(want[ax], ax, 1 / h) for ax, h in zip(axes, ih))
+    un = (u + tau * (mk * fk - dt)) / (1 + tau * mk**2)
+    u_next, ub_next = u + om * (un - u), un + theta * (un - u)
     for state in (CPNumba(f.astype(dtype), w, plan, identity=False),
                   CPArray(np, f.astype(dtype), w, plan, identity=False)):
         fields = state.dual_fields()
@@ -436,10 +457,14 @@ def test_cp_dual_step_with_relaxation(shape, nd, isotropic, dtype, om):
         fields = state.dual_fields()
         for ax, _, q in fields:
             assert_allclose(q, want[ax], rtol=rtol, atol=rtol)
-        # the box gap's sums at (u, P(p)) for a diagonal term ½‖m ⊙ u − f‖²
+        # the box gap's terms at (u, P(p)) for a diagonal term ½‖m ⊙ u − f‖²
         state.u[...] = u
-        sums = state.masked_gap_sums(mk.astype(dtype), fk.astype(dtype))
+        sums = state.masked_gap_sums(mk.astype(dtype), fk.astype(dtype), box)
         assert_allclose(sums, expect, rtol=20 * rtol)
+        # the primal step with the diagonal term's proximal step, relaxed by ω
+        state.diagonal_step(tau, theta, om, mk.astype(dtype), fk.astype(dtype))
+        assert_allclose(state.u, u_next, rtol=rtol, atol=10 * rtol)
+        assert_allclose(state.ub, ub_next, rtol=rtol, atol=10 * rtol)
     if om != 1 and isotropic:
         assert mag.max() > w  # the relaxed field left the ball: the projection mattered
 

@@ -12,6 +12,8 @@ Everything works on the canonical layout ``(B, C, n0, ..., nk)`` of
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .._validate import Plan
@@ -100,6 +102,35 @@ class ArrayOps:
 
     def dot(self, a, b) -> float:
         return float(self.xp.sum(a * b, dtype=self.xp.float64))
+
+    def hole_ranges(self, labels, m, f, shape, axes, kappa, a, b):
+        """See :func:`tvnumba.backends.cpu.vector_kernels.hole_ranges`: one side of one
+        axis at a time, the known neighbours gathered and scattered onto their labels."""
+        xp = self.xp
+        shape = tuple(int(n) for n in shape)
+        labels, m, f = labels.reshape(shape), m.reshape(shape), f.reshape(shape)
+        seen = m > 0
+        if not bool(xp.any(seen)):
+            return math.inf, -math.inf
+        ratio = f[seen].astype(xp.float64) / m[seen]
+        for ax in (int(x) for x in axes):
+            for hole, known in ((slice(0, -1), slice(1, None)), (slice(1, None), slice(0, -1))):
+                at_hole = tuple(hole if i == ax else slice(None) for i in range(len(shape)))
+                at_known = tuple(known if i == ax else slice(None) for i in range(len(shape)))
+                lab, mk = labels[at_hole], m[at_known]
+                sel = (lab > 0) & (mk > 0)
+                mj = mk[sel].astype(xp.float64)
+                c = f[at_known][sel].astype(xp.float64) / mj
+                k = kappa / (mj * mj)
+                if xp is np:
+                    np.minimum.at(a, lab[sel], c - k)
+                    np.maximum.at(b, lab[sel], c + k)
+                else:  # pragma: no cover - CuPy
+                    import cupyx
+
+                    cupyx.scatter_min(a, lab[sel], c - k)
+                    cupyx.scatter_max(b, lab[sel], c + k)
+        return float(ratio.min()), float(ratio.max())
 
     def dot64(self, a, b) -> float:
         """Σ a·b with the products in float64 too (L-BFGS's float32 pairs)."""
@@ -231,18 +262,37 @@ class CPArray:
         self.u = un
         return _sumsq(xp, self.f - dt) if want_residual else 0.0
 
-    def masked_gap_sums(self, m, f):
-        """``(Σ q², Σ q f, Σ g₊, Σ g)`` (float64) with ``q = m u − f``, ``g = m q + Dᵀ P(p)``,
-        ``P`` the projection onto the ball (see :class:`tvnumba.backends.cpu.CPNumba`)."""
+    def diagonal_step(self, tau, theta, om, m, f) -> None:
+        """The primal step with the proximal step of ``½‖m ⊙ u − f‖²`` (see
+        :class:`tvnumba.backends.cpu.CPNumba`); ``u`` in place."""
+        xp, T = self.xp, self.T
+        dt = sum(adjoint_diff(xp, q, ax, ih) for q, ax, ih in zip(self.p, self.axes, self.ih))
+        un = (self.u + T(tau) * (m * f - dt)) / (T(1) + T(tau) * (m * m))
+        self.ub = un + T(theta) * (un - self.u)
+        self.u += T(om) * (un - self.u)
+
+    def masked_gap_sums(self, m, f, box):
+        """``(Σ (m u − f)², D)`` (float64) on the per-pixel ``box`` (see
+        :class:`tvnumba.backends.cpu.CPNumba`)."""
         xp = self.xp
         f = f.astype(xp.float64)
         m = m.astype(xp.float64)
         q = m * self.u.astype(xp.float64) - f
         p = _project(xp, self.p, self.T(self.weight), self.iso)
-        g = m * q + sum(adjoint_diff(xp, c.astype(xp.float64), ax, ih)
-                        for c, ax, ih in zip(p, self.axes, self.ih))
-        return (float(xp.sum(q * q)), float(xp.sum(q * f)), float(xp.sum(xp.maximum(g, 0))),
-                float(xp.sum(g)))
+        d = sum(adjoint_diff(xp, c.astype(xp.float64), ax, ih)
+                for c, ax, ih in zip(p, self.axes, self.ih))
+        seen = m > 0
+        # known pixels: the best q on [L, H] (solver_kernels._box_dual), holes: q = 0
+        mm = xp.where(seen, m, 1.0)
+        c, k = f / mm, box.kappa / (mm * mm)
+        lo = xp.where(seen, xp.maximum(c - k, box.lo), box.hole_lo[box.labels])
+        hi = xp.where(seen, xp.minimum(c + k, box.hi), box.hole_hi[box.labels])
+        qa, qb = m * lo - f, m * hi - f
+        qd = xp.where(d + m * qa > 0, qa, xp.where(d + m * qb < 0, qb, -d / mm))
+        qd = xp.where(seen, qd, 0.0)
+        g = d + m * qd
+        terms = -xp.maximum(-g * lo, -g * hi) - xp.where(seen, 0.5 * qd * qd + qd * f, 0.0)
+        return float(xp.sum(q * q)), float(xp.sum(terms))
 
     @property
     def dual_fields(self):

@@ -216,11 +216,6 @@ class DataTerm:
         :mod:`tvnumba.solvers.pdhg`, or None where unknown."""
         return None
 
-    def box(self):
-        """``(lo, hi)`` with every minimiser of ``L(Au) + weight·TV(u)`` in ``[lo, hi]``
-        (a maximum principle), or None."""
-        return None
-
     def colsum(self):
         """``Aᵀ1`` on the unknown's grid (the column sums of a non-negative ``A``)."""
         return self.adjoint(self.xp.ones_like(self.f))
@@ -399,17 +394,6 @@ class Diagonal(DataTerm):
     def abs_sums(self):
         a = self.xp.abs(self.m)
         return a, a
-
-    def box(self):
-        """The range of ``f / m`` over ``m > 0``: clipping ``u`` to it lowers every data
-        residual and no difference."""
-        xp = self.xp
-        seen = self.m > 0
-        if not bool(xp.any(seen)):
-            return None
-        ratio = xp.where(seen, self.f / xp.where(seen, self.m, 1), 0)
-        return (float(xp.min(xp.where(seen, ratio, xp.inf))),
-                float(xp.max(xp.where(seen, ratio, -xp.inf))))
 
     def normal_diag(self):
         return self.m * self.m

@@ -188,24 +188,37 @@ class CPNumba:
     def primal_step(self, tau, theta, want_residual) -> float:
         if self.fused:
             self._cur = -1
-        kernels.cp_primal_step(self.u, self.ub, self.f, self.p, self.T(tau), self.T(theta), *self.ih,
-                       self.nd, self.rows, self.nunits, want_residual, self.partial,
-                       self.identity)
+        T = self.T
+        kernels.cp_primal_step(self.u, self.ub, self.f, self.f, self.p, T(tau), T(theta), T(1),
+                               *self.ih, self.nd, self.rows, self.nunits, want_residual,
+                               self.partial, 1 if self.identity else 0)
         return float(self.partial.sum()) if want_residual and self.identity else 0.0
+
+    def diagonal_step(self, tau, theta, om, m, f) -> None:
+        """The primal step with the proximal step of ``½‖m ⊙ u − f‖²`` in the same pass:
+        ``u' = (u − τ Dᵀp + τ m f)/(1 + τ m²)``, ``ū = u' + θ(u' − u)``,
+        ``u ← u + ω(u' − u)``."""
+        T = self.T
+        kernels.cp_primal_step(self.u, self.ub, np.ascontiguousarray(f),
+                               np.ascontiguousarray(m), self.p, T(tau), T(theta), T(om),
+                               *self.ih, self.nd, self.rows, self.nunits, False, self.partial,
+                               2)
 
     def dual_fields(self):
         """``(axis, 1/h, p_axis)`` of every differenced canonical axis (for
         :mod:`tvnumba.solvers._polish`)."""
         return [(4 - d, self.ih[2 - d], self.p[d]) for d in range(self.nd)]
 
-    def masked_gap_sums(self, m, f):
-        """``(Σ q², Σ q f, Σ g₊, Σ g)`` (float64) with ``q = m u − f``, ``g = m q + Dᵀ P(p)``,
-        ``P`` the projection onto the ball: the box gap of a diagonal data term in one
-        pass (:func:`.solver_kernels.masked_gap`)."""
-        sums = np.empty((self.nunits, 4), np.float64)
+    def masked_gap_sums(self, m, f, box):
+        """``(Σ (m u − f)², D)`` (float64): the box gap's terms of a diagonal data term on
+        the per-pixel ``box`` (:class:`tvnumba.solvers._box.PixelBox`) at ``u`` and the
+        projected dual, in one pass (:func:`.solver_kernels.masked_gap`)."""
+        sums = np.empty((self.nunits, 2), np.float64)
         kernels.masked_gap(self.u, np.ascontiguousarray(f), np.ascontiguousarray(m), self.p,
-                           self.T(self.weight), *self.ih, self.nd, self.iso, self.rows,
-                           self.nunits, sums)
+                           self.T(self.weight), float(box.lo), float(box.hi),
+                           float(box.kappa), np.ascontiguousarray(box.labels), box.hole_lo,
+                           box.hole_hi, *self.ih, self.nd, self.iso, self.rows, self.nunits,
+                           sums)
         return tuple(float(v) for v in sums.sum(axis=0))
 
     def primal_terms(self):

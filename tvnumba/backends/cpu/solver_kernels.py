@@ -23,7 +23,8 @@ another data term):
 * :func:`cp_primal_step`: ``u' = (u - τ Dᵀp + τ f) / (1 + τ)``, ``ū = u' + θ(u' - u)``
   (reads p, updates u and ū; optionally accumulates ``Σ (f - Dᵀp)²`` for
   the dual objective).  That is the proximal step of the identity data term
-  ½‖u − f‖², fused; for any other data term it only forms ``u − τ Dᵀp``
+  ½‖u − f‖², fused; that of a diagonal term ½‖m ⊙ u − f‖² likewise (with the
+  over-relaxation of ``u``); for any other data term it only forms ``u − τ Dᵀp``
   (into ū), whose proximal step the data term takes.
 
 With the identity data term and one or two spatial axes, :func:`cp_fused_step` runs
@@ -98,17 +99,9 @@ def cp_dual_step(ub, p, sigma, w, om, ihz, ihy, ihx, nd, iso, rows, nunits):
                     if nd >= 3:
                         _moved_row(t[2, c], p[2, b, c, k, i], row, ub[b, c, kp, i], sz, kp == k)
                     for d in range(nd):
-                        q = t[d, c]
-                        if iso:
-                            for j in range(W):
-                                m[j] += q[j] * q[j]
-                        else:
-                            for j in range(W):
-                                q[j] = min(max(q[j], -w), w)
+                        _accumulate_or_clip(t[d, c], m, w, iso)
                 if iso:
-                    for j in range(W):
-                        mj = m[j]
-                        m[j] = w / np.sqrt(mj) if mj > w2 else one
+                    _ball_scale_row(m, w, w2, one)
                 for d in range(nd):
                     for c in range(C):
                         q, tq = p[d, b, c, k, i], t[d, c]
@@ -129,27 +122,35 @@ def cp_dual_step(ub, p, sigma, w, om, ihz, ihy, ihx, nd, iso, rows, nunits):
                     _dual_row(p[1, b, c, k, i], row, ub[b, c, k, ip], sy, ip == i)
                 if nd >= 3:
                     _dual_row(p[2, b, c, k, i], row, ub[b, c, kp, i], sz, kp == k)
-                if iso:
-                    # |p| couples the components and the channels of a pixel
-                    for d in range(nd):
-                        q = p[d, b, c, k, i]
-                        for j in range(W):
-                            m[j] += q[j] * q[j]
-                else:
-                    for d in range(nd):
-                        q = p[d, b, c, k, i]
-                        for j in range(W):
-                            q[j] = min(max(q[j], -w), w)
+                for d in range(nd):
+                    _accumulate_or_clip(p[d, b, c, k, i], m, w, iso)
             if iso:
-                # Projection onto |p| <= w: scale w/|p| where |p| > w, else 1.
-                for j in range(W):
-                    mj = m[j]
-                    m[j] = w / np.sqrt(mj) if mj > w2 else one
+                _ball_scale_row(m, w, w2, one)
                 for d in range(nd):
                     for c in range(C):
                         q = p[d, b, c, k, i]
                         for j in range(W):
                             q[j] *= m[j]
+
+
+@helper
+def _accumulate_or_clip(q, m, w, iso):
+    """Isotropic: ``m += q²`` (``|p|`` couples the components and the channels of a
+    pixel); anisotropic: ``q`` clipped to ``±w``."""
+    if iso:
+        for j in range(q.shape[0]):
+            m[j] += q[j] * q[j]
+    else:
+        for j in range(q.shape[0]):
+            q[j] = min(max(q[j], -w), w)
+
+
+@helper
+def _ball_scale_row(m, w, w2, one):
+    """``m ← w/√m`` where ``m > w²``, else 1: the projection's scale onto ``|p| ≤ w``."""
+    for j in range(m.shape[0]):
+        mj = m[j]
+        m[j] = w / np.sqrt(mj) if mj > w2 else one
 
 
 @helper
@@ -174,18 +175,21 @@ def _adjoint_row(dt, q, behind, ih, first):
 
 
 @parallel_kernel
-def cp_primal_step(u, ub, f, p, tau, theta, ihz, ihy, ihx, nd, rows, nunits, want_dual,
-                   partial, identity):
-    """u' = (u - τ Dᵀp + τ f)/(1 + τ); ū = u' + θ(u' - u); u = u' (in place).
+def cp_primal_step(u, ub, f, m, p, tau, theta, om, ihz, ihy, ihx, nd, rows, nunits,
+                   want_dual, partial, mode):
+    """``mode`` 1 (identity data term): u' = (u - τ Dᵀp + τ f)/(1 + τ);
+    ū = u' + θ(u' - u); u = u' (in place).
 
     With ``want_dual``, ``partial[unit]`` receives Σ (f - Dᵀp)² over the unit
     (float64), from which the dual objective ½‖f‖² - ½‖f - Dᵀp‖² follows.
-    Without ``identity`` (another data term) only ``ū = u - τ Dᵀp`` is
-    written (``f`` is not read).
+    ``mode`` 2 (a diagonal term ½‖m ⊙ u − f‖²): u' = (u - τ Dᵀp + τ m f)/(1 + τ m²),
+    ū = u' + θ(u' - u), u ← u + ω(u' − u).  ``mode`` 0 (another data term): only
+    ``ū = u - τ Dᵀp`` is written (``f`` and ``m`` are not read).
     """
     B, C, D, H, W = u.shape
     one = type(tau)(1)  # tau - tau + 1 would promote float32 to float64 (half the lanes)
     inv = one / (one + tau)
+    relax = om != one
     for unit in prange(nunits):
         b, k, i0, i1 = _unit_bounds(unit, D, H, rows)
         km = k - 1
@@ -202,9 +206,17 @@ def cp_primal_step(u, ub, f, p, tau, theta, ihz, ihy, ihx, nd, rows, nunits, wan
                     _adjoint_row(dt, p[1, b, c, k, i], p[1, b, c, k, max(im, 0)], ihy, im < 0)
                 if nd >= 3:
                     _adjoint_row(dt, p[2, b, c, k, i], p[2, b, c, max(km, 0), i], ihz, km < 0)
-                if not identity:
+                if mode == 0:
                     for j in range(W):
                         ub[b, c, k, i, j] = u[b, c, k, i, j] - tau * dt[j]
+                    continue
+                if mode == 2:
+                    for j in range(W):
+                        uo = u[b, c, k, i, j]
+                        mj = m[b, c, k, i, j]
+                        un = (uo + tau * (mj * f[b, c, k, i, j] - dt[j])) / (one + tau * mj * mj)
+                        ub[b, c, k, i, j] = un + theta * (un - uo)
+                        u[b, c, k, i, j] = uo + om * (un - uo) if relax else un
                     continue
                 if want_dual:
                     for j in range(W):
@@ -488,12 +500,14 @@ def rof_primal(u, f, ihz, ihy, ihx, nd, iso, rows, nunits, fid, tv1):
 
 
 @parallel_kernel
-def masked_gap(u, f, m, p, w, ihz, ihy, ihx, nd, iso, rows, nunits, partial):
-    """The sums of the box gap of ``½‖m ⊙ u − f‖² + w·TV₁(u)`` at ``(u, P(p))``, ``P`` the
-    projection onto ``|p| ≤ w`` (an over-relaxed ``p`` may lie outside):
-    ``partial[unit] = (Σ q², Σ q f, Σ g₊, Σ g)`` with ``q = m u − f`` and
-    ``g = m q + Dᵀ P(p)``, all in float64.  ``p`` in the layout of :func:`cp_dual_step`,
-    zero on the last slice of its axis."""
+def masked_gap(u, f, m, p, w, lo, hi, kappa, labels, hole_lo, hole_hi, ihz, ihy, ihx, nd,
+               iso, rows, nunits, partial):
+    """The box gap's sums of ``½‖m ⊙ u − f‖² + w·TV₁(u)`` at ``u`` and the dual ``P(p)``
+    (``P`` the projection onto ``|p| ≤ w``: an over-relaxed ``p`` may lie outside):
+    ``partial[unit] = (Σ (m u − f)², Σ_i D_i)`` in float64, ``D_i`` the dual value's
+    term of pixel ``i`` on its box ``[L_i, H_i]`` (:mod:`tvnumba.solvers._box`) at the
+    best data-side dual ``q_i`` for ``d_i = (Dᵀ P(p))_i`` (:func:`_box_dual`).  ``p`` in
+    the layout of :func:`cp_dual_step`, zero on the last slice of its axis."""
     B, C, D, H, W = u.shape
     one = type(w)(1)
     for unit in prange(nunits):
@@ -507,8 +521,6 @@ def masked_gap(u, f, m, p, w, ihz, ihy, ihx, nd, iso, rows, nunits, partial):
         g = np.empty(W, np.float64)
         a0 = 0.0
         a1 = 0.0
-        a2 = 0.0
-        a3 = 0.0
         for i in range(i0, i1):
             if iso:
                 _ball_scale(p, b, k, i, w, nd, s)
@@ -531,19 +543,39 @@ def masked_gap(u, f, m, p, w, ihz, ihy, ihx, nd, iso, rows, nunits, partial):
                     _masked_gap_row(g, p[2, b, c, k, i], p[2, b, c, max(k - 1, 0), i], s, sz,
                                     w, iso, ihz, k > 0)
                 ur, fr, mr = u[b, c, k, i], f[b, c, k, i], m[b, c, k, i]
+                lr = labels[b, c, k, i]
                 for j in range(W):
                     mj = np.float64(mr[j])
                     fj = np.float64(fr[j])
                     q = mj * np.float64(ur[j]) - fj
-                    gj = mj * q + g[j]
                     a0 += q * q
-                    a1 += q * fj
-                    a2 += max(gj, 0.0)
-                    a3 += gj
+                    a1 += _box_dual(g[j], mj, fj, lo, hi, kappa, hole_lo[lr[j]],
+                                    hole_hi[lr[j]])
         partial[unit, 0] = a0
         partial[unit, 1] = a1
-        partial[unit, 2] = a2
-        partial[unit, 3] = a3
+
+
+@helper
+def _box_dual(d, m, f, lo, hi, kappa, hole_lo, hole_hi):
+    """``max_q −½q² − q f − max(−g L, −g H)``, ``g = d + m q``, on the pixel's box: for a
+    known pixel (``m > 0``) ``[L, H] = [max(lo, f/m − κ/m²), min(hi, f/m + κ/m²)]``, where
+    the objective is concave in ``q`` with its kink at ``g = 0`` and the maximiser is
+    ``m L − f`` where ``g > 0`` there, ``m H − f`` where ``g < 0`` there, else ``−d/m``;
+    for a hole ``[hole_lo, hole_hi]`` and ``q = 0``.  Written with selects, not branches:
+    a random mask would mispredict every other pixel."""
+    known = m > 0
+    inv = 1.0 / (m if known else 1.0)
+    c = f * inv
+    k = kappa * inv * inv
+    lb = max(lo, c - k) if known else hole_lo
+    ub = min(hi, c + k) if known else hole_hi
+    qa = m * lb - f
+    qb = m * ub - f
+    q = qa if d + m * qa > 0 else (qb if d + m * qb < 0 else -d * inv)
+    q = q if known else 0.0
+    g = d + m * q
+    f = f if known else 0.0  # a hole's value may be anything
+    return -0.5 * q * q - q * f - max(-g * lb, -g * ub)
 
 
 @helper
