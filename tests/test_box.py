@@ -160,3 +160,23 @@ def test_inpainting_gap_bounds_the_error_isotropic(dtype):
         _, info = inpaint_tv_beta(img.astype(dtype), mask, 0.01, return_info=True)
         assert info.converged and info.bound and info.gap <= 1e-3
         assert (info.objective - F_star) / F_star <= info.gap + 1e-6
+
+
+@pytest.mark.parametrize("shape,channel_axis", [((12, 14, 16), None), ((5, 6, 7, 8), None),
+                                                ((20, 3, 24), 1)])
+def test_inpainting_gap_bounds_the_error_volumes_and_colour(shape, channel_axis, rng):
+    """A 3-D volume (the Numba kernels), four spatial axes (the whole-array path) and
+    coupled colour: the default solve's gap bounds its error against a tight solve."""
+    from tvnumba import inpaint_tv_beta
+
+    img = rng.random(shape)
+    spatial = shape if channel_axis is None else tuple(
+        n for i, n in enumerate(shape) if i != channel_axis)
+    mask = rng.random(spatial) < 0.4
+    kw = dict(channel_axis=channel_axis)
+    _, tight = inpaint_tv_beta(img, mask, 0.05, eps=1e-9, max_num_iter=200000,
+                               return_info=True, **kw)
+    F_star = tight.objective / (1 + tight.gap)
+    _, info = inpaint_tv_beta(img, mask, 0.05, eps=1e-3, return_info=True, **kw)
+    assert info.method == "cp" and info.converged and info.bound
+    assert (info.objective - F_star) / F_star <= info.gap + 1e-9
