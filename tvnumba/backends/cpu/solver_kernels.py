@@ -101,7 +101,7 @@ def cp_dual_step(ub, p, sigma, w, om, ihz, ihy, ihx, nd, iso, rows, nunits):
                     for d in range(nd):
                         _accumulate_or_clip(t[d, c], m, w, iso)
                 if iso:
-                    _ball_scale_row(m, w, w2, one)
+                    _iso_scale(m, w, w2, one)
                 for d in range(nd):
                     for c in range(C):
                         q, tq = p[d, b, c, k, i], t[d, c]
@@ -125,7 +125,7 @@ def cp_dual_step(ub, p, sigma, w, om, ihz, ihy, ihx, nd, iso, rows, nunits):
                 for d in range(nd):
                     _accumulate_or_clip(p[d, b, c, k, i], m, w, iso)
             if iso:
-                _ball_scale_row(m, w, w2, one)
+                _iso_scale(m, w, w2, one)
                 for d in range(nd):
                     for c in range(C):
                         q = p[d, b, c, k, i]
@@ -143,14 +143,6 @@ def _accumulate_or_clip(q, m, w, iso):
     else:
         for j in range(q.shape[0]):
             q[j] = min(max(q[j], -w), w)
-
-
-@helper
-def _ball_scale_row(m, w, w2, one):
-    """``m ← w/√m`` where ``m > w²``, else 1: the projection's scale onto ``|p| ≤ w``."""
-    for j in range(m.shape[0]):
-        mj = m[j]
-        m[j] = w / np.sqrt(mj) if mj > w2 else one
 
 
 @helper
@@ -772,9 +764,7 @@ def pd_dual_step(ub, p, pt, sig, w, om, ihz, ihy, ihx, nd, iso, rows, nunits):
             s = sig[b, 0, k, i]
             _pd_dual_point(ub, p, pt, s, b, k, i, ihz, ihy, ihx, nd, iso, m)
             if iso:
-                for j in range(W):
-                    mj = m[j]
-                    m[j] = w / np.sqrt(mj) if mj > w2 else one
+                _iso_scale(m, w, w2, one)
             else:
                 for d in range(nd):
                     for c in range(C):
