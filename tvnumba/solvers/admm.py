@@ -66,6 +66,9 @@ def admm(problem: Problem):
     u = _on_grid(xp, data.start(), full, u_ext)
     z = tvo.diff(u)
     b = [xp.zeros_like(u) for _ in z]
+    v = [xp.empty_like(u) for _ in z]  # the differences, then the relaxed point
+    q = [xp.empty_like(u) for _ in z]  # z − b
+    dtq = xp.empty_like(u)
     if periodic:
         fhat = fft.rfftn(f, s=grid, axes=axes)
         rhs_data = H.conj() * fhat
@@ -77,12 +80,21 @@ def admm(problem: Problem):
         mf[(Ellipsis,) + window] = f
         mask = xp.zeros(full, dtype)
         mask[(Ellipsis,) + window] = 1
-        w = fft.irfftn(fft.rfftn(u, s=grid, axes=axes) * H, s=grid, axes=axes)
+        inv = T(1) / (mask + T(RHO_W))  # the w-step w = (m f + ρ v) / (mask + ρ)
+        mf_inv = mf * inv
+        inv *= T(RHO_W)
+        w = fft.irfftn(fft.rfftn(u, s=grid, axes=axes) * H, s=grid, axes=axes).astype(dtype)
         bw = xp.zeros_like(w)
         s_w = w.copy()
+        tmp = xp.empty_like(w)
         den = RHO_W * H2 + rho * lap
-        Hc = H.conj()
     den = xp.where(den > 0, den, 1)  # the zero frequency of a zero-mean kernel
+    # U = (c_data + ρ R) / den: the constant factors divided out once
+    r_factor = rho / den
+    if periodic:
+        u_data = rhs_data / den
+    else:
+        u_data = RHO_W * H.conj() / den  # times the rfft of s_w
     best = []
     gap = math.inf
     converged = False
@@ -90,26 +102,42 @@ def admm(problem: Problem):
     it = 0
     while it < problem.max_iter:
         it += 1
-        R = fft.rfftn(tvo.diff_t([zi - bi for zi, bi in zip(z, b)]), s=grid, axes=axes)
+        for qi, zi, bi in zip(q, z, b):
+            xp.subtract(zi, bi, out=qi)
+        U = fft.rfftn(tvo.diff_t(q, dtq), s=grid, axes=axes)
+        U *= r_factor
         if periodic:
-            U = (rhs_data + rho * R) / den
+            U += u_data
             fid = float(xp.sum(parseval * xp.abs(H * U - fhat) ** 2))
         else:
-            U = (RHO_W * Hc * fft.rfftn(s_w, s=grid, axes=axes) + rho * R) / den
+            S = fft.rfftn(s_w, s=grid, axes=axes)
+            S *= u_data
+            U += S
         u = fft.irfftn(U, s=grid, axes=axes).astype(dtype, copy=False)
         if not periodic:
             cu = fft.irfftn(H * U, s=grid, axes=axes).astype(dtype, copy=False)
-            r = mask * (cu - mf)
-            fid = float(xp.sum(r.astype(xp.float64) ** 2))
-            v = alpha * cu + (1 - alpha) * w + bw
-            w = (mf + T(RHO_W) * v) / (mask + T(RHO_W))
-            bw = v - w
-            s_w = w - bw
-        d = tvo.diff(u)
-        tv = tvo.tv(d)
-        v = [alpha * di + (1 - alpha) * zi + bi for di, zi, bi in zip(d, z, b)]
-        z = tvo.shrink(v, T(weight / rho))
-        b = [vi - zi for vi, zi in zip(v, z)]
+            xp.subtract(cu, mf, out=tmp)
+            tmp *= mask
+            fid = backend.sumsq(tmp)
+            # v = α C u + (1 − α) w + b_w (in cu); w = (m f + ρ v)/(mask + ρ); b_w = v − w
+            cu *= alpha
+            w *= T(1) - alpha
+            cu += w
+            cu += bw
+            xp.multiply(cu, inv, out=w)
+            w += mf_inv
+            xp.subtract(cu, w, out=bw)
+            xp.subtract(w, bw, out=s_w)
+        tv = tvo.tv(tvo.diff(u, v))
+        # v = α D u + (1 − α) z + b; z = the shrinkage of v; b = v − z
+        for vi, zi, bi in zip(v, z, b):
+            vi *= alpha
+            zi *= T(1) - alpha
+            vi += zi
+            vi += bi
+        tvo.shrink(v, T(weight / rho), z)
+        for vi, zi, bi in zip(v, z, b):
+            xp.subtract(vi, zi, out=bi)
         objective = 0.5 * fid + weight * tv
         best.append(min(objective, best[-1]) if best else objective)
         if it >= MIN_ITER:
@@ -147,7 +175,7 @@ def _parseval_weights(xp, shape, grid, axes, dtype):
 class _PeriodicTV:
     """Periodic differences on the FFT grid with the entries outside the Neumann TV
     (the last slice of the unknown along each axis, and anything beyond its extent)
-    free of penalty."""
+    free of penalty; whole-array operations into preallocated outputs."""
 
     def __init__(self, xp, plan, dtype, full, extent):
         import numpy as np
@@ -158,37 +186,89 @@ class _PeriodicTV:
         self.axes = tuple(range(len(full) - nd, len(full)))
         self.ih = [np.dtype(dtype).type(h) for h in plan.inv_spacing]
         ext = tuple(extent)[-nd:]
-        self.keep = []
+        self.keep = []  # 1 on the penalised entries, 0 on the free ones (in the dtype)
         for k, ax in enumerate(self.axes):
-            m = xp.zeros(full[-nd:], bool)
-            m[tuple(slice(0, n - 1) if j == k else slice(0, n) for j, n in enumerate(ext))] = True
+            m = xp.zeros(full[-nd:], dtype)
+            m[tuple(slice(0, n - 1) if j == k else slice(0, n) for j, n in enumerate(ext))] = 1
             self.keep.append(m)
+        self._t = xp.empty(full, dtype)  # scratch
+        self._n = None
 
-    def diff(self, u):
-        xp = self.xp
-        return [(xp.roll(u, -1, axis=ax) - u) * h for ax, h in zip(self.axes, self.ih)]
+    @staticmethod
+    def _at(ax, a, b, ndim):
+        return (slice(None),) * ax + (slice(a, b),) + (slice(None),) * (ndim - ax - 1)
 
-    def diff_t(self, p):
+    def diff(self, u, out=None):
+        """``D_per u`` (into ``out``, a list of arrays like ``u``, where given)."""
         xp = self.xp
-        return sum((xp.roll(q, 1, axis=ax) - q) * h for q, ax, h in zip(p, self.axes, self.ih))
+        if out is None:
+            out = [xp.empty_like(u) for _ in self.axes]
+        for o, ax, h in zip(out, self.axes, self.ih):
+            n, nd = u.shape[ax], u.ndim
+            lo, hi = self._at(ax, 0, n - 1, nd), self._at(ax, 1, n, nd)
+            last, first = self._at(ax, n - 1, n, nd), self._at(ax, 0, 1, nd)
+            xp.subtract(u[hi], u[lo], out=o[lo])
+            xp.subtract(u[first], u[last], out=o[last])
+            o *= h
+        return out
+
+    def diff_t(self, p, out):
+        """``D_perᵀ p`` into ``out``."""
+        xp, t = self.xp, self._t
+        out[...] = 0
+        for q, ax, h in zip(p, self.axes, self.ih):
+            n, nd = q.shape[ax], q.ndim
+            lo, hi = self._at(ax, 0, n - 1, nd), self._at(ax, 1, n, nd)
+            last, first = self._at(ax, n - 1, n, nd), self._at(ax, 0, 1, nd)
+            # h (q(x − e) − q(x)), periodic
+            xp.subtract(q[lo], q[hi], out=t[hi])
+            xp.subtract(q[last], q[first], out=t[first])
+            t *= h
+            out += t
+        return out
+
+    def _sqnorm(self, v):
+        """``Σ`` over the kept components and the channels of ``v²`` (keepdims)."""
+        xp, t = self.xp, self._t
+        acc = None
+        for k, vi in zip(self.keep, v):
+            xp.multiply(vi, k, out=t)
+            t *= t
+            acc = t.copy() if acc is None else acc.__iadd__(t)
+        return acc.sum(axis=1, keepdims=True)
 
     def tv(self, d) -> float:
         xp = self.xp
-        kept = [xp.where(k, di, 0).astype(xp.float64) for k, di in zip(self.keep, d)]
         if self.iso:
-            return float(xp.sum(xp.sqrt(sum((q * q).sum(axis=1) for q in kept))))
-        return float(sum(xp.sum(xp.abs(q)) for q in kept))
+            return float(xp.sum(xp.sqrt(self._sqnorm(d)), dtype=xp.float64))
+        t = self._t
+        total = 0.0
+        for k, di in zip(self.keep, d):
+            xp.multiply(di, k, out=t)
+            total += float(xp.sum(xp.abs(t, out=t), dtype=xp.float64))
+        return total
 
-    def shrink(self, v, t):
-        """The proximal step of ``t·|P·|`` (isotropic: per pixel over axes and channels)."""
+    def shrink(self, v, t, out):
+        """The proximal step of ``t·|P·|`` into ``out`` (isotropic: per pixel over axes and
+        channels; the free entries keep ``v``)."""
         xp = self.xp
-        kept = [xp.where(k, vi, 0) for k, vi in zip(self.keep, v)]
         if self.iso:
-            norm = xp.sqrt(sum((q * q).sum(axis=1, keepdims=True) for q in kept))
-            factor = xp.maximum(1 - t / xp.maximum(norm, t), 0)
-            return [xp.where(k, vi * factor, vi) for k, vi in zip(self.keep, v)]
-        return [xp.where(k, xp.sign(vi) * xp.maximum(xp.abs(vi) - t, 0), vi)
-                for k, vi in zip(self.keep, v)]
+            norm = xp.sqrt(self._sqnorm(v))
+            # z = v (1 − keep (1 − factor)), factor = max(1 − t / max(|v|, t), 0)
+            xp.maximum(norm, t, out=norm)
+            xp.divide(t, norm, out=norm)
+            xp.minimum(norm, 1, out=norm)  # 1 − factor
+            for k, vi, o in zip(self.keep, v, out):
+                xp.multiply(k, norm, out=o)
+                xp.subtract(1, o, out=o)
+                o *= vi
+            return out
+        for k, vi, o in zip(self.keep, v, out):
+            # soft thresholding on the kept entries: v − keep · clip(v, −t, t)
+            xp.clip(vi, -t, t, out=o)
+            o *= k
+            xp.subtract(vi, o, out=o)
+        return out
 
     def symbol(self, grid, axes):
         """The eigenvalues of ``D_perᵀD_per`` on the rfft grid: ``Σ_d (2 − 2cos ω_d)/h_d²``."""
