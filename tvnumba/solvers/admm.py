@@ -192,7 +192,6 @@ class _PeriodicTV:
             m[tuple(slice(0, n - 1) if j == k else slice(0, n) for j, n in enumerate(ext))] = 1
             self.keep.append(m)
         self._t = xp.empty(full, dtype)  # scratch
-        self._n = None
 
     @staticmethod
     def _at(ax, a, b, ndim):
@@ -234,7 +233,10 @@ class _PeriodicTV:
         for k, vi in zip(self.keep, v):
             xp.multiply(vi, k, out=t)
             t *= t
-            acc = t.copy() if acc is None else acc.__iadd__(t)
+            if acc is None:
+                acc = t.copy()
+            else:
+                acc += t
         return acc.sum(axis=1, keepdims=True)
 
     def tv(self, d) -> float:
