@@ -169,3 +169,21 @@ def test_auto_picks_lbfgs_for_beta2_with_a_data_term(problem):
     assert info.method == "lbfgs"
     with pytest.raises(ValueError, match="dct.*data term"):
         run("cpu", MaskTerm(canonical(m), canonical(f)), f, 0.2, 2.0, "dct", 1e-10)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_diagonal_prox_meets_its_optimality_condition(problem, dtype):
+    """``Diagonal.prox``: ``x = argmin ½‖m ⊙ x − f‖² + ‖x − v‖²/(2τ)``, i.e.
+    ``(x − v)/τ + m (m x − f) = 0``."""
+    from tvnumba.solvers import Diagonal
+
+    m, f = problem
+    v = np.random.default_rng(5).standard_normal(f.shape)
+    term = Diagonal(m.astype(dtype), f.astype(dtype)).bind(ArrayBackend(np))
+    out = np.empty(f.shape, dtype)
+    term.prox(v.astype(dtype), 0.7, out)
+    assert out.dtype == dtype
+    mm, ff, vv = (a.astype(dtype).astype(float) for a in (m, f, v))
+    x = out.astype(float)
+    tol = 1e-5 if dtype == np.float32 else 1e-13
+    assert_allclose((x - vv) / 0.7 + mm * (mm * x - ff), 0, atol=tol)

@@ -194,8 +194,13 @@ class _PeriodicTV:
         self._t = xp.empty(full, dtype)  # scratch
 
     @staticmethod
-    def _at(ax, a, b, ndim):
-        return (slice(None),) * ax + (slice(a, b),) + (slice(None),) * (ndim - ax - 1)
+    def _slices(ax, n, ndim):
+        """``(lo, hi, first, last)``: indices ``[0, n−1)``, ``[1, n)``, ``0`` and ``n−1``
+        along ``ax`` (the periodic difference pairs ``hi − lo`` and ``first − last``)."""
+        def at(a, b):
+            return (slice(None),) * ax + (slice(a, b),) + (slice(None),) * (ndim - ax - 1)
+
+        return at(0, n - 1), at(1, n), at(0, 1), at(n - 1, n)
 
     def diff(self, u, out=None):
         """``D_per u`` (into ``out``, a list of arrays like ``u``, where given)."""
@@ -203,9 +208,7 @@ class _PeriodicTV:
         if out is None:
             out = [xp.empty_like(u) for _ in self.axes]
         for o, ax, h in zip(out, self.axes, self.ih):
-            n, nd = u.shape[ax], u.ndim
-            lo, hi = self._at(ax, 0, n - 1, nd), self._at(ax, 1, n, nd)
-            last, first = self._at(ax, n - 1, n, nd), self._at(ax, 0, 1, nd)
+            lo, hi, first, last = self._slices(ax, u.shape[ax], u.ndim)
             xp.subtract(u[hi], u[lo], out=o[lo])
             xp.subtract(u[first], u[last], out=o[last])
             o *= h
@@ -216,9 +219,7 @@ class _PeriodicTV:
         xp, t = self.xp, self._t
         out[...] = 0
         for q, ax, h in zip(p, self.axes, self.ih):
-            n, nd = q.shape[ax], q.ndim
-            lo, hi = self._at(ax, 0, n - 1, nd), self._at(ax, 1, n, nd)
-            last, first = self._at(ax, n - 1, n, nd), self._at(ax, 0, 1, nd)
+            lo, hi, first, last = self._slices(ax, q.shape[ax], q.ndim)
             # h (q(x − e) − q(x)), periodic
             xp.subtract(q[lo], q[hi], out=t[hi])
             xp.subtract(q[last], q[first], out=t[first])

@@ -413,18 +413,11 @@ class Diagonal(DataTerm):
         return xp.where(seen, rate, u0).astype(self.f.dtype)
 
     def prox(self, v, tau, out):
-        """``out = (v + τ m f) / (1 + τ m²)``, in three in-place passes: ``m f``
-        is formed once, and ``1 + τ m²`` once per step size (constant unless the
-        term is strongly convex and the solver accelerates)."""
-        xp, T = self.xp, self.f.dtype.type
-        if getattr(self, "_mf", None) is None:
-            self._mf = self.m * self.f
-        if getattr(self, "_den_tau", None) != tau:
-            self._den = T(1) + T(tau) * (self.m * self.m)
-            self._den_tau = tau
-        xp.multiply(self._mf, T(tau), out=out)
-        out += v
-        out /= self._den
+        """``out = (v + τ m f) / (1 + τ m²)`` (the primal–dual solver takes this step
+        inside its primal pass, :meth:`CPNumba.diagonal_step
+        <tvnumba.backends.cpu.CPNumba.diagonal_step>`)."""
+        T = self.f.dtype.type
+        out[...] = (v + T(tau) * (self.m * self.f)) / (T(1) + T(tau) * (self.m * self.m))
 
     def op_norm(self, iters=0, seed=0) -> float:
         return float(self.xp.max(self.xp.abs(self.m)))

@@ -10,11 +10,12 @@ whole-array operations otherwise.
 * Identity data term (denoising): the accelerated algorithm for a strongly
   convex ``G`` (CP 2011, Algorithm 2, with γ = :data:`CP_GAMMA`), the
   proximal step fused into the primal pass, and a duality-gap stopping rule.
-* Any other data term with a cheap proximal step (a mask): the same iteration with
-  the data term's ``prox``, accelerated with ``γ = CP_GAMMA·μ`` when
-  ``μ ≥`` :data:`MU_ACCELERATE`, else over-relaxed by :data:`OMEGA_PROX`,
-  stopping on the duality gap on the box that holds the minimiser (a bound) where the
-  term knows one, else on the half-run decrease of the objective.
+* Any other data term with a cheap proximal step: the same iteration with the data
+  term's ``prox`` (a diagonal term's, a mask's, inside the primal pass), accelerated with
+  ``γ = CP_GAMMA·μ`` when ``μ ≥`` :data:`MU_ACCELERATE`, else over-relaxed by
+  :data:`OMEGA_PROX`; a diagonal term stops on the duality gap on per-pixel boxes that
+  hold a minimiser (a bound, :mod:`._box`), others on the half-run decrease of the
+  objective.
 * A data term without one, or a non-quadratic loss: ``A`` is dualised too
   (``K = [D; A]``), with diagonal steps (:mod:`.pdhg`); with the Poisson loss also β > 1.
 """
@@ -181,8 +182,9 @@ def _generic(problem: Problem, check_every: int):
     else on the half-run decrease of the objective, an estimate."""
     backend, data, weight, plan = problem.backend, problem.data, problem.weight, problem.plan
     xp = backend.xp
+    diagonal = isinstance(data, Diagonal)  # its proximal step inside the primal pass
     box = None
-    if isinstance(data, Diagonal):  # before the state: its temporaries are gone by then
+    if diagonal:  # before the state: its temporaries are gone by then
         box = pixel_box(backend, data, weight, plan.canonical_spatial_axes[-plan.n_spatial:],
                         plan.inv_spacing)
     state = backend.cp_state(data.start(), weight, plan, identity=False)
@@ -195,7 +197,6 @@ def _generic(problem: Problem, check_every: int):
     ratio = STEP_RATIO_MASK if box is not None and om != 1 else STEP_RATIO
     tau, sigma = ratio / lip, 1.0 / (ratio * lip)
     T = state.T
-    diagonal = isinstance(data, Diagonal)  # its proximal step inside the primal pass
     if not diagonal:
         un = xp.empty_like(state.u)
         uf, unf = state.u.reshape(-1), un.reshape(-1)
