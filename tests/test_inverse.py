@@ -334,46 +334,6 @@ def test_solve_bad_input(system):
         solve_tv_beta(M, f, shape=(6, 5), check_adjoint=1)
 
 
-@pytest.mark.parametrize("shape", [(1, 1, 1, 1, 37), (1, 2, 1, 13, 10), (2, 1, 5, 6, 7),
-                                   (1, 1, 1, 64, 64)])
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_pull_push_fill(rng, shape, dtype):
-    """The first iterate of inpainting: known pixels kept, every hole filled with a
-    convex combination of known values (within their range), constants exact."""
-    from tvnumba.restoration.inverse import _pull_push_fill
-
-    f = rng.random(shape).astype(dtype)
-    known = rng.random(shape) < 0.3
-    known[0, 0].flat[0] = True  # every plane holds one known pixel
-    if shape[1] > 1:
-        known[0, 1] = False  # ... except this one: the mean of all known pixels
-        known[0, 1].flat[3] = False
-    f0 = f.copy()
-    fill = _pull_push_fill(f, known, np)
-    assert fill.dtype == dtype and fill.shape == shape and np.array_equal(f, f0)
-    assert np.array_equal(fill[known], f[known])
-    assert np.isfinite(fill).all()
-    assert fill.min() >= f[known].min() - 1e-6 and fill.max() <= f[known].max() + 1e-6
-    if shape[1] > 1:
-        assert_allclose(fill[0, 1], f[known].mean(), rtol=1e-5)
-    const = _pull_push_fill(np.full(shape, 0.25, dtype), known, np)
-    assert_allclose(const, 0.25, rtol=1e-6)
-
-
-def test_pull_push_fill_is_local(rng):
-    """A hole next to a bright and a dark region takes the near side's value."""
-    from tvnumba.restoration.inverse import _pull_push_fill
-
-    f = np.zeros((1, 1, 1, 32, 32))
-    f[..., :, 16:] = 1.0
-    known = np.ones(f.shape, bool)
-    known[..., 10:14, 2:6] = False   # deep in the dark half
-    known[..., 10:14, 26:30] = False  # deep in the bright half
-    fill = _pull_push_fill(f, known, np)
-    assert np.abs(fill[..., 10:14, 2:6]).max() < 1e-12
-    assert np.abs(fill[..., 10:14, 26:30] - 1).max() < 1e-12
-
-
 # --------------------------------------------------------------------------- weight = 0
 def test_weight_zero_solves_least_squares_matrix():
     """β = 1 and β = 3 at weight 0: ``A u = f`` solved, not the starting guess returned."""

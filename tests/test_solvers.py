@@ -392,7 +392,7 @@ def test_cp_dual_step_with_relaxation(shape, nd, isotropic, dtype, om):
     against the formula in float64 from tests/reference.py's differences; and the sums
     of the box gap of a diagonal data term at the projected ``p`` (the mask solver's
     stopping rule), and its primal step with the term's proximal step."""
-    from reference import _adjoint_diff, _forward_diff
+    from reference import _adjoint_diff, _forward_diff, ref_tv
 
     from tvnumba.backends.array import CPArray
 
@@ -442,7 +442,9 @@ def test_cp_dual_step_with_relaxation(shape, nd, isotropic, dtype, om):
         return -0.5 * q * q - q * fk - np.maximum(-g * L, -g * H)
 
     best = np.max([term(mk * L - fk), term(mk * H - fk), term(-d / mm)], axis=0)
-    expect = [np.sum((mk * u - fk) ** 2), np.sum(np.where(seen, best, term(0.0)))]
+    expect = [np.sum((mk * u - fk) ** 2), np.sum(np.where(seen, best, term(0.0))),
+              ref_tv(u, axes=axes, channel_axis=1, spacing=tuple(1 / h for h in ih),
+                     isotropic=isotropic)]
     tau, theta = 0.3, 0.8
     dt = sum(_adjoint_diff(want[ax], ax, 1 / h) for ax, h in zip(axes, ih))
     un = (u + tau * (mk * fk - dt)) / (1 + tau * mk**2)
@@ -457,7 +459,7 @@ def test_cp_dual_step_with_relaxation(shape, nd, isotropic, dtype, om):
         fields = state.dual_fields()
         for ax, _, q in fields:
             assert_allclose(q, want[ax], rtol=rtol, atol=rtol)
-        # the box gap's terms at (u, P(p)) for a diagonal term ½‖m ⊙ u − f‖²
+        # the box gap's terms at (u, P(p)) for a diagonal term ½‖m ⊙ u − f‖², and TV₁(u)
         state.u[...] = u
         sums = state.masked_gap_sums(mk.astype(dtype), fk.astype(dtype), box)
         assert_allclose(sums, expect, rtol=20 * rtol)

@@ -227,6 +227,50 @@ def test_others_running_reads_proc_loadavg():
         assert got is None
     else:
         assert isinstance(got, int) and got >= 0
+        assert _threads._own_running() >= 1  # the caller runs
+
+
+@pytest.mark.parametrize("loads,own,expected", [
+    ((1, 1), 5, 0),  # only the reader: no scan
+    ((3, 3), 3, 0),  # the pool's own workers still spinning after a region
+    ((3, 3), 1, 2),  # two threads of other processes
+    ((4, 2), 1, 1),  # a worker stopped spinning during the scan: the lower reading
+    ((3, None), 0, 2),  # the caller always counts as one of its own
+    ((None, None), 1, None),
+])
+def test_others_running_leaves_out_this_process(monkeypatch, loads, own, expected):
+    """The load is what other processes run: this process's runnable threads (the pool's
+    workers spin for a moment after each parallel region) are taken off."""
+    from tvnumba import _threads
+
+    readings = iter(loads)
+    monkeypatch.setattr(_threads, "_loadavg_running", lambda: next(readings))
+    monkeypatch.setattr(_threads, "_own_running", lambda: own)
+    assert _threads._others_running() == expected
+
+
+def test_a_solve_right_after_a_parallel_kernel_keeps_its_threads(monkeypatch):
+    """The pool's workers, spinning after the kernels that prepare a problem, do not make
+    the solve that follows give up threads."""
+    from tvnumba import _threads
+
+    if numba.config.NUMBA_NUM_THREADS < 2 or not os.path.exists("/proc/self/task"):
+        pytest.skip("needs a pool of 2 threads and /proc")
+    monkeypatch.delenv("TVNUMBA_LOAD_AWARE", raising=False)
+    # a machine that runs this process's threads alone, as /proc/loadavg would count them
+    monkeypatch.setattr(_threads, "_loadavg_running", _threads._own_running)
+    seen = []
+
+    def run():
+        f = np.random.default_rng(0).random((64, 64))
+        mask = np.random.default_rng(1).random(f.shape) < 0.5
+        tvnumba.inpaint_tv_beta(f, mask, 0.01, max_num_iter=5,
+                                callback=lambda *_: seen.append(numba.get_num_threads()))
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    worker.join()
+    assert seen and set(seen) == {numba.config.NUMBA_NUM_THREADS}
 
 
 def test_for_solve_lowers_the_count_for_the_solve_only(monkeypatch):

@@ -258,14 +258,48 @@ def thread_limit(n: int) -> Iterator[None]:
 
 
 def _others_running() -> int | None:
-    """Runnable threads of other processes (and this one's other threads) now, from
-    ``/proc/loadavg`` (Linux); None where it cannot be read."""
+    """Runnable threads of other processes now, from ``/proc/loadavg`` (Linux), less this
+    process's own (:func:`_own_running`: the pool's workers spin for a moment after each
+    parallel region, and would otherwise count as load); None where it cannot be read."""
+    running = _loadavg_running()
+    if running is None or running <= 1:
+        return None if running is None else 0  # only the reader: no scan needed
+    own = _own_running()
+    # read again after the scan: a worker that stopped spinning meanwhile is not load
+    again = _loadavg_running()
+    running = min(running, again) if again is not None else running
+    return max(0, running - max(own, 1))
+
+
+def _loadavg_running() -> int | None:
+    """The runnable threads of the whole machine, the caller included (``/proc/loadavg``)."""
     try:
         with open("/proc/loadavg") as fh:
-            running = int(fh.read().split()[3].split("/")[0])
+            return int(fh.read().split()[3].split("/")[0])
     except (OSError, ValueError, IndexError):
         return None
-    return max(0, running - 1)  # less the thread reading it
+
+
+def _own_running() -> int:
+    """This process's runnable threads (state ``R`` in ``/proc/self/task/*/stat``), the
+    caller included."""
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return 1
+    n = 0
+    for tid in tasks:
+        try:  # "pid (name) S ...": the name has at most 15 bytes, and may hold ")"
+            fd = os.open(f"/proc/self/task/{tid}/stat", os.O_RDONLY)
+            try:
+                stat = os.read(fd, 128)
+            finally:
+                os.close(fd)
+        except OSError:
+            continue  # the thread ended
+        end = stat.rfind(b")")
+        n += stat[end + 2:end + 3] == b"R"
+    return n
 
 
 def threads_for_load(n: int) -> int:

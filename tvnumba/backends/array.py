@@ -88,6 +88,38 @@ def _to_host(xp, a):
     return a if xp is np else xp.asnumpy(a)
 
 
+# --------------------------------------------------------------------------- masks
+def _block_sum(a, axes, xp):
+    """Sums over 2-blocks along ``axes`` (an odd length padded with a zero)."""
+    for ax in axes:
+        n = a.shape[ax]
+        if n % 2:
+            pad = [(0, 0)] * a.ndim
+            pad[ax] = (0, 1)
+            a = xp.pad(a, pad)
+            n += 1
+        a = a.reshape(a.shape[:ax] + (n // 2, 2) + a.shape[ax + 1:]).sum(axis=ax + 1)
+    return a
+
+
+def _interpolate_up(a, shape, xp):
+    """Linear interpolation of block values to the grid twice as fine (block
+    centres at ±¼ of a coarse cell, edge values repeated), cut to ``shape``."""
+    for ax in range(2, 5):
+        n, target = a.shape[ax], shape[ax]
+        if n == target:
+            continue
+        idx = xp.arange(n)
+        lower = xp.take(a, xp.maximum(idx - 1, 0), axis=ax)
+        upper = xp.take(a, xp.minimum(idx + 1, n - 1), axis=ax)
+        three = a.dtype.type(0.75)
+        quarter = a.dtype.type(0.25)
+        both = xp.stack([three * a + quarter * lower, three * a + quarter * upper], axis=ax + 1)
+        a = both.reshape(a.shape[:ax] + (2 * n,) + a.shape[ax + 1:])
+        a = xp.take(a, xp.arange(target), axis=ax)
+    return a
+
+
 # --------------------------------------------------------------------------- vector ops
 class ArrayOps:
     """The solvers' vector operations, in whole-array operations of ``xp``.
@@ -103,20 +135,34 @@ class ArrayOps:
     def dot(self, a, b) -> float:
         return float(self.xp.sum(a * b, dtype=self.xp.float64))
 
-    def hole_ranges(self, labels, m, f, shape, axes, kappa, a, b):
-        """See :func:`tvnumba.backends.cpu.vector_kernels.hole_ranges`: one side of one
-        axis at a time, the known neighbours gathered and scattered onto their labels."""
+    def hole_bounds(self, m, f, axes, kappa):
+        """See :func:`tvnumba.backends.cpu.mask_kernels.hole_bounds`: the holes labelled by
+        ``ndimage.label`` (consecutive numbers), then one side of one axis at a time, the
+        known neighbours gathered and scattered onto their labels."""
         xp = self.xp
-        shape = tuple(int(n) for n in shape)
-        labels, m, f = labels.reshape(shape), m.reshape(shape), f.reshape(shape)
+        if xp is np:
+            from scipy import ndimage
+        else:  # pragma: no cover - CuPy
+            from cupyx.scipy import ndimage
+        structure = np.zeros((3,) * m.ndim, bool)
+        structure[(1,) * m.ndim] = True
+        for ax in axes:
+            for k in (0, 2):
+                idx = [1] * m.ndim
+                idx[ax] = k
+                structure[tuple(idx)] = True
+        labels, n = ndimage.label(~(m > 0), structure=structure)
+        labels = xp.ascontiguousarray(labels, dtype=xp.int32)
+        a = xp.full(int(n) + 1, np.inf)
+        b = xp.full(int(n) + 1, -np.inf)
         seen = m > 0
         if not bool(xp.any(seen)):
-            return math.inf, -math.inf
+            return labels, a, b, math.inf, -math.inf
         ratio = f[seen].astype(xp.float64) / m[seen]
-        for ax in (int(x) for x in axes):
+        for ax in axes:
             for hole, known in ((slice(0, -1), slice(1, None)), (slice(1, None), slice(0, -1))):
-                at_hole = tuple(hole if i == ax else slice(None) for i in range(len(shape)))
-                at_known = tuple(known if i == ax else slice(None) for i in range(len(shape)))
+                at_hole = tuple(hole if i == ax else slice(None) for i in range(m.ndim))
+                at_known = tuple(known if i == ax else slice(None) for i in range(m.ndim))
                 lab, mk = labels[at_hole], m[at_known]
                 sel = (lab > 0) & (mk > 0)
                 mj = mk[sel].astype(xp.float64)
@@ -130,7 +176,34 @@ class ArrayOps:
 
                     cupyx.scatter_min(a, lab[sel], c - k)
                     cupyx.scatter_max(b, lab[sel], c + k)
-        return float(ratio.min()), float(ratio.max())
+        return labels, a, b, float(ratio.min()), float(ratio.max())
+
+    def pull_push_fill(self, f5, known5):
+        """Fill the holes (``known5`` False) of each ``f5[b, c]`` by pull-push (Gortler
+        et al. 1996).
+
+        Pull: the known values and their counts are summed over 2-blocks, level by
+        level, until no block is empty; push: from the coarsest level down, each empty
+        block takes the linear interpolation of the level above, each other block its
+        known mean.  O(N) array operations; a smooth fill that meets the known pixels,
+        which the solver then only has to sharpen."""
+        xp = self.xp
+        axes = tuple(a for a in (2, 3, 4) if f5.shape[a] > 1)
+        dt = f5.dtype
+        v = xp.where(known5, f5, dt.type(0))
+        w = known5.astype(dt)
+        levels = []
+        while axes and not bool(xp.all(w > 0)):
+            levels.append((v, w))
+            v, w = _block_sum(v, axes, xp), _block_sum(w, axes, xp)
+            axes = tuple(a for a in axes if v.shape[a] > 1)
+        # a plane without any known pixel gets the mean of all known pixels
+        mean = v.sum() / xp.maximum(w.sum(), dt.type(1))
+        est = xp.where(w > 0, v / xp.where(w > 0, w, dt.type(1)), mean)
+        for v, w in reversed(levels):
+            up = _interpolate_up(est, v.shape, xp)
+            est = xp.where(w > 0, v / xp.where(w > 0, w, dt.type(1)), up)
+        return xp.where(known5, f5, est)
 
     def dot64(self, a, b) -> float:
         """Σ a·b with the products in float64 too (L-BFGS's float32 pairs)."""
@@ -272,7 +345,7 @@ class CPArray:
         self.u += T(om) * (un - self.u)
 
     def masked_gap_sums(self, m, f, box):
-        """``(Σ (m u − f)², D)`` (float64) on the per-pixel ``box`` (see
+        """``(Σ (m u − f)², D, TV₁(u))`` (float64) on the per-pixel ``box`` (see
         :class:`tvnumba.backends.cpu.CPNumba`)."""
         xp = self.xp
         f = f.astype(xp.float64)
@@ -292,7 +365,7 @@ class CPArray:
         qd = xp.where(seen, qd, 0.0)
         g = d + m * qd
         terms = -xp.maximum(-g * lo, -g * hi) - xp.where(seen, 0.5 * qd * qd + qd * f, 0.0)
-        return float(xp.sum(q * q)), float(xp.sum(terms))
+        return float(xp.sum(q * q)), float(xp.sum(terms)), self.primal_terms()[1]
 
     @property
     def dual_fields(self):

@@ -458,65 +458,6 @@ class _Inpainting(Diagonal):
         return self.fill
 
 
-def _pull_push_fill(f5, known5, xp):
-    """Fill the holes of each ``f5[b, c]`` by pull-push (Gortler et al. 1996).
-
-    Pull: the known values and their counts are summed over 2-blocks, level by
-    level, until no block is empty; push: from the coarsest level down, each
-    empty block takes the linear interpolation of the level above, each other
-    block its known mean.  O(N) array operations, NumPy or CuPy alike; a
-    smooth fill that meets the known pixels, which the solver then only has
-    to sharpen.
-    """
-    axes = tuple(a for a in (2, 3, 4) if f5.shape[a] > 1)
-    dt = f5.dtype
-    v = xp.where(known5, f5, dt.type(0))
-    w = known5.astype(dt)
-    levels = []
-    while axes and not bool(xp.all(w > 0)):
-        levels.append((v, w))
-        v, w = _block_sum(v, axes, xp), _block_sum(w, axes, xp)
-        axes = tuple(a for a in axes if v.shape[a] > 1)
-    # A plane without any known pixel gets the mean of all known pixels.
-    mean = v.sum() / xp.maximum(w.sum(), dt.type(1))
-    est = xp.where(w > 0, v / xp.where(w > 0, w, dt.type(1)), mean)
-    for v, w in reversed(levels):
-        up = _interpolate_up(est, v.shape, xp)
-        est = xp.where(w > 0, v / xp.where(w > 0, w, dt.type(1)), up)
-    return xp.where(known5, f5, est)
-
-
-def _block_sum(a, axes, xp):
-    """Sums over 2-blocks along ``axes`` (an odd length padded with a zero)."""
-    for ax in axes:
-        n = a.shape[ax]
-        if n % 2:
-            pad = [(0, 0)] * a.ndim
-            pad[ax] = (0, 1)
-            a = xp.pad(a, pad)
-            n += 1
-        a = a.reshape(a.shape[:ax] + (n // 2, 2) + a.shape[ax + 1:]).sum(axis=ax + 1)
-    return a
-
-
-def _interpolate_up(a, shape, xp):
-    """Linear interpolation of block values to the grid twice as fine (block
-    centres at ±¼ of a coarse cell, edge values repeated), cut to ``shape``."""
-    for ax in range(2, 5):
-        n, target = a.shape[ax], shape[ax]
-        if n == target:
-            continue
-        idx = xp.arange(n)
-        lower = xp.take(a, xp.maximum(idx - 1, 0), axis=ax)
-        upper = xp.take(a, xp.minimum(idx + 1, n - 1), axis=ax)
-        three = a.dtype.type(0.75)
-        quarter = a.dtype.type(0.25)
-        both = xp.stack([three * a + quarter * lower, three * a + quarter * upper], axis=ax + 1)
-        a = both.reshape(a.shape[:ax] + (2 * n,) + a.shape[ax + 1:])
-        a = xp.take(a, xp.arange(target), axis=ax)
-    return a
-
-
 def _check_mask(mask, image_shape, channel_axis):
     """The missing-pixel mask as a bool array of ``image_shape``."""
     if not hasattr(mask, "shape") or not hasattr(mask, "dtype"):
@@ -650,7 +591,7 @@ def inpaint_tv_beta(image, mask, weight: float = INPAINT_WEIGHT, beta: float = 1
     f5 = backend.canonical(f, plan)
     known5 = backend.canonical(xp.ascontiguousarray(known), plan)
     m5 = known5.astype(plan.dtype)
-    term = _Inpainting(m5, f5, _pull_push_fill(f5, known5, xp))
+    term = _Inpainting(m5, f5, backend.ops.pull_push_fill(f5, known5))
     u5, info = solve(term, weight, backend=backend, plan=plan, method=method, eps=eps,
                      max_num_iter=max_num_iter, callback=callback)
     u = finish(backend, plan, xp.where(known5, f5, backend.wrap(u5)))

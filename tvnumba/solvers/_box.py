@@ -19,8 +19,6 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import numpy as np
-
 
 class PixelBox(NamedTuple):
     """``lo, hi``: the global range; ``kappa``: the known pixels' half-width times
@@ -41,22 +39,8 @@ def pixel_box(backend, data, weight: float, axes, ih) -> PixelBox | None:
     ``1/h``), or None where no pixel is known."""
     xp = data.xp
     kappa = 2.0 * float(weight) * sum(float(h) for h in ih)
-    m, f = data.m, data.f
-    structure = np.zeros((3,) * m.ndim, bool)
-    for a in axes:
-        for k in (0, 2):
-            idx = [1] * m.ndim
-            idx[a] = k
-            structure[tuple(idx)] = True
-    structure[(1,) * m.ndim] = True
-    labels, n = backend.ndimage.label(~(m > 0), structure=structure)
-    labels = xp.ascontiguousarray(labels, dtype=xp.int32)
-    hole_lo = xp.full(n + 1, np.inf)
-    hole_hi = xp.full(n + 1, -np.inf)
-    lo, hi = backend.ops.hole_ranges(labels.reshape(-1), xp.ascontiguousarray(m).reshape(-1),
-                                     xp.ascontiguousarray(f).reshape(-1),
-                                     np.array(m.shape, np.int64), np.array(axes, np.int64),
-                                     kappa, hole_lo, hole_hi)
+    labels, hole_lo, hole_hi, lo, hi = backend.ops.hole_bounds(data.m, data.f, tuple(axes),
+                                                               kappa)
     if not lo <= hi:
         return None
     # clipped to the global range (every minimiser lies in it); a hole without a known

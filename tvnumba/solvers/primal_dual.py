@@ -220,11 +220,10 @@ def _generic(problem: Problem, check_every: int):
         sigma /= theta
         if it >= next_check or it == problem.max_iter:
             next_check = spaced_check(it, check_every)
-            _, tv1 = state.primal_terms()
             if box is not None:
-                objective, gap = _box_gap(data, state, weight * tv1, box)
+                objective, gap = _box_gap(data, state, weight, box)
             else:
-                objective = data.value(state.u) + weight * tv1
+                objective = data.value(state.u) + weight * state.primal_terms()[1]
                 low = min(low, objective)
                 best[it] = low
                 gap = half_run_decrease(best, it)
@@ -235,14 +234,14 @@ def _generic(problem: Problem, check_every: int):
                               bound=box is not None)
 
 
-def _box_gap(data, state, tv_term, box) -> tuple[float, float]:
+def _box_gap(data, state, weight, box) -> tuple[float, float]:
     """``(P(u), (P(u) − D) / D)`` for a diagonal data term ``½‖m ⊙ u − f‖²``: ``D`` is the
     dual value on the per-pixel box that holds a minimiser (:mod:`._box`) at the TV dual
     ``P(p)`` (``P`` the projection onto the ball: the relaxed iterate may lie outside) and
     the data-side dual ``q`` that maximises it pixel by pixel,
     ``D = Σ_i −½q_i² − q_i f_i − max(−g_i L_i, −g_i H_i)``, ``g = Dᵀ P(p) + m q``; it is at
     most ``P*`` (weak duality on the box), and the gap is inf while ``D ≤ 0``.  One fused
-    pass on the CPU."""
-    qq, dual = state.masked_gap_sums(data.m, data.f, box)
-    objective = 0.5 * qq + tv_term
+    pass on the CPU, ``TV₁(u)`` included."""
+    qq, dual, tv1 = state.masked_gap_sums(data.m, data.f, box)
+    objective = 0.5 * qq + weight * tv1
     return objective, ((objective - dual) / dual if dual > 0 else math.inf)

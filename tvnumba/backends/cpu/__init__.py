@@ -210,10 +210,10 @@ class CPNumba:
         return [(4 - d, self.ih[2 - d], self.p[d]) for d in range(self.nd)]
 
     def masked_gap_sums(self, m, f, box):
-        """``(Σ (m u − f)², D)`` (float64): the box gap's terms of a diagonal data term on
-        the per-pixel ``box`` (:class:`tvnumba.solvers._box.PixelBox`) at ``u`` and the
-        projected dual, in one pass (:func:`.solver_kernels.masked_gap`)."""
-        sums = np.empty((self.nunits, 2), np.float64)
+        """``(Σ (m u − f)², D, TV₁(u))`` (float64): the box gap's terms of a diagonal data
+        term on the per-pixel ``box`` (:class:`tvnumba.solvers._box.PixelBox`) at ``u`` and
+        the projected dual, in one pass (:func:`.solver_kernels.masked_gap`)."""
+        sums = np.empty((self.nunits, 3), np.float64)
         kernels.masked_gap(self.u, np.ascontiguousarray(f), np.ascontiguousarray(m), self.p,
                            self.T(self.weight), float(box.lo), float(box.hi),
                            float(box.kappa), np.ascontiguousarray(box.labels), box.hole_lo,

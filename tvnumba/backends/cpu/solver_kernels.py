@@ -453,42 +453,60 @@ def rof_primal(u, f, ihz, ihy, ihx, nd, iso, rows, nunits, fid, tv1):
     B, C, D, H, W = u.shape
     for unit in prange(nunits):
         b, k, i0, i1 = _unit_bounds(unit, D, H, rows)
-        kp = min(k + 1, D - 1)
-        m = np.empty(W, u.dtype)
+        mag = np.empty(W, u.dtype)
         dx = np.empty(W, u.dtype)
-        zero = ihx - ihx
         af = 0.0
         at = 0.0
         for i in range(i0, i1):
-            ip = min(i + 1, H - 1)
-            m[:] = zero
+            mag[:] = ihx - ihx
             for c in range(C):
                 row = u[b, c, k, i]
                 frow = f[b, c, k, i]
                 for j in range(W):
                     r = np.float64(row[j]) - np.float64(frow[j])
                     af += r * r
-                for d in range(nd):
-                    if d == 0:
-                        for j in range(W - 1):
-                            dx[j] = (row[j + 1] - row[j]) * ihx
-                        dx[W - 1] = zero
-                    else:
-                        nxt = u[b, c, k, ip] if d == 1 else u[b, c, kp, i]
-                        ih = ihy if d == 1 else ihz
-                        for j in range(W):
-                            dx[j] = (nxt[j] - row[j]) * ih
-                    if iso:
-                        for j in range(W):
-                            m[j] += dx[j] * dx[j]
-                    else:
-                        for j in range(W):
-                            at += np.float64(abs(dx[j]))
+                at += _tv_row(u, b, c, k, i, ihz, ihy, ihx, nd, iso, dx, mag)
             if iso:
-                for j in range(W):
-                    at += np.float64(np.sqrt(m[j]))
+                at += _sum_sqrt(mag)
         fid[unit] = 0.5 * af
         tv1[unit] = at
+
+
+@helper
+def _tv_row(u, b, c, k, i, ihz, ihy, ihx, nd, iso, dx, mag):
+    """Row ``(k, i)`` of channel ``c``: adds the squared differences to ``mag``
+    (isotropic, in u's dtype) or returns Σ |differences| in float64 (anisotropic; 0
+    otherwise)."""
+    D, H, W = u.shape[2], u.shape[3], u.shape[4]
+    row = u[b, c, k, i]
+    zero = ihx - ihx
+    at = 0.0
+    for d in range(nd):
+        if d == 0:
+            for j in range(W - 1):
+                dx[j] = (row[j + 1] - row[j]) * ihx
+            dx[W - 1] = zero
+        else:
+            nxt = u[b, c, k, min(i + 1, H - 1)] if d == 1 else u[b, c, min(k + 1, D - 1), i]
+            ih = ihy if d == 1 else ihz
+            for j in range(W):
+                dx[j] = (nxt[j] - row[j]) * ih
+        if iso:
+            for j in range(W):
+                mag[j] += dx[j] * dx[j]
+        else:
+            for j in range(W):
+                at += np.float64(abs(dx[j]))
+    return at
+
+
+@helper
+def _sum_sqrt(mag):
+    """Σ √mag in float64 (the roots in mag's dtype)."""
+    at = 0.0
+    for j in range(mag.shape[0]):
+        at += np.float64(np.sqrt(mag[j]))
+    return at
 
 
 @parallel_kernel
@@ -496,10 +514,11 @@ def masked_gap(u, f, m, p, w, lo, hi, kappa, labels, hole_lo, hole_hi, ihz, ihy,
                iso, rows, nunits, partial):
     """The box gap's sums of ``½‖m ⊙ u − f‖² + w·TV₁(u)`` at ``u`` and the dual ``P(p)``
     (``P`` the projection onto ``|p| ≤ w``: an over-relaxed ``p`` may lie outside):
-    ``partial[unit] = (Σ (m u − f)², Σ_i D_i)`` in float64, ``D_i`` the dual value's
-    term of pixel ``i`` on its box ``[L_i, H_i]`` (:mod:`tvnumba.solvers._box`) at the
-    best data-side dual ``q_i`` for ``d_i = (Dᵀ P(p))_i`` (:func:`_box_dual`).  ``p`` in
-    the layout of :func:`cp_dual_step`, zero on the last slice of its axis."""
+    ``partial[unit] = (Σ (m u − f)², Σ_i D_i, TV₁(u))`` in float64, ``D_i`` the dual
+    value's term of pixel ``i`` on its box ``[L_i, H_i]`` (:mod:`tvnumba.solvers._box`) at
+    the best data-side dual ``q_i`` for ``d_i = (Dᵀ P(p))_i`` (:func:`_box_dual`), TV₁ as
+    :func:`rof_primal`.  ``p`` in the layout of :func:`cp_dual_step`, zero on the last
+    slice of its axis."""
     B, C, D, H, W = u.shape
     one = type(w)(1)
     for unit in prange(nunits):
@@ -511,15 +530,20 @@ def masked_gap(u, f, m, p, w, lo, hi, kappa, labels, hole_lo, hole_hi, ihz, ihy,
         sy[:] = one
         sz[:] = one
         g = np.empty(W, np.float64)
+        mag = np.empty(W, u.dtype)
+        dx = np.empty(W, u.dtype)
         a0 = 0.0
         a1 = 0.0
+        at = 0.0
+        if iso and nd >= 2 and i0 > 0:
+            _ball_scale(p, b, k, i0 - 1, w, nd, s)
         for i in range(i0, i1):
             if iso:
+                s, sy = sy, s  # row i − 1's scale is the last row's
                 _ball_scale(p, b, k, i, w, nd, s)
-                if nd >= 2 and i > 0:
-                    _ball_scale(p, b, k, i - 1, w, nd, sy)
                 if nd >= 3 and k > 0:
                     _ball_scale(p, b, k - 1, i, w, nd, sz)
+            mag[:] = w - w
             for c in range(C):
                 # Dᵀ P(p) = Σ_d ih_d (P(p_d)(x − e_d) − P(p_d)(x))
                 q0 = p[0, b, c, k, i]
@@ -543,8 +567,12 @@ def masked_gap(u, f, m, p, w, lo, hi, kappa, labels, hole_lo, hole_hi, ihz, ihy,
                     a0 += q * q
                     a1 += _box_dual(g[j], mj, fj, lo, hi, kappa, hole_lo[lr[j]],
                                     hole_hi[lr[j]])
+                at += _tv_row(u, b, c, k, i, ihz, ihy, ihx, nd, iso, dx, mag)
+            if iso:
+                at += _sum_sqrt(mag)
         partial[unit, 0] = a0
         partial[unit, 1] = a1
+        partial[unit, 2] = at
 
 
 @helper

@@ -24,9 +24,8 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from numba import njit
-
-from ..._config import JIT, helper, parallel_kernel
+from ..._config import helper, parallel_kernel
+from . import mask_kernels
 from .tv_kernels import in_order
 
 #: Elements per partial sum: small enough to load-balance 2-64 threads on
@@ -324,55 +323,6 @@ def kl_dual_step(r, rt, z, y, b, b_step, sigma, om):
             r[t] += om * (v - r[t])
 
 
-@njit(**JIT)  # serial: every hole's entry may be updated from anywhere
-def hole_ranges(labels, m, f, shape, axes, kappa, a, b):
-    """For the flat C-order arrays of ``shape``: ``a[l] ← min(a[l], f_j/m_j − κ/m_j²)`` and
-    ``b[l] ← max(b[l], f_j/m_j + κ/m_j²)`` over the known pixels ``j`` (``m_j > 0``)
-    next to a pixel of label ``l > 0`` along ``axes``; returns ``(min, max)`` of
-    ``f/m`` over the known pixels (``(inf, −inf)`` without one)."""
-    nd = shape.shape[0]
-    strides = np.empty(nd, np.int64)
-    step = 1
-    for d in range(nd - 1, -1, -1):
-        strides[d] = step
-        step *= shape[d]
-    pos = np.zeros(nd, np.int64)  # the multi-index of i, counted up like an odometer
-    lo = np.inf
-    hi = -np.inf
-    # selects, not branches, on m > 0: a random mask would mispredict every other pixel
-    # (label 0, a known pixel's, takes the holes' updates it does not need)
-    for i in range(labels.shape[0]):
-        mi = np.float64(m[i])
-        known = mi > 0
-        r = np.float64(f[i]) / (mi if known else 1.0)
-        lo = min(lo, r if known else np.inf)
-        hi = max(hi, r if known else -np.inf)
-        low = np.inf
-        high = -np.inf
-        for ax in axes:
-            st = strides[ax]
-            if pos[ax] > 0:
-                low, high = _hole_neighbour(m, f, i - st, kappa, low, high)
-            if pos[ax] < shape[ax] - 1:
-                low, high = _hole_neighbour(m, f, i + st, kappa, low, high)
-        label = labels[i]
-        a[label] = min(a[label], low)
-        b[label] = max(b[label], high)
-        d = nd - 1
-        pos[d] += 1
-        while pos[d] == shape[d] and d > 0:
-            pos[d] = 0
-            d -= 1
-            pos[d] += 1
-    return lo, hi
-
-
-@helper
-def _hole_neighbour(m, f, j, kappa, low, high):
-    """``(low, high)`` widened by pixel ``j``'s bounds ``f/m ∓ κ/m²`` where it is known."""
-    mj = np.float64(m[j])
-    known = mj > 0
-    inv = 1.0 / (mj if known else 1.0)
-    c = np.float64(f[j]) * inv
-    k = kappa * inv * inv
-    return min(low, c - k if known else np.inf), max(high, c + k if known else -np.inf)
+# The masked problem's preparation (on canonical arrays) belongs to the same interface.
+hole_bounds = mask_kernels.hole_bounds
+pull_push_fill = mask_kernels.pull_push_fill
