@@ -385,7 +385,8 @@ def test_fused_step_matches_two_passes(shape, isotropic, dtype, threads):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("isotropic", [True, False])
 @pytest.mark.parametrize("shape,nd", [((1, 1, 1, 1, 23), 1), ((2, 3, 1, 9, 12), 2),
-                                      ((1, 2, 5, 6, 7), 3)])
+                                      ((1, 2, 5, 6, 7), 3), ((2, 1, 1, 40, 12), 2),
+                                      ((1, 1, 5, 20, 7), 3)])
 @pytest.mark.parametrize("om", [1.0, 1.9])
 def test_cp_dual_step_with_relaxation(shape, nd, isotropic, dtype, om):
     """The mask solver's dual step of both backends, ``p ← p + ω (proj(p + σ D ū) − p)``,
