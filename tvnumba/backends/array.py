@@ -344,16 +344,19 @@ class CPArray:
         self.ub = un + T(theta) * (un - self.u)
         self.u += T(om) * (un - self.u)
 
-    def masked_gap_sums(self, m, f, box):
+    def masked_gap_sums(self, m, f, box, transfer=False):
         """``(Σ (m u − f)², D, TV₁(u))`` (float64) on the per-pixel ``box`` (see
         :class:`tvnumba.backends.cpu.CPNumba`)."""
         xp = self.xp
         f = f.astype(xp.float64)
         m = m.astype(xp.float64)
         q = m * self.u.astype(xp.float64) - f
-        p = _project(xp, self.p, self.T(self.weight), self.iso)
-        d = sum(adjoint_diff(xp, c.astype(xp.float64), ax, ih)
-                for c, ax, ih in zip(p, self.axes, self.ih))
+        p = [c.astype(xp.float64) for c in _project(xp, self.p, self.T(self.weight),
+                                                      self.iso)]
+        d = sum(adjoint_diff(xp, c, ax, ih) for c, ax, ih in zip(p, self.axes, self.ih))
+        if transfer and m.shape[1] == 1:
+            d = _transfer_holes(xp, d, p, m, self.axes, [float(h) for h in self.ih],
+                                float(self.T(self.weight)), self.iso)
         seen = m > 0
         # known pixels: the best q on [L, H] (solver_kernels._box_dual), holes: q = 0
         mm = xp.where(seen, m, 1.0)
@@ -426,6 +429,39 @@ def _power_radius(xp, m, c, beta):
         if not float(xp.abs(step).max()) > 1e-7:  # the step after it is below rounding
             break
     return xp.where(pos, xp.exp(s), 0)
+
+
+def _transfer_holes(xp, d, v, m, axes, ih, w, iso):
+    """``d = Dᵀ v`` with the residual of each hole pixel (``m = 0``) moved to its known
+    neighbours ahead along the last axis, then the one before, as far as the pixel's own
+    dual ``v`` stays in the ball (see
+    :func:`tvnumba.backends.cpu.solver_kernels._transfer_row`); one channel."""
+    hole = m == 0
+    v = list(v)
+    vv = sum(c * c for c in v)
+    left = d
+    d = d.copy()
+    for n in (len(axes) - 1, len(axes) - 2)[:len(axes)]:
+        ax, h = axes[n], ih[n]
+        here = tuple(slice(0, -1) if a == ax else slice(None) for a in range(d.ndim))
+        ahead = tuple(slice(1, None) if a == ax else slice(None) for a in range(d.ndim))
+        sel = xp.zeros(d.shape, bool)
+        sel[here] = hole[here] & (m[ahead] > 0)
+        sel &= left != 0
+        a = left / h
+        if iso:
+            r = xp.sqrt(xp.maximum(v[n] * v[n] + w * w - vv, 0.0))
+            lo, hi = -v[n] - r, -v[n] + r
+        else:
+            lo, hi = -w - v[n], w - v[n]
+        y = xp.where(a > 0, xp.maximum(xp.minimum(a, hi), 0.0), xp.minimum(xp.maximum(a, lo), 0.0))
+        y = xp.where(sel, y, 0.0)
+        vv = vv - v[n] * v[n]
+        v[n] = v[n] + y
+        vv = vv + v[n] * v[n]
+        left = left - h * y
+        d[ahead] += h * y[here]
+    return xp.where(hole, left, d)
 
 
 def _project(xp, p, w, isotropic):

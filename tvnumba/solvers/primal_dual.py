@@ -73,6 +73,13 @@ STEP_RATIO_MASK = 3.0
 #: masks, 1.6–1.8× fewer iterations than ``ω = 1`` to the default gap and to a true
 #: relative excess of 1e-3 or 1e-4.
 OMEGA_PROX = 1.9
+#: The masked gap takes the tighter dual point (the holes' residuals moved to known
+#: neighbours: a check about 1.4× as long) once the last gap is within this factor of
+#: ``eps``: on camera 256² and 512² at the default eps, 124 → 113 iterations with a random
+#: (50 %) mask (the same time), 136 → 113 with a text-like one (11 % less time); taken at
+#: every check it costs more than it saves.
+TRANSFER_GAP = 4.0
+
 #: The strong-convexity modulus ``μ`` of the data term from which the iteration is
 #: accelerated instead: below it the steps shrink too slowly to pay (a periodic Gaussian
 #: blur's ``μ = min |ĥ|²`` ≈ 0: 236 relaxed iterations to the default gap against 455;
@@ -221,7 +228,8 @@ def _generic(problem: Problem, check_every: int):
         if it >= next_check or it == problem.max_iter:
             next_check = spaced_check(it, check_every)
             if box is not None:
-                objective, gap = _box_gap(data, state, weight, box)
+                objective, gap = _box_gap(data, state, weight, box,
+                                          gap <= TRANSFER_GAP * problem.eps)
             else:
                 objective = data.value(state.u) + weight * state.primal_terms()[1]
                 low = min(low, objective)
@@ -234,14 +242,16 @@ def _generic(problem: Problem, check_every: int):
                               bound=box is not None)
 
 
-def _box_gap(data, state, weight, box) -> tuple[float, float]:
+def _box_gap(data, state, weight, box, transfer) -> tuple[float, float]:
     """``(P(u), (P(u) − D) / D)`` for a diagonal data term ``½‖m ⊙ u − f‖²``: ``D`` is the
     dual value on the per-pixel box that holds a minimiser (:mod:`._box`) at the TV dual
     ``P(p)`` (``P`` the projection onto the ball: the relaxed iterate may lie outside) and
     the data-side dual ``q`` that maximises it pixel by pixel,
     ``D = Σ_i −½q_i² − q_i f_i − max(−g_i L_i, −g_i H_i)``, ``g = Dᵀ P(p) + m q``; it is at
-    most ``P*`` (weak duality on the box), and the gap is inf while ``D ≤ 0``.  One fused
-    pass on the CPU, ``TV₁(u)`` included."""
-    qq, dual, tv1 = state.masked_gap_sums(data.m, data.f, box)
+    most ``P*`` (weak duality on the box), and the gap is inf while ``D ≤ 0``.  With
+    ``transfer`` (one channel) ``P(p)`` first moves each hole's part of ``Dᵀ P(p)`` to its
+    known neighbours within the ball, which never lowers ``D``.  One fused pass on the
+    CPU, ``TV₁(u)`` included."""
+    qq, dual, tv1 = state.masked_gap_sums(data.m, data.f, box, transfer)
     objective = 0.5 * qq + weight * tv1
     return objective, ((objective - dual) / dual if dual > 0 else math.inf)

@@ -209,16 +209,17 @@ class CPNumba:
         :mod:`tvnumba.solvers._polish`)."""
         return [(4 - d, self.ih[2 - d], self.p[d]) for d in range(self.nd)]
 
-    def masked_gap_sums(self, m, f, box):
+    def masked_gap_sums(self, m, f, box, transfer=False):
         """``(Σ (m u − f)², D, TV₁(u))`` (float64): the box gap's terms of a diagonal data
         term on the per-pixel ``box`` (:class:`tvnumba.solvers._box.PixelBox`) at ``u`` and
-        the projected dual, in one pass (:func:`.solver_kernels.masked_gap`)."""
+        the projected dual (with ``transfer``, one channel: the holes' residuals moved to
+        known neighbours), in one pass (:func:`.solver_kernels.masked_gap`)."""
         sums = np.empty((self.nunits, 3), np.float64)
         kernels.masked_gap(self.u, np.ascontiguousarray(f), np.ascontiguousarray(m), self.p,
                            self.T(self.weight), float(box.lo), float(box.hi),
                            float(box.kappa), np.ascontiguousarray(box.labels), box.hole_lo,
-                           box.hole_hi, *self.ih, self.nd, self.iso, self.rows, self.nunits,
-                           sums)
+                           box.hole_hi, *self.ih, self.nd, self.iso, bool(transfer), self.rows,
+                           self.nunits, sums)
         return tuple(float(v) for v in sums.sum(axis=0))
 
     def primal_terms(self):

@@ -511,16 +511,18 @@ def _sum_sqrt(mag):
 
 @parallel_kernel
 def masked_gap(u, f, m, p, w, lo, hi, kappa, labels, hole_lo, hole_hi, ihz, ihy, ihx, nd,
-               iso, rows, nunits, partial):
-    """The box gap's sums of ``½‖m ⊙ u − f‖² + w·TV₁(u)`` at ``u`` and the dual ``P(p)``
-    (``P`` the projection onto ``|p| ≤ w``: an over-relaxed ``p`` may lie outside):
-    ``partial[unit] = (Σ (m u − f)², Σ_i D_i, TV₁(u))`` in float64, ``D_i`` the dual
-    value's term of pixel ``i`` on its box ``[L_i, H_i]`` (:mod:`tvnumba.solvers._box`) at
-    the best data-side dual ``q_i`` for ``d_i = (Dᵀ P(p))_i`` (:func:`_box_dual`), TV₁ as
-    :func:`rof_primal`.  ``p`` in the layout of :func:`cp_dual_step`, zero on the last
-    slice of its axis."""
+               iso, transfer, rows, nunits, partial):
+    """The box gap's sums of ``½‖m ⊙ u − f‖² + w·TV₁(u)`` at ``u`` and a dual point made
+    from ``P(p)`` (``P`` the projection onto ``|p| ≤ w``: an over-relaxed ``p`` may lie
+    outside): ``partial[unit] = (Σ (m u − f)², Σ_i D_i, TV₁(u))`` in float64, ``D_i`` the
+    dual value's term of pixel ``i`` on its box ``[L_i, H_i]`` (:mod:`tvnumba.solvers._box`)
+    at the best data-side dual ``q_i`` for ``d_i`` (:func:`_box_dual`), ``d = Dᵀ p̃``;
+    ``p̃`` is ``P(p)``, with ``transfer`` and one channel with the holes' residuals moved
+    to known neighbours (:func:`_transfer_row`); TV₁ as :func:`rof_primal`.  ``p`` in the
+    layout of :func:`cp_dual_step`, zero on the last slice of its axis."""
     B, C, D, H, W = u.shape
     one = type(w)(1)
+    moving = transfer and C == 1
     for unit in prange(nunits):
         b, k, i0, i1 = _unit_bounds(unit, D, H, rows)
         s = np.empty(W, u.dtype)  # the projection's scale on row (k, i) ...
@@ -530,11 +532,18 @@ def masked_gap(u, f, m, p, w, lo, hi, kappa, labels, hole_lo, hole_hi, ihz, ihy,
         sy[:] = one
         sz[:] = one
         g = np.empty(W, np.float64)
+        inc = np.zeros(W, np.float64)  # moved down from the row above
+        nxt = np.zeros(W, np.float64)
+        buf = np.empty((4, W), np.float64)
         mag = np.empty(W, u.dtype)
         dx = np.empty(W, u.dtype)
         a0 = 0.0
         a1 = 0.0
         at = 0.0
+        if moving and nd >= 2 and i0 > 0:  # what the row above this unit moves down
+            _scales(p, b, k, i0 - 1, w, nd, iso, sy, s, sz)
+            _divergence_row(g, p, b, 0, k, i0 - 1, sy, s, sz, w, iso, ihz, ihy, ihx, nd)
+            _transfer_row(g, m, p, b, k, i0 - 1, sy, w, iso, ihx, ihy, nd, inc, buf)
         if iso and nd >= 2 and i0 > 0:
             _ball_scale(p, b, k, i0 - 1, w, nd, s)
         for i in range(i0, i1):
@@ -545,19 +554,13 @@ def masked_gap(u, f, m, p, w, lo, hi, kappa, labels, hole_lo, hole_hi, ihz, ihy,
                     _ball_scale(p, b, k - 1, i, w, nd, sz)
             mag[:] = w - w
             for c in range(C):
-                # Dᵀ P(p) = Σ_d ih_d (P(p_d)(x − e_d) − P(p_d)(x))
-                q0 = p[0, b, c, k, i]
-                prev = 0.0
-                for j in range(W):
-                    here = np.float64(_proj1(q0[j], s[j], w, iso))
-                    g[j] = (prev - here) * ihx
-                    prev = here
-                if nd >= 2:
-                    _masked_gap_row(g, p[1, b, c, k, i], p[1, b, c, k, max(i - 1, 0)], s, sy,
-                                    w, iso, ihy, i > 0)
-                if nd >= 3:
-                    _masked_gap_row(g, p[2, b, c, k, i], p[2, b, c, max(k - 1, 0), i], s, sz,
-                                    w, iso, ihz, k > 0)
+                _divergence_row(g, p, b, c, k, i, s, sy, sz, w, iso, ihz, ihy, ihx, nd)
+                if moving:
+                    nxt[:] = 0.0
+                    for j in range(W):
+                        g[j] += inc[j]
+                    _transfer_row(g, m, p, b, k, i, s, w, iso, ihx, ihy, nd, nxt, buf)
+                    inc, nxt = nxt, inc
                 ur, fr, mr = u[b, c, k, i], f[b, c, k, i], m[b, c, k, i]
                 lr = labels[b, c, k, i]
                 for j in range(W):
@@ -573,6 +576,114 @@ def masked_gap(u, f, m, p, w, lo, hi, kappa, labels, hole_lo, hole_hi, ihz, ihy,
         partial[unit, 0] = a0
         partial[unit, 1] = a1
         partial[unit, 2] = at
+
+
+@helper
+def _scales(p, b, k, i, w, nd, iso, s, sy, sz):
+    """The projection's scales of rows ``(k, i)``, ``(k, i − 1)`` and ``(k − 1, i)``
+    (ones where anisotropic or absent)."""
+    one = type(w)(1)
+    s[:] = one
+    sy[:] = one
+    sz[:] = one
+    if iso:
+        _ball_scale(p, b, k, i, w, nd, s)
+        if nd >= 2 and i > 0:
+            _ball_scale(p, b, k, i - 1, w, nd, sy)
+        if nd >= 3 and k > 0:
+            _ball_scale(p, b, k - 1, i, w, nd, sz)
+
+
+@helper
+def _divergence_row(g, p, b, c, k, i, s, sy, sz, w, iso, ihz, ihy, ihx, nd):
+    """``g = Dᵀ P(p)`` on row ``(k, i)`` of channel ``c`` in float64, with the projection's
+    scales ``s``, ``sy``, ``sz`` of rows ``(k, i)``, ``(k, i − 1)``, ``(k − 1, i)``:
+    ``Σ_d ih_d (P(p_d)(x − e_d) − P(p_d)(x))``."""
+    q0 = p[0, b, c, k, i]
+    prev = 0.0
+    for j in range(g.shape[0]):
+        here = np.float64(_proj1(q0[j], s[j], w, iso))
+        g[j] = (prev - here) * ihx
+        prev = here
+    if nd >= 2:
+        _masked_gap_row(g, p[1, b, c, k, i], p[1, b, c, k, max(i - 1, 0)], s, sy, w, iso,
+                        ihy, i > 0)
+    if nd >= 3:
+        _masked_gap_row(g, p[2, b, c, k, i], p[2, b, c, max(k - 1, 0), i], s, sz, w, iso,
+                        ihz, k > 0)
+
+
+@helper
+def _transfer_row(g, m, p, b, k, i, s, w, iso, ihx, ihy, nd, down, buf):
+    """Moves the residual ``g_j`` of each hole pixel of row ``(k, i)`` (one channel) to
+    its known neighbours ahead along x, then y, as far as the pixel's own dual stays in
+    the ball: ``P(p)_d(j) += y_d`` moves ``ih_d y_d`` from ``g_j`` to the neighbour
+    (``g[j + 1]``, or ``down[j]`` for the next row), each ``y_d`` of the sign of the
+    residual.  A hole's dual term ``min(g L, g H)`` costs ``|g|`` times its box's width;
+    a known neighbour's term is concave in its ``g`` with slope its minimiser's value,
+    which lies in the hole's box (the neighbour's box is part of it): the move never
+    lowers the dual value.  Only a pixel's own edges change, so the pixels are
+    independent; written with selects and without divisions (``buf``: four float64
+    rows), so that the loops vectorise."""
+    W = g.shape[0]
+    H = p.shape[4]
+    mr = m[b, 0, k, i]
+    md = m[b, 0, k, min(i + 1, H - 1)]
+    px = p[0, b, 0, k, i]
+    py = p[min(1, nd - 1), b, 0, k, i]
+    pz = p[nd - 1, b, 0, k, i]
+    wf = np.float64(w)
+    w2 = wf * wf
+    yx, vxb, vyb, vvb = buf[0], buf[1], buf[2], buf[3]
+    zero = w - w
+    for j in range(W):
+        sj = s[j] if iso else zero
+        vx = np.float64(_proj1(px[j], sj, w, iso))
+        vy = np.float64(_proj1(py[j], sj, w, iso)) if nd >= 2 else 0.0
+        vz = np.float64(_proj1(pz[j], sj, w, iso)) if nd >= 3 else 0.0
+        vxb[j] = vx
+        vyb[j] = vy
+        vvb[j] = vx * vx + vy * vy + vz * vz
+    _shares(g, mr, mr, 1, 1.0 / np.float64(ihx), vxb, vvb, wf, w2, iso, yx)
+    for j in range(W):
+        g[j] -= ihx * yx[j]
+    for j in range(1, W):
+        g[j] += ihx * yx[j - 1]
+    if nd >= 2 and i + 1 < H:
+        for j in range(W):
+            vvb[j] += yx[j] * (2.0 * vxb[j] + yx[j])
+        _shares(g, mr, md, 0, 1.0 / np.float64(ihy), vyb, vvb, wf, w2, iso, yx)
+        for j in range(W):
+            g[j] -= ihy * yx[j]
+            down[j] += ihy * yx[j]
+
+
+@helper
+def _shares(g, mr, mn, shift, inv_h, v, vv, w, w2, iso, out):
+    """``out[j]``: the share (:func:`_share`) that hole ``j`` moves to its neighbour
+    ``mn[j + shift]`` where that one is known, else 0."""
+    W = g.shape[0]
+    n = W - shift
+    for j in range(n):
+        ok = (mr[j] <= 0) & (mn[j + shift] > 0)
+        y = _share(g[j] * inv_h, v[j], vv[j], w, w2, iso)
+        out[j] = y if ok else 0.0
+    for j in range(n, W):
+        out[j] = 0.0
+
+
+@helper
+def _share(a, v, vv, w, w2, iso):
+    """The change of a dual component ``v`` between 0 and ``a`` nearest ``a`` that keeps
+    the pixel's dual (squared norm ``vv``) in the ball: ``|·| ≤ w`` isotropic, the
+    component in ``[−w, w]`` anisotropic."""
+    r = np.sqrt(max(v * v + w2 - vv, 0.0))
+    lo = -v - r if iso else -w - v
+    hi = -v + r if iso else w - v
+    # 0 where rounding left the dual just outside the ball: never against the residual
+    up = max(min(a, hi), 0.0)
+    dn = min(max(a, lo), 0.0)
+    return up if a > 0 else dn
 
 
 @helper
