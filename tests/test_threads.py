@@ -230,22 +230,25 @@ def test_others_running_reads_proc_loadavg():
         assert _threads._own_running() >= 1  # the caller runs
 
 
-@pytest.mark.parametrize("loads,own,expected", [
-    ((1, 1), 5, 0),  # only the reader: no scan
-    ((3, 3), 3, 0),  # the pool's own workers still spinning after a region
-    ((3, 3), 1, 2),  # two threads of other processes
-    ((4, 2), 1, 1),  # a worker stopped spinning during the scan: the lower reading
-    ((3, None), 0, 2),  # the caller always counts as one of its own
-    ((None, None), 1, None),
+@pytest.mark.parametrize("loads,own,pool,expected", [
+    ((1, 1), 5, 2, 0),  # only the reader: no scan
+    ((2, 2), 2, 2, 0),  # the pool's worker still spinning after a region
+    ((3, 3), 3, 4, 0),  # two of them
+    ((3, 3), 3, 2, 1),  # a pool of 2 has one worker: the other runnable thread is load
+    ((3, 3), 1, 2, 2),  # two threads of other processes
+    ((4, 2), 1, 2, 1),  # a worker stopped spinning during the scan: the lower reading
+    ((3, None), 0, 2, 2),  # the caller always counts as one of its own
+    ((None, None), 1, 2, None),
 ])
-def test_others_running_leaves_out_this_process(monkeypatch, loads, own, expected):
-    """The load is what other processes run: this process's runnable threads (the pool's
-    workers spin for a moment after each parallel region) are taken off."""
+def test_others_running_leaves_out_the_spinning_pool(monkeypatch, loads, own, pool, expected):
+    """The load is what other processes and this process's other threads run: the pool's
+    workers, which spin for a moment after each parallel region, are taken off."""
     from tvnumba import _threads
 
     readings = iter(loads)
     monkeypatch.setattr(_threads, "_loadavg_running", lambda: next(readings))
     monkeypatch.setattr(_threads, "_own_running", lambda: own)
+    monkeypatch.setattr(_threads, "_pool_size", lambda: pool)
     assert _threads._others_running() == expected
 
 

@@ -259,8 +259,9 @@ def thread_limit(n: int) -> Iterator[None]:
 
 def _others_running() -> int | None:
     """Runnable threads of other processes now, from ``/proc/loadavg`` (Linux), less this
-    process's own (:func:`_own_running`: the pool's workers spin for a moment after each
-    parallel region, and would otherwise count as load); None where it cannot be read."""
+    process's pool workers that are still spinning after a parallel region (at most
+    the pool's size less one; this process's other threads, e.g. a second solve in a
+    thread pool, stay load); None where it cannot be read."""
     running = _loadavg_running()
     if running is None or running <= 1:
         return None if running is None else 0  # only the reader: no scan needed
@@ -268,7 +269,12 @@ def _others_running() -> int | None:
     # read again after the scan: a worker that stopped spinning meanwhile is not load
     again = _loadavg_running()
     running = min(running, again) if again is not None else running
-    return max(0, running - max(own, 1))
+    spinning = min(max(own - 1, 0), _pool_size() - 1)
+    return max(0, running - 1 - spinning)
+
+
+def _pool_size() -> int:
+    return int(config.NUMBA_NUM_THREADS)
 
 
 def _loadavg_running() -> int | None:
