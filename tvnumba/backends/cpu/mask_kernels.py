@@ -130,6 +130,7 @@ def _push(est, v, w, zero, one, out):
 
 @helper
 def _lerp(a, b, on, three, quarter):
+    """``¾a + ¼b`` along an axis the coarse level halves (``on``), else ``a`` unchanged."""
     return three * a + quarter * b if on else a
 
 
@@ -149,6 +150,7 @@ def hole_bounds(m, f, axes, kappa: float):
 
 @njit(**JIT)
 def _hole_bounds(m, f, hz, hy, hx, kappa):
+    """:func:`hole_bounds` with the differenced axes as flags (z, y, x)."""
     B, C, Z, Y, X = m.shape
     labels = np.zeros(m.shape, np.int32)
     parent = np.empty(m.size + 1, np.int32)
