@@ -45,7 +45,8 @@ def test_pull_push_fill(rng, shape, dtype, ops):
 
 
 @pytest.mark.parametrize("shape", [(1, 1, 1, 1, 37), (1, 2, 1, 13, 10), (2, 3, 5, 6, 7),
-                                   (1, 1, 1, 64, 63), (1, 1, 9, 1, 1), (1, 1, 17, 4, 1)])
+                                   (1, 1, 1, 64, 63), (1, 1, 9, 1, 1), (1, 1, 17, 4, 1),
+                                   (5, 2, 1, 1, 1)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("missing", [0.5, 0.97])
 def test_pull_push_fill_kernels_match_the_array_code(rng, shape, dtype, missing):

@@ -274,6 +274,7 @@ def _others_running() -> int | None:
 
 
 def _pool_size() -> int:
+    """The size of Numba's thread pool (``NUMBA_NUM_THREADS``)."""
     return int(config.NUMBA_NUM_THREADS)
 
 

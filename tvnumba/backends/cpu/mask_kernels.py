@@ -20,10 +20,12 @@ def pull_push_fill(f, known):
     known = np.ascontiguousarray(known)
     dt = f.dtype
     zero, one = dt.type(0), dt.type(1)
+    if bool(known.all()):
+        return f.copy()
     axes = [a for a in (2, 3, 4) if f.shape[a] > 1]
     levels = []
     v, w = f, known
-    empty = not bool(known.all())
+    empty = True
     while axes and empty:
         levels.append((v, w))
         shape = tuple((n + 1) // 2 if a in axes else n for a, n in enumerate(v.shape))
@@ -31,8 +33,8 @@ def pull_push_fill(f, known):
         empty = _pull(v, w, 2 in axes, 3 in axes, 4 in axes, zero, vo, wo) > 0
         v, w = vo, wo
         axes = [a for a in axes if v.shape[a] > 1]
-    if w is known:  # every pixel known
-        return f.copy()
+    if w is known:  # single-pixel planes: nothing to pull
+        v, w = np.where(known, f, zero), known.astype(dt)
     # a plane without any known pixel gets the mean of all known pixels
     mean = v.sum() / max(w.sum(), one)
     est = np.where(w > 0, v / np.where(w > 0, w, one), mean).astype(dt, copy=False)

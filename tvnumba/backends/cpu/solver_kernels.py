@@ -540,12 +540,15 @@ def masked_gap(u, f, m, p, w, lo, hi, kappa, labels, hole_lo, hole_hi, ihz, ihy,
         a0 = 0.0
         a1 = 0.0
         at = 0.0
-        if moving and nd >= 2 and i0 > 0:  # what the row above this unit moves down
-            _scales(p, b, k, i0 - 1, w, nd, iso, sy, s, sz)
-            _divergence_row(g, p, b, 0, k, i0 - 1, sy, s, sz, w, iso, ihz, ihy, ihx, nd)
-            _transfer_row(g, m, p, b, k, i0 - 1, sy, w, iso, ihx, ihy, nd, inc, buf)
-        if iso and nd >= 2 and i0 > 0:
+        if iso and nd >= 2 and i0 > 0:  # row i0 − 1's scale: the first swap makes it sy
             _ball_scale(p, b, k, i0 - 1, w, nd, s)
+        if moving and nd >= 2 and i0 > 0:  # what the row above this unit moves down
+            if iso and i0 > 1:
+                _ball_scale(p, b, k, i0 - 2, w, nd, sy)
+            if iso and nd >= 3 and k > 0:
+                _ball_scale(p, b, k - 1, i0 - 1, w, nd, sz)
+            _divergence_row(g, p, b, 0, k, i0 - 1, s, sy, sz, w, iso, ihz, ihy, ihx, nd)
+            _transfer_row(g, m, p, b, k, i0 - 1, s, w, iso, ihx, ihy, nd, inc, buf)
         for i in range(i0, i1):
             if iso:
                 s, sy = sy, s  # row i − 1's scale is the last row's
@@ -576,22 +579,6 @@ def masked_gap(u, f, m, p, w, lo, hi, kappa, labels, hole_lo, hole_hi, ihz, ihy,
         partial[unit, 0] = a0
         partial[unit, 1] = a1
         partial[unit, 2] = at
-
-
-@helper
-def _scales(p, b, k, i, w, nd, iso, s, sy, sz):
-    """The projection's scales of rows ``(k, i)``, ``(k, i − 1)`` and ``(k − 1, i)``
-    (ones where anisotropic or absent)."""
-    one = type(w)(1)
-    s[:] = one
-    sy[:] = one
-    sz[:] = one
-    if iso:
-        _ball_scale(p, b, k, i, w, nd, s)
-        if nd >= 2 and i > 0:
-            _ball_scale(p, b, k, i - 1, w, nd, sy)
-        if nd >= 3 and k > 0:
-            _ball_scale(p, b, k - 1, i, w, nd, sz)
 
 
 @helper
