@@ -205,6 +205,83 @@ class ArrayOps:
             est = xp.where(w > 0, v / xp.where(w > 0, w, dt.type(1)), up)
         return xp.where(known5, f5, est)
 
+    # ADMM-FFT (see tvnumba.backends.cpu.admm_kernels): component d of z and b differences
+    # the axis ndim − 1 − d; inv_spacing lists the spatial axes in order.
+    def _admm_keep(self, shape, extent, nd, dtype):
+        """One array per component, broadcast over ``shape``: 1 on the kept differences."""
+        xp = self.xp
+        spatial = shape[len(shape) - nd:]
+        ext = tuple(extent)[-nd:]
+        keep = []
+        for d in range(nd):
+            a = nd - 1 - d
+            m = None
+            for k, (n, e) in enumerate(zip(spatial, ext)):
+                along = xp.arange(n) < (e - 1 if k == a else e)
+                along = along.reshape([-1 if j == k else 1 for j in range(nd)])
+                m = along if m is None else m & along
+            keep.append(m.astype(dtype))
+        return keep
+
+    def admm_rhs(self, z, b, out, inv_spacing) -> None:
+        """See :func:`tvnumba.backends.cpu.admm_kernels.admm_rhs`."""
+        xp = self.xp
+        nd = z.shape[0]
+        out[...] = 0
+        for d in range(nd):
+            q = z[d] - b[d]
+            out += (xp.roll(q, 1, axis=out.ndim - 1 - d) - q) * inv_spacing[nd - 1 - d]
+
+    def admm_shrink(self, u, z, b, alpha, t, extent, inv_spacing, iso) -> float:
+        """See :func:`tvnumba.backends.cpu.admm_kernels.admm_shrink`."""
+        xp = self.xp
+        nd = z.shape[0]
+        keep = self._admm_keep(u.shape, extent, nd, u.dtype)
+        du = [(xp.roll(u, -1, axis=u.ndim - 1 - d) - u) * inv_spacing[nd - 1 - d]
+              for d in range(nd)]
+        kept = [k * x for k, x in zip(keep, du)]
+        if iso:
+            tv = float(xp.sum(xp.sqrt(sum(x * x for x in kept).sum(axis=1)), dtype=xp.float64))
+        else:
+            tv = float(sum(xp.sum(xp.abs(x), dtype=xp.float64) for x in kept))
+        v = [alpha * x + (1 - alpha) * zi + bi for x, zi, bi in zip(du, z, b)]
+        if iso:
+            norm = xp.sqrt(sum((k * x) ** 2 for k, x in zip(keep, v)).sum(axis=1, keepdims=True))
+            s = xp.minimum(t / xp.maximum(norm, t), 1)
+            shrunk = [vi * (1 - k * s) for k, vi in zip(keep, v)]
+        else:
+            shrunk = [vi - k * xp.clip(vi, -t, t) for k, vi in zip(keep, v)]
+        for d in range(nd):
+            z[d] = shrunk[d]
+            b[d] = v[d] - shrunk[d]
+        return tv
+
+    def admm_w_step(self, cu, w, bw, s_w, mf, alpha, rho, window) -> float:
+        """See :func:`tvnumba.backends.cpu.admm_kernels.admm_w_step`."""
+        xp = self.xp
+        m = xp.zeros(cu.shape, cu.dtype)
+        m[(Ellipsis,) + tuple(window)] = 1
+        r = m * (cu - mf)
+        fid = float(xp.sum(r * r, dtype=xp.float64))
+        v = alpha * cu + (1 - alpha) * w + bw
+        w[...] = (mf + rho * v) / (m + rho)
+        bw[...] = v - w
+        s_w[...] = w - bw
+        return fid
+
+    def admm_spectrum(self, U, r_factor, u_data, H, S=None, HU=None, fhat=None,
+                      parseval=None) -> float:
+        """See :func:`tvnumba.backends.cpu.admm_kernels.admm_spectrum`."""
+        xp = self.xp
+        U *= r_factor
+        if S is None:
+            U += u_data
+            e = H * U - fhat
+            return float(xp.sum(parseval * (e.real ** 2 + e.imag ** 2), dtype=xp.float64))
+        U += u_data * S
+        HU[...] = H * U
+        return 0.0
+
     def dot64(self, a, b) -> float:
         """Σ a·b with the products in float64 too (L-BFGS's float32 pairs)."""
         xp = self.xp

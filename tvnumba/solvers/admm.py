@@ -7,7 +7,8 @@ convolution on the zero-padded FFT grid whose valid window ``A`` observes [2]_) 
 ``u``-step matrix circulant: ``AᵀA + ρ D_perᵀD_per`` (periodic) or
 ``ρ_w CᵀC + ρ D_perᵀD_per`` (extend), one FFT division per iteration.  The ``z``-step is
 the shrinkage on the kept differences (the wrap entries are free), the ``w``-step a
-division per pixel; over-relaxation by :data:`ALPHA` [1]_.
+division per pixel; over-relaxation by :data:`ALPHA` [1]_.  Between the FFTs, each stage is
+one pass of the backend's ``admm_*`` operations.
 
 The stopping quantity is the **half-run decrease** ``(P̃_{⌊k/2⌋} − P̃_k) / P̃_k``
 (``P̃`` the running minimum of the objective, ``k ≥`` :data:`MIN_ITER`): under a
@@ -45,56 +46,51 @@ def admm(problem: Problem):
     """ADMM-FFT for ``problem`` (β = 1, no smoothing, a data term with an FFT split);
     returns ``(u5, info)``."""
     backend, data, plan, weight = problem.backend, problem.data, problem.plan, problem.weight
-    xp, fft = backend.xp, backend.fft
+    xp, fft, ops = backend.xp, backend.fft, backend.ops
     split = data.fft_split()
     grid, axes, H = split["grid"], split["axes"], split["spectrum"]
     f = data.f
     dtype = f.dtype
     T = dtype.type
+    cdtype = (xp.ones(1, dtype) * 1j).dtype
+    nd = plan.n_spatial
+    ih = [float(h) for h in plan.inv_spacing]
     lead = f.shape[:f.ndim - len(axes)]
     full = lead + grid
     u_ext = split["extent"]  # the unknown's spatial extent inside the grid
     periodic = split["window"] is None
-    tvo = _PeriodicTV(xp, plan, dtype, full, u_ext)
     rng = float(xp.max(f)) - float(xp.min(f))
     scale = rng if rng > 0 else max(float(xp.max(xp.abs(f))), 1e-300)
     rho = RHO_SCALE * weight / scale if weight > 0 else 1.0
     H2 = (H * H.conj()).real
-    lap = tvo.symbol(grid, axes)
-    alpha = T(ALPHA)
+    lap = _symbol(xp, grid[-nd:], ih)
+    H = H.astype(cdtype)
 
     u = _on_grid(xp, data.start(), full, u_ext)
-    z = tvo.diff(u)
-    b = [xp.zeros_like(u) for _ in z]
-    v = [xp.empty_like(u) for _ in z]  # the differences, then the relaxed point
-    q = [xp.empty_like(u) for _ in z]  # z − b
+    z = xp.stack([(xp.roll(u, -1, axis=u.ndim - 1 - d) - u) * T(ih[nd - 1 - d])
+                  for d in range(nd)])
+    b = xp.zeros_like(z)
     dtq = xp.empty_like(u)
     if periodic:
-        fhat = fft.rfftn(f, s=grid, axes=axes)
-        rhs_data = H.conj() * fhat
+        fhat = fft.rfftn(f, s=grid, axes=axes).astype(cdtype)
         den = H2 + rho * lap
         parseval = _parseval_weights(xp, fhat.shape, grid, axes, dtype)
     else:
         window = split["window"]
         mf = xp.zeros(full, dtype)
         mf[(Ellipsis,) + window] = f
-        mask = xp.zeros(full, dtype)
-        mask[(Ellipsis,) + window] = 1
-        inv = T(1) / (mask + T(RHO_W))  # the w-step w = (m f + ρ v) / (mask + ρ)
-        mf_inv = mf * inv
-        inv *= T(RHO_W)
         w = fft.irfftn(fft.rfftn(u, s=grid, axes=axes) * H, s=grid, axes=axes).astype(dtype)
         bw = xp.zeros_like(w)
         s_w = w.copy()
-        tmp = xp.empty_like(w)
         den = RHO_W * H2 + rho * lap
     den = xp.where(den > 0, den, 1)  # the zero frequency of a zero-mean kernel
     # U = (c_data + ρ R) / den: the constant factors divided out once
-    r_factor = rho / den
+    r_factor = (rho / den).astype(dtype)
     if periodic:
-        u_data = rhs_data / den
+        u_data = (H.conj() * fhat / den).astype(cdtype)
     else:
-        u_data = RHO_W * H.conj() / den  # times the rfft of s_w
+        u_data = (RHO_W * H.conj() / den).astype(cdtype)  # times the rfft of s_w
+        HU = None
     best = []
     gap = math.inf
     converged = False
@@ -102,42 +98,21 @@ def admm(problem: Problem):
     it = 0
     while it < problem.max_iter:
         it += 1
-        for qi, zi, bi in zip(q, z, b):
-            xp.subtract(zi, bi, out=qi)
-        U = fft.rfftn(tvo.diff_t(q, dtq), s=grid, axes=axes)
-        U *= r_factor
+        ops.admm_rhs(z, b, dtq, ih)
+        U = fft.rfftn(dtq, s=grid, axes=axes)
         if periodic:
-            U += u_data
-            fid = float(xp.sum(parseval * xp.abs(H * U - fhat) ** 2))
+            fid = ops.admm_spectrum(U, r_factor, u_data, H, fhat=fhat, parseval=parseval)
         else:
+            if HU is None:
+                HU = xp.empty_like(U)
             S = fft.rfftn(s_w, s=grid, axes=axes)
-            S *= u_data
-            U += S
+            ops.admm_spectrum(U, r_factor, u_data, H, S=S, HU=HU)
         u = fft.irfftn(U, s=grid, axes=axes).astype(dtype, copy=False)
         if not periodic:
-            cu = fft.irfftn(H * U, s=grid, axes=axes).astype(dtype, copy=False)
-            xp.subtract(cu, mf, out=tmp)
-            tmp *= mask
-            fid = backend.sumsq(tmp)
-            # v = α C u + (1 − α) w + b_w (in cu); w = (m f + ρ v)/(mask + ρ); b_w = v − w
-            cu *= alpha
-            w *= T(1) - alpha
-            cu += w
-            cu += bw
-            xp.multiply(cu, inv, out=w)
-            w += mf_inv
-            xp.subtract(cu, w, out=bw)
-            xp.subtract(w, bw, out=s_w)
-        tv = tvo.tv(tvo.diff(u, v))
-        # v = α D u + (1 − α) z + b; z = the shrinkage of v; b = v − z
-        for vi, zi, bi in zip(v, z, b):
-            vi *= alpha
-            zi *= T(1) - alpha
-            vi += zi
-            vi += bi
-        tvo.shrink(v, T(weight / rho), z)
-        for vi, zi, bi in zip(v, z, b):
-            xp.subtract(vi, zi, out=bi)
+            cu = fft.irfftn(HU, s=grid, axes=axes).astype(dtype, copy=False)
+            fid = ops.admm_w_step(cu, w, bw, s_w, mf, ALPHA, RHO_W, window)
+        # TV₁(u); v = α D u + (1 − α) z + b; z = the shrinkage of v; b = v − z
+        tv = ops.admm_shrink(u, z, b, ALPHA, weight / rho, u_ext[-nd:], ih, plan.isotropic)
         objective = 0.5 * fid + weight * tv
         best.append(min(objective, best[-1]) if best else objective)
         if it >= MIN_ITER:
@@ -172,117 +147,16 @@ def _parseval_weights(xp, shape, grid, axes, dtype):
     return w / math.prod(grid)
 
 
-class _PeriodicTV:
-    """Periodic differences on the FFT grid with the entries outside the Neumann TV
-    (the last slice of the unknown along each axis, and anything beyond its extent)
-    free of penalty; whole-array operations into preallocated outputs."""
-
-    def __init__(self, xp, plan, dtype, full, extent):
-        import numpy as np
-
-        self.xp = xp
-        self.iso = plan.isotropic
-        nd = plan.n_spatial
-        self.axes = tuple(range(len(full) - nd, len(full)))
-        self.ih = [np.dtype(dtype).type(h) for h in plan.inv_spacing]
-        ext = tuple(extent)[-nd:]
-        self.keep = []  # 1 on the penalised entries, 0 on the free ones (in the dtype)
-        for k, ax in enumerate(self.axes):
-            m = xp.zeros(full[-nd:], dtype)
-            m[tuple(slice(0, n - 1) if j == k else slice(0, n) for j, n in enumerate(ext))] = 1
-            self.keep.append(m)
-        self._t = xp.empty(full, dtype)  # scratch
-
-    @staticmethod
-    def _slices(ax, n, ndim):
-        """``(lo, hi, first, last)``: indices ``[0, n−1)``, ``[1, n)``, ``0`` and ``n−1``
-        along ``ax`` (the periodic difference pairs ``hi − lo`` and ``first − last``)."""
-        def at(a, b):
-            return (slice(None),) * ax + (slice(a, b),) + (slice(None),) * (ndim - ax - 1)
-
-        return at(0, n - 1), at(1, n), at(0, 1), at(n - 1, n)
-
-    def diff(self, u, out=None):
-        """``D_per u`` (into ``out``, a list of arrays like ``u``, where given)."""
-        xp = self.xp
-        if out is None:
-            out = [xp.empty_like(u) for _ in self.axes]
-        for o, ax, h in zip(out, self.axes, self.ih):
-            lo, hi, first, last = self._slices(ax, u.shape[ax], u.ndim)
-            xp.subtract(u[hi], u[lo], out=o[lo])
-            xp.subtract(u[first], u[last], out=o[last])
-            o *= h
-        return out
-
-    def diff_t(self, p, out):
-        """``D_perᵀ p`` into ``out``."""
-        xp, t = self.xp, self._t
-        out[...] = 0
-        for q, ax, h in zip(p, self.axes, self.ih):
-            lo, hi, first, last = self._slices(ax, q.shape[ax], q.ndim)
-            # h (q(x − e) − q(x)), periodic
-            xp.subtract(q[lo], q[hi], out=t[hi])
-            xp.subtract(q[last], q[first], out=t[first])
-            t *= h
-            out += t
-        return out
-
-    def _sqnorm(self, v):
-        """``Σ`` over the kept components and the channels of ``v²`` (keepdims)."""
-        xp, t = self.xp, self._t
-        acc = None
-        for k, vi in zip(self.keep, v):
-            xp.multiply(vi, k, out=t)
-            t *= t
-            if acc is None:
-                acc = t.copy()
-            else:
-                acc += t
-        return acc.sum(axis=1, keepdims=True)
-
-    def tv(self, d) -> float:
-        xp = self.xp
-        if self.iso:
-            return float(xp.sum(xp.sqrt(self._sqnorm(d)), dtype=xp.float64))
-        t = self._t
-        total = 0.0
-        for k, di in zip(self.keep, d):
-            xp.multiply(di, k, out=t)
-            total += float(xp.sum(xp.abs(t, out=t), dtype=xp.float64))
-        return total
-
-    def shrink(self, v, t, out):
-        """The proximal step of ``t·|P·|`` into ``out`` (isotropic: per pixel over axes and
-        channels; the free entries keep ``v``)."""
-        xp = self.xp
-        if self.iso:
-            norm = xp.sqrt(self._sqnorm(v))
-            # z = v (1 − keep (1 − factor)), factor = max(1 − t / max(|v|, t), 0)
-            xp.maximum(norm, t, out=norm)
-            xp.divide(t, norm, out=norm)
-            xp.minimum(norm, 1, out=norm)  # 1 − factor
-            for k, vi, o in zip(self.keep, v, out):
-                xp.multiply(k, norm, out=o)
-                xp.subtract(1, o, out=o)
-                o *= vi
-            return out
-        for k, vi, o in zip(self.keep, v, out):
-            # soft thresholding on the kept entries: v − keep · clip(v, −t, t)
-            xp.clip(vi, -t, t, out=o)
-            o *= k
-            xp.subtract(vi, o, out=o)
-        return out
-
-    def symbol(self, grid, axes):
-        """The eigenvalues of ``D_perᵀD_per`` on the rfft grid: ``Σ_d (2 − 2cos ω_d)/h_d²``."""
-        xp = self.xp
-        lap = 0.0
-        nd = len(self.axes)
-        for k, (n, h) in enumerate(zip(grid[-nd:], self.ih)):
-            last = k == nd - 1
-            freq = xp.arange(n // 2 + 1 if last else n)
-            term = (2 - 2 * xp.cos(2 * math.pi * freq / n)) * float(h) ** 2
-            shape = [1] * nd
-            shape[k] = term.shape[0]
-            lap = lap + term.reshape(shape)
-        return lap
+def _symbol(xp, grid, inv_spacing):
+    """The eigenvalues of ``D_perᵀD_per`` on the rfft grid of the spatial ``grid``:
+    ``Σ_d (2 − 2cos ω_d)/h_d²``."""
+    lap = 0.0
+    nd = len(grid)
+    for k, (n, h) in enumerate(zip(grid, inv_spacing)):
+        last = k == nd - 1
+        freq = xp.arange(n // 2 + 1 if last else n)
+        term = (2 - 2 * xp.cos(2 * math.pi * freq / n)) * h ** 2
+        shape = [1] * nd
+        shape[k] = term.shape[0]
+        lap = lap + term.reshape(shape)
+    return lap

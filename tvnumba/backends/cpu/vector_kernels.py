@@ -25,7 +25,7 @@ import numpy as np
 from numba import prange
 
 from ..._config import helper, parallel_kernel
-from . import mask_kernels
+from . import admm_kernels, mask_kernels
 from .tv_kernels import in_order
 
 #: Elements per partial sum: small enough to load-balance 2-64 threads on
@@ -326,3 +326,9 @@ def kl_dual_step(r, rt, z, y, b, b_step, sigma, om):
 # The masked problem's preparation (on canonical arrays) belongs to the same interface.
 hole_bounds = mask_kernels.hole_bounds
 pull_push_fill = mask_kernels.pull_push_fill
+
+# So do the ADMM-FFT's elementwise stages.
+admm_rhs = admm_kernels.admm_rhs
+admm_shrink = admm_kernels.admm_shrink
+admm_w_step = admm_kernels.admm_w_step
+admm_spectrum = admm_kernels.admm_spectrum
