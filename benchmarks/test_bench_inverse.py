@@ -659,6 +659,11 @@ def default_problems():
                                 lambda eps: tvnumba.deconvolve_tv_beta(
                                     fp, g, 0.001, boundary="periodic", eps=eps,
                                     return_info=True))
+    fz = fftconvolve(cam, g, mode="same") + 0.01 * rng.standard_normal(cam.shape)
+    probs["deconv-zero"] = (f"deconvolve_tv_beta, camera {n}², Gaussian σ=2, dark past the "
+                            "frame (fftconvolve 'same'), extend, weight 0.001", cam,
+                            lambda eps: tvnumba.deconvolve_tv_beta(
+                                fz, g, 0.001, eps=eps, return_info=True))
     mask = rng.random(cam.shape) < 0.5
     probs["inpaint"] = (f"inpaint_tv_beta, camera {n}², 50 % missing", cam,
                         lambda eps: tvnumba.inpaint_tv_beta(cam, mask, eps=eps,
@@ -682,8 +687,8 @@ def default_problems():
     return probs
 
 
-@pytest.mark.parametrize("problem", ["deconv-extend", "deconv-periodic", "inpaint", "ct",
-                                     "solve-identity"])
+@pytest.mark.parametrize("problem", ["deconv-extend", "deconv-periodic", "deconv-zero",
+                                     "inpaint", "ct", "solve-identity"])
 def test_defaults_against_tight(benchmark, problem):
     if "defaults" not in _CACHE:
         _CACHE["defaults"] = default_problems()

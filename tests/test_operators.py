@@ -50,6 +50,19 @@ def test_convolution_adjoint(rng, dtype, boundary, shape, psf_shape):
     assert dot_error(t, rng, dtype) < TOL[dtype]
 
 
+def test_fft_split_rim_is_the_smallest_nonzero_psf_value_over_the_peak(rng):
+    """The ADMM's split names the PSF's rim: the smallest non-zero |h| over the largest
+    (1 for a box or a line; a Gaussian's tails far below)."""
+    g = np.exp(-0.5 * (np.arange(9) - 4.0) ** 2 / 1.5**2)
+    gauss = np.outer(g, g)
+    line = np.eye(5) / 5  # zeros off the line do not count
+    for psf, want in ((gauss, g[0] ** 2 / g[4] ** 2), (line, 1.0),
+                      (np.ones((1, 7)) / 7, 1.0)):
+        for boundary in ("extend", "periodic"):
+            split = term((12, 11), psf, boundary, np.float64, rng).fft_split()
+            assert_allclose(split["rim"], want, rtol=1e-12)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape,psf_shape", CASES)
 def test_extend_is_fftconvolve_valid(rng, dtype, shape, psf_shape):

@@ -235,13 +235,17 @@ class Convolution(DataTerm):
 
     def fft_split(self) -> dict:
         """What the ADMM solver needs of ``A``: the FFT ``grid`` and ``axes``, the
-        ``spectrum`` of ``h`` there, the unknown's ``extent`` in the grid and the observed
-        ``window`` (None when periodic: the data fill the grid)."""
+        ``spectrum`` of ``h`` there, the unknown's ``extent`` in the grid, the observed
+        ``window`` (None when periodic: the data fill the grid) and the PSF's ``rim``, its
+        smallest non-zero magnitude over its largest."""
         window = None
         if self.boundary == "extend":
             window = tuple(slice(m - 1, m - 1 + n) for m, n in zip(self.psf.shape, self._image))
+        a = abs(self.psf)
+        nz = a[a > 0]
+        rim = float(nz.min() / nz.max()) if nz.size else 1.0
         return dict(grid=self._grid(), axes=self._axes, spectrum=self._spectrum(self.psf, "h"),
-                    extent=self._u, window=window)
+                    extent=self._u, window=window, rim=rim)
 
     def to_unknown_grid(self, x):
         """``x`` of the image grid continued as :meth:`start` continues ``f``."""

@@ -34,8 +34,15 @@ from ._common import Problem, SolveInfo
 #: Penalty of the ``z = D_per u`` split, times ``weight / (max f − min f)``: invariant to
 #: the scale of the data, and within a few percent of the fastest on natural images.
 RHO_SCALE = 30.0
-#: Penalty of the ``w = C u`` split of the ``"extend"`` boundary (the data weight is 1).
+#: Penalty of the ``w = C u`` split of the ``"extend"`` boundary (the data weight is 1) ...
 RHO_W = 0.3
+#: ... and where the PSF has a soft rim (its smallest non-zero value below :data:`RIM` of
+#: its peak, as a Gaussian's): the pixels of the grown unknown that the data see only
+#: through the faint rim settle at a rate that falls with the penalty (on data whose
+#: scene is dark past the frame, 2× the iterations at 0.3).  Compact PSFs (box, disk,
+#: motion) are 10-40 % faster at :data:`RHO_W`.
+RHO_W_SOFT = 0.1
+RIM = 0.01
 #: Over-relaxation (1 = plain ADMM; 1.6 takes about a third fewer iterations).
 ALPHA = 1.6
 #: Iterations before the half-run decrease is trusted.
@@ -77,19 +84,20 @@ def admm(problem: Problem):
         parseval = _parseval_weights(xp, fhat.shape, grid, axes, dtype)
     else:
         window = split["window"]
+        rho_w = RHO_W if split.get("rim", 1.0) >= RIM else RHO_W_SOFT
         mf = xp.zeros(full, dtype)
         mf[(Ellipsis,) + window] = f
         w = fft.irfftn(fft.rfftn(u, s=grid, axes=axes) * H, s=grid, axes=axes).astype(dtype)
         bw = xp.zeros_like(w)
         s_w = w.copy()
-        den = RHO_W * H2 + rho * lap
+        den = rho_w * H2 + rho * lap
     den = xp.where(den > 0, den, 1)  # the zero frequency of a zero-mean kernel
     # U = (c_data + ρ R) / den: the constant factors divided out once
     r_factor = (rho / den).astype(dtype)
     if periodic:
         u_data = (H.conj() * fhat / den).astype(cdtype)
     else:
-        u_data = (RHO_W * H.conj() / den).astype(cdtype)  # times the rfft of s_w
+        u_data = (rho_w * H.conj() / den).astype(cdtype)  # times the rfft of s_w
         HU = None
     best = []
     gap = math.inf
@@ -110,7 +118,7 @@ def admm(problem: Problem):
         u = fft.irfftn(U, s=grid, axes=axes).astype(dtype, copy=False)
         if not periodic:
             cu = fft.irfftn(HU, s=grid, axes=axes).astype(dtype, copy=False)
-            fid = ops.admm_w_step(cu, w, bw, s_w, mf, ALPHA, RHO_W, window)
+            fid = ops.admm_w_step(cu, w, bw, s_w, mf, ALPHA, rho_w, window)
         # TV₁(u); v = α D u + (1 − α) z + b; z = the shrinkage of v; b = v − z
         tv = ops.admm_shrink(u, z, b, ALPHA, weight / rho, u_ext[-nd:], ih, plan.isotropic)
         objective = 0.5 * fid + weight * tv
