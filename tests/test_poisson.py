@@ -305,6 +305,79 @@ def test_warm_start_reaches_the_same_certified_objective():
     assert again.converged and again.iterations < first.iterations
 
 
+def test_residual_ratio_is_that_of_the_dense_operator():
+    """The step-balance ratio ``‖P‖_T / ‖D‖_Σ`` of the Poisson denoising step, against
+    dense matrices: ``K = [D_y; D_x; −I]`` (the loss's dual enters as ``1 − r``),
+    ``P = T⁻¹Δu − KᵀΔy``, ``D = Σ⁻¹Δy − KΔu`` on the differences that exist."""
+    from reference import _forward_diff
+
+    from tvnumba.restoration._core import poisson_term, prepare
+    from tvnumba.solvers import Identity, pdhg
+
+    rng = np.random.default_rng(4)
+    y = rng.poisson(5.0, (6, 5))
+    backend, f, plan = prepare(y, 1.0, device=None, channel_axis=None, spacing=1.0,
+                               isotropic=True, smoothing=0.0, counts=True)
+    term = poisson_term(Identity(backend.canonical(f, plan)), f, plan, backend, 1.0)
+    tvo = backend.tv_ops(plan, np.float64)
+    shape = term.f.shape
+    u, ut = rng.random(shape), rng.random(shape)
+    p, pt = tvo.field(shape), tvo.field(shape)
+    for q in (p, pt):  # zero on the last slice of each axis, as the iterates are
+        q[0][..., :-1, :] = rng.standard_normal(shape)[..., :-1, :]
+        q[1][..., :, :-1] = rng.standard_normal(shape)[..., :, :-1]
+    r, rt = rng.random(shape), rng.random(shape)
+    tau = rng.random(shape) + 0.5
+    sig_d = np.ones((shape[0], 1) + shape[2:]) * 0.3
+    sig_d[..., -1, -1] = 0.0  # no difference leaves the last pixel
+    sig_a = rng.random(shape) + 0.5
+    ratio = pdhg._residual_ratio(term, tvo, (u, p, r), (ut, pt, rt), tau, sig_d, sig_a)
+
+    n = y.size
+    eye = np.eye(n)
+    Dy = np.stack([_forward_diff(e.reshape(y.shape), 0, 1.0).ravel() for e in eye], axis=1)
+    Dx = np.stack([_forward_diff(e.reshape(y.shape), 1, 1.0).ravel() for e in eye], axis=1)
+    K = np.vstack([Dy, Dx, -eye])
+    du = (u - ut).ravel()
+    dy = np.concatenate([(p[0] - pt[0]).ravel(), (p[1] - pt[1]).ravel(), (r - rt).ravel()])
+    prim = du / tau.ravel() - K.T @ dy
+    s = np.concatenate([np.broadcast_to(sig_d, shape).ravel()] * 2 + [sig_a.ravel()])
+    exists = np.concatenate([np.abs(Dy).sum(1) > 0, np.abs(Dx).sum(1) > 0,
+                             np.ones(n, bool)]) & (s > 0)
+    dual = np.where(exists, dy / np.where(exists, s, 1) - K @ du, 0)
+    want = np.sqrt(np.sum(tau.ravel() * prim**2) / np.sum(np.where(exists, s, 0) * dual**2))
+    assert_allclose(ratio, want, rtol=1e-12)
+
+
+def test_step_balance_speeds_up_a_volume_and_stays_certified(monkeypatch):
+    """A blurred volume at 1000 photons: the balanced steps reach the certified gap in
+    under a quarter of the iterations of the fixed ones (a tenth here), at the same
+    objective within the bound."""
+    from scipy.ndimage import gaussian_filter
+    from skimage.data import binary_blobs
+
+    from tvnumba.solvers import pdhg
+
+    from scipy.signal import fftconvolve
+
+    n, b = 16, 2.0
+    scene = 1000 * gaussian_filter(binary_blobs(n, n_dim=3, volume_fraction=0.2,
+                                                rng=1).astype(float), 1.0)
+    g = np.exp(-0.5 * (np.arange(7) - 3) ** 2 / 1.5**2)
+    psf = g[:, None, None] * g[None, :, None] * g[None, None, :]
+    psf /= psf.sum()
+    y = np.random.default_rng(0).poisson(fftconvolve(scene, psf, mode="same") + b)
+    kw = dict(noise="poisson", background=b, return_info=True)
+    u, info = tvnumba.deconvolve_tv_beta(y, psf, 0.003, **kw)
+    monkeypatch.setattr(pdhg, "MAX_BALANCE_CHANGES", 0)
+    u0, info0 = tvnumba.deconvolve_tv_beta(y, psf, 0.003, **kw)
+    assert info.converged and info0.converged and info.bound
+    assert 4 * info.iterations < info0.iterations
+    low = min(info.objective, info0.objective)
+    assert info.objective - low <= info.gap * low and info0.objective - low <= info0.gap * low
+    assert u.min() >= 0
+
+
 # --------------------------------------------------------------------------- β > 1
 def _reference_minimum(y, b, weight, beta, isotropic, psf=None):
     """min over u ≥ 0 of the Poisson-TV_β objective by SciPy's L-BFGS-B on the float64

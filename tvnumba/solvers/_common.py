@@ -113,12 +113,14 @@ class Problem:
 class WarmStart:
     """The last iterates of a primal–dual solve at ``weight``, to start the next solve of
     a neighbouring problem from (same shapes and dtype): the primal ``u``, the TV dual
-    ``p`` (one array per axis, ``|p| ≤ weight``) and the data dual ``r``."""
+    ``p`` (one array per axis, ``|p| ≤ weight``), the data dual ``r`` and the step
+    balance ``scale`` reached (``ρ`` over its start)."""
 
     u: Any = None
     p: Any = None
     r: Any = None
     weight: float = 0.0
+    scale: float = 1.0
 
 
 def certificate(F, gg, mu=1.0):
