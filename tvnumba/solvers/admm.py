@@ -42,6 +42,7 @@ RHO_W = 0.3
 #: scene is dark past the frame, 2× the iterations at 0.3).  Compact PSFs (box, disk,
 #: motion) are 10-40 % faster at :data:`RHO_W`.
 RHO_W_SOFT = 0.1
+#: The rim below which a PSF's smallest non-zero value (over its peak) counts as soft.
 RIM = 0.01
 #: Over-relaxation (1 = plain ADMM; 1.6 takes about a third fewer iterations).
 ALPHA = 1.6
@@ -98,7 +99,7 @@ def admm(problem: Problem):
         u_data = (H.conj() * fhat / den).astype(cdtype)
     else:
         u_data = (rho_w * H.conj() / den).astype(cdtype)  # times the rfft of s_w
-        HU = None
+        HU = xp.empty(lead + grid[:-1] + (grid[-1] // 2 + 1,), cdtype)  # H times U
     best = []
     gap = math.inf
     converged = False
@@ -111,8 +112,6 @@ def admm(problem: Problem):
         if periodic:
             fid = ops.admm_spectrum(U, r_factor, u_data, H, fhat=fhat, parseval=parseval)
         else:
-            if HU is None:
-                HU = xp.empty_like(U)
             S = fft.rfftn(s_w, s=grid, axes=axes)
             ops.admm_spectrum(U, r_factor, u_data, H, S=S, HU=HU)
         u = fft.irfftn(U, s=grid, axes=axes).astype(dtype, copy=False)
