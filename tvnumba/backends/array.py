@@ -259,8 +259,12 @@ class ArrayOps:
     def admm_w_step(self, cu, w, bw, s_w, mf, alpha, rho, window) -> float:
         """See :func:`tvnumba.backends.cpu.admm_kernels.admm_w_step`."""
         xp = self.xp
-        m = xp.zeros(cu.shape, cu.dtype)
-        m[(Ellipsis,) + tuple(window)] = 1
+        key = (cu.shape, cu.dtype, tuple((s.start, s.stop) for s in window))
+        if getattr(self, "_window", (None,))[0] != key:  # one mask per solve, not per step
+            m = xp.zeros(cu.shape, cu.dtype)
+            m[(Ellipsis,) + tuple(window)] = 1
+            self._window = (key, m)
+        m = self._window[1]
         r = m * (cu - mf)
         fid = float(xp.sum(r * r, dtype=xp.float64))
         v = alpha * cu + (1 - alpha) * w + bw
