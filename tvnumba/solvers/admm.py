@@ -13,9 +13,11 @@ one pass of the backend's ``admm_*`` operations.
 The stopping quantity is the **half-run decrease** ``(P̃_{⌊k/2⌋} − P̃_k) / P̃_k``
 (``P̃`` the running minimum of the objective, ``k ≥`` :data:`MIN_ITER`): under a
 power-law or linear tail it exceeds the relative objective error ``(P_k − P*)/P*``; it
-is an estimate, not a bound.  At ``eps = 1e-3`` it stopped within 6.5e-4 of the optimum
-and 0.02 dB PSNR on 23 natural-image deconvolutions (Gaussian and motion blur, noise
-0.005-0.05, weights 0.05σ-0.8σ, both boundaries).
+is an estimate, not a bound.  At ``eps = 1e-3`` it stopped within 4.3e-4 of the optimum on
+45 deconvolutions of ``camera`` 256² (Gaussian PSFs σ = 1, 2, 3, a 1×9 box and a 9-pixel
+diagonal; the scene dark past the frame, reflected, or periodic; weights 3e-4 to 3e-3, noise
+0.01), and within 6.5e-4 and 0.02 dB PSNR on 23 others (noise 0.005-0.05, weights
+0.05σ-0.8σ).
 
 .. [1] J. Eckstein and D. P. Bertsekas, "On the Douglas-Rachford splitting method and
    the proximal point algorithm for maximal monotone operators", Math. Program. 55
