@@ -25,6 +25,8 @@ are real FFTs (``backend.fft``) over the canonical spatial axes, on grids of
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from ..solvers import DataTerm
@@ -62,9 +64,10 @@ def positive_blur(psf) -> bool:
     return float(np.fft.rfftn(centred).real.min()) >= -SPECTRUM_TOL * scale
 
 
+@functools.lru_cache(maxsize=256)
 def smooth5(n: int) -> int:
     """The smallest ``2^a 3^b 5^c >= n`` (the fastest FFT lengths of pocketfft
-    and cuFFT)."""
+    and cuFFT); remembered, as every convolution asks for its grid."""
     best = 2 * n
     p2 = 1
     while p2 < best:
