@@ -131,6 +131,7 @@ class ArrayOps:
 
     def __init__(self, xp):
         self.xp = xp
+        self._window = (None, None)  # the ADMM w-step's observed-window mask, by its key
 
     def dot(self, a, b) -> float:
         return float(self.xp.sum(a * b, dtype=self.xp.float64))
@@ -260,7 +261,7 @@ class ArrayOps:
         """See :func:`tvnumba.backends.cpu.admm_kernels.admm_w_step`."""
         xp = self.xp
         key = (cu.shape, cu.dtype, tuple((s.start, s.stop) for s in window))
-        if getattr(self, "_window", (None,))[0] != key:  # one mask per solve, not per step
+        if self._window[0] != key:  # one mask per solve, not per step
             m = xp.zeros(cu.shape, cu.dtype)
             m[(Ellipsis,) + tuple(window)] = 1
             self._window = (key, m)
