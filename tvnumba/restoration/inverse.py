@@ -123,8 +123,8 @@ def solve_tv_beta(A, f, weight: float = 0.1, beta: float = 1.0, *, shape=None, A
     -----
     With β = 1 (no smoothing) ``method="auto"`` runs the primal-dual
     algorithm [2]_ with ``A`` dualised next to the gradient, which needs only
-    ``A`` and ``Aᵀ``; it stops on the objective's decrease over the second
-    half of the run (an estimate of the relative error, ``info.bound`` false;
+    ``A`` and ``Aᵀ``; it stops on the objective's decrease over the last
+    quarter of the run (an estimate of the relative error, ``info.bound`` false;
     the Poisson loss: a duality gap).  Other β: as in
     :func:`tvnumba.denoise_tv_beta`, with conjugate gradients on ``AᵀA`` for
     β < 1.  The first iterate is ``Aᵀf``.  Unless ``AᵀA`` is invertible the

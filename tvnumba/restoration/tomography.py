@@ -105,7 +105,7 @@ def reconstruct_tv_beta(sinogram, theta=None, weight: float = DEFAULT_WEIGHT,
     transpose only, from the back projection :math:`A^T f` scaled to fit the
     data.  ``"cp"`` [2]_ dualises both terms
     (:math:`K = [D; A/\sqrt{n_\theta}]`, diagonally preconditioned) and stops
-    on the objective's decrease over the second half of the run (an
+    on the objective's decrease over the last quarter of the run (an
     estimate); ``"lbfgs"`` and ``"mm"`` with β ≥ 1 on a Fenchel duality gap
     (a bound).
 

@@ -37,8 +37,9 @@ class SolveInfo:
         with the box of the maximum principle, and on the Poisson loss; ``"lbfgs"``,
         ``"mm"`` and ``"dct"`` with β ≥ 1, or ``½‖∇F‖²/μ / (F − ½‖∇F‖²/μ)`` where
         the data term is strongly convex).  Estimates: the objective's decrease
-        over the second half of the run, ``(F_{k/2} − F_k)/F_k`` (``"admm"``, and
-        ``"cp"`` with a general operator and the least-squares loss), which
+        over the second half of the run (``"admm"``) or over its last quarter
+        scaled to a linear tail, ``(F_j − F_k)/F_k · j/(k − j)``, ``j = 3k/4``
+        (``"cp"`` with a general operator and the least-squares loss), which
         exceeds the error under the power-law or linear tails these methods
         show but is not a bound; a stationarity ratio (β < 1); the relative
         normal-equation residual ``‖Aᵀ(Au − f)‖ / ‖Aᵀ(Au₀ − f)‖`` (``"cgls"``).

@@ -21,8 +21,9 @@ with both ``D`` and ``A`` dualised, ``K = [D; A]``:
 
 The stopping quantity: for the Poisson loss a duality gap computed on a set ``C`` that
 provably contains a minimiser (:mod:`._kl_gap`), so ``info.gap`` bounds
-``(P(u) − P*) / P*``; for least squares the half-run decrease of the objective
-(:func:`half_run_decrease`), an estimate of the relative error, not a bound.
+``(P(u) − P*) / P*``; for least squares the decrease of the objective over the last
+quarter of the run (:func:`._stopping.tail_estimate`), an estimate of the relative error,
+not a bound.
 
 Each iteration is the backend's primal and TV dual steps (:meth:`~tvnumba.backends.array.
 TVOps.pd_primal`, :meth:`~tvnumba.backends.array.TVOps.pd_dual`: fused Numba passes on
@@ -35,6 +36,7 @@ import math
 
 from . import _kl_gap
 from ._common import Problem, SolveInfo
+from ._stopping import spaced_check, tail_estimate
 
 #: Primal/dual balance of the diagonal steps for the Poisson loss (dimensionless with
 #: the intensity scale).
@@ -48,14 +50,8 @@ OMEGA_SQUARED = 1.5
 #: Iterations between two evaluations of the Poisson gap (each costs about as much as
 #: twenty iterations: the dual polish and repair and the support function of ``C``).
 CHECK_EVERY = 50
-#: Checks whose cost is up to tens of iterations (the Poisson gap; a mask's box gap) are spaced
-#: by ``1/CHECK_SPACING`` of the iterations done (:func:`spaced_check`): a bounded share
-#: of the solve, and at most 10 % beyond the first iteration that meets ``eps``.
-CHECK_SPACING = 10
 #: ... and of the least-squares objective (cheap: ``A u`` is tracked by linearity).
 CHECK_EVERY_SQUARED = 5
-#: Iterations before the half-run decrease is trusted.
-MIN_ITER = 10
 #: The Poisson loss's step balance adapts (Goldstein et al. 2015): where the primal
 #: residual exceeds the dual one by more than this ratio (in the norms of the steps), ``ρ``
 #: doubles.  It is never halved: the ratio falls below 1 in the tail of every measured
@@ -66,24 +62,6 @@ BALANCE = 1.5
 MAX_BALANCE_CHANGES = 6
 #: Iterations between two balance checks.
 BALANCE_EVERY = 50
-
-
-def spaced_check(it: int, every: int) -> int:
-    """The iteration of the next check after one at ``it``: ``every`` iterations on, or a
-    :data:`CHECK_SPACING`-th of ``it`` once that is more."""
-    return it + max(every, it // CHECK_SPACING)
-
-
-def half_run_decrease(best: dict, it: int) -> float:
-    """``(P̃_{k'} − P̃_k) / P̃_k`` with ``P̃`` the running minimum of the objective recorded
-    at the checks (``best``: iteration → value) and ``k'`` the last check at or before
-    ``k / 2``.  Under a power-law or linear tail ``P_k − P* ∝ k^(−a)`` (``a ≥ 1``) it
-    exceeds the relative error ``(P_k − P*)/P*``: an estimate, not a bound."""
-    half = max((k for k in best if k <= it // 2), default=None)
-    if half is None or it < MIN_ITER:
-        return math.inf
-    low = best[it]
-    return (best[half] - low) / low if low > 0 else 0.0
 
 
 def preconditioned(problem: Problem):
@@ -187,7 +165,7 @@ def preconditioned(problem: Problem):
             if primal < best_p:
                 best_p, best_u = primal, ut.copy()
             best[it] = best_p
-            gap = half_run_decrease(best, it)
+            gap = tail_estimate(best, it, primal)
         converged = gap <= problem.eps
         if problem.call_back(it, best_u, best_p) or converged:
             break

@@ -14,8 +14,8 @@ whole-array operations otherwise.
   term's ``prox`` (a diagonal term's, a mask's, inside the primal pass), accelerated with
   ``γ = CP_GAMMA·μ`` when ``μ ≥`` :data:`MU_ACCELERATE`, else over-relaxed by
   :data:`OMEGA_PROX`; a diagonal term stops on the duality gap on per-pixel boxes that
-  hold a minimiser (a bound, :mod:`._box`), others on the half-run decrease of the
-  objective.
+  hold a minimiser (a bound, :mod:`._box`), others on the decrease of the objective over
+  the last quarter of the run (:func:`._stopping.tail_estimate`).
 * A data term without one, or a non-quadratic loss: ``A`` is dualised too
   (``K = [D; A]``), with diagonal steps (:mod:`.pdhg`); with the Poisson loss also β > 1.
 """
@@ -29,7 +29,7 @@ import numpy as np
 from ._box import pixel_box
 from ._common import Problem, SolveInfo
 from .data_terms import Diagonal
-from .pdhg import half_run_decrease, spaced_check
+from ._stopping import predicted_check, spaced_check, tail_estimate
 
 #: Convergence checks without a 1 % better gap after which the denoising solver
 #: gives up -- counted only once the gap is within :data:`ROUNDING_FACTOR` of what
@@ -186,7 +186,7 @@ def _generic(problem: Problem, check_every: int):
     """CP with the data term's proximal step (accelerated when the term is strongly
     convex).  Stops on the duality gap on per-pixel boxes that hold a minimiser where
     the term is diagonal (:mod:`._box`: a mask), a bound;
-    else on the half-run decrease of the objective, an estimate."""
+    else on the objective's :func:`._stopping.tail_estimate`, an estimate."""
     backend, data, weight, plan = problem.backend, problem.data, problem.weight, problem.plan
     xp = backend.xp
     diagonal = isinstance(data, Diagonal)  # its proximal step inside the primal pass
@@ -213,6 +213,7 @@ def _generic(problem: Problem, check_every: int):
     low = math.inf
     converged = False
     next_check = check_every
+    checks = []
     while it < problem.max_iter:
         it += 1
         theta = 1.0 / math.sqrt(1.0 + 2.0 * CP_GAMMA * mu * tau) if mu > 0 else 1.0
@@ -226,15 +227,17 @@ def _generic(problem: Problem, check_every: int):
         tau *= theta
         sigma /= theta
         if it >= next_check or it == problem.max_iter:
-            next_check = spaced_check(it, check_every)
             if box is not None:
                 objective, gap = _box_gap(data, state, weight, box,
                                           gap <= TRANSFER_GAP * problem.eps)
+                checks.append((it, gap))
+                next_check = predicted_check(checks, check_every, problem.eps)
             else:
+                next_check = spaced_check(it, check_every)
                 objective = data.value(state.u) + weight * state.primal_terms()[1]
                 low = min(low, objective)
                 best[it] = low
-                gap = half_run_decrease(best, it)
+                gap = tail_estimate(best, it, objective)
             converged = gap <= problem.eps
             if problem.call_back(it, state.u, objective) or converged:
                 break
