@@ -169,6 +169,61 @@ def test_certificate_polish_stays_in_the_ball_and_lowers_the_violation():
     assert violation(p) > 1 and violation(q) < 0.2 * violation(p)
 
 
+@pytest.mark.parametrize("isotropic", [True, False])
+@pytest.mark.parametrize("whole_array", [False, True], ids=["numba", "whole-array"])
+def test_certificate_polish_is_fista_on_the_violation(isotropic, whole_array):
+    """The polish equals POLISH_STEPS FISTA steps on ½‖(c + Dᵀp)₋‖² projected on the
+    ball, written here from the definitions (D, Dᵀ from tests/reference.py), on the fused
+    passes and on the whole-array backend; a 3-D volume with anisotropic spacing."""
+    from reference import _adjoint_diff, _forward_diff
+
+    from tvnumba._validate import make_plan
+    from tvnumba.backends import select
+    from tvnumba.backends.array import TVOps
+    from tvnumba.solvers import Identity
+    from tvnumba.solvers import _kl_gap
+    from tvnumba.solvers.data_terms import PoissonLoss
+
+    b, w, spacing = 1.0, 0.3, (2.0, 1.0, 1.0)
+    rng = np.random.default_rng(4)
+    y = rng.poisson(5.0, (6, 9, 8)).astype(float)
+    plan = make_plan(y, 1.0, name="image", spacing=spacing, isotropic=isotropic)
+    backend = select(y, None, solver=True).for_plan(plan)
+    term = Identity(backend.canonical(y, plan)).with_loss(PoissonLoss(), b).bind(backend)
+    tvo = TVOps(np, plan, np.float64) if whole_array else backend.tv_ops(plan, np.float64)
+    cert = _kl_gap.Certificate(term, tvo, w)
+    shape = term.f.shape
+    axes = (2, 3, 4)
+    hs = spacing
+    p = [rng.uniform(-w, w, shape) / 2 for _ in axes]
+    for q, ax in zip(p, axes):
+        q[tuple(slice(None) if a != ax else -1 for a in range(5))] = 0
+    c = rng.normal(0.0, 0.3, shape)
+
+    def div(p):
+        return sum(_adjoint_diff(q, ax, h) for q, ax, h in zip(p, axes, hs))
+
+    def project(p):
+        if isotropic:
+            scale = np.maximum(np.sqrt(sum(q * q for q in p)) / w, 1.0)
+            return [q / scale for q in p]
+        return [np.clip(q, -w, w) for q in p]
+
+    step = 1.0 / (4.0 * sum(1 / (h * h) for h in hs))
+    q = yk = [a.copy() for a in p]
+    t = 1.0
+    for _ in range(_kl_gap.POLISH_STEPS):
+        v = -np.minimum(c + div(yk), 0)
+        new = project([a + step * _forward_diff(v, ax, h) for a, ax, h in zip(yk, axes, hs)])
+        t_new = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * t * t))
+        yk = [a + (t - 1.0) / t_new * (a - b_) for a, b_ in zip(new, q)]
+        q, t = new, t_new
+    got = cert._polish([a.copy() for a in p], c)
+    for g, r in zip(got, q):
+        assert_allclose(g, r, rtol=0, atol=1e-12)
+    assert np.linalg.norm(np.minimum(c + div(got), 0)) < np.linalg.norm(np.minimum(c + div(p), 0))
+
+
 def test_deconvolve_float32_follows_float64():
     x, psf = _scene(32), _psf()
     y = _counts(x, 2.0, seed=8, psf=psf)

@@ -40,7 +40,8 @@ import math
 #: Rounds of the data-side repair.
 REPAIR_ROUNDS = 2
 #: Accelerated projected-gradient steps that move the dual ``p`` towards feasibility
-#: before the gap is evaluated (each about a third of an iteration's cost).
+#: before the gap is evaluated (each the primal and dual passes of an iteration, without
+#: its ``A`` and ``Aᵀ``).
 POLISH_STEPS = 30
 #: The data-side repair keeps at least this fraction of ``r``.
 REPAIR_KEEP = 0.5
@@ -155,18 +156,29 @@ class Certificate:
         accelerated projected-gradient steps on ``½‖(c + Dᵀp)₋‖²`` (FISTA).  For a given
         ``r`` the dual value depends on ``p`` only through the violations ``w₊`` that
         ``σ_C`` multiplies by ``C``'s range, and the primal-dual's own ``p`` trails its
-        ``u``; any ``p`` in the ball keeps the bound valid."""
-        xp, tvo, weight = self.xp, self.tvo, self.weight
+        ``u``; any ``p`` in the ball keeps the bound valid.  Each step is the backend's
+        primal and dual passes (fused on the CPU): the primal step from ``u = 0`` with
+        ``τ = 1`` and ``Aᵀr = c``, clipped at 0, is ``w₊``; the dual step with
+        ``σ = 1/‖D‖²`` the projected gradient step; neither relaxed (``ω = 0``)."""
+        xp, tvo = self.xp, self.tvo
+        shape = c.shape
+        c = xp.ascontiguousarray(c, dtype=xp.float64)
+        zero, tau = xp.zeros(shape), xp.ones(shape)
         step = 1.0 / (4.0 * sum(float(h) ** 2 for h in tvo.ih))  # 1/‖D‖²
-        q = y = p  # only rebound below, never written in place
+        sig = xp.full((shape[0], 1) + shape[2:], step)
+        v, vb = xp.empty(shape), xp.empty(shape)
+        q = xp.stack(p).astype(xp.float64, copy=False)
+        y, new = q.copy(), xp.empty_like(q)
         t = 1.0
         for _ in range(POLISH_STEPS):
-            v = -xp.minimum(c + tvo.div(y), 0)  # w₊ at y
-            new = tvo.project([a + step * g for a, g in zip(y, tvo.grad(v))], weight)
+            tvo.pd_primal(zero, v, vb, y, c, tau, 0.0, True)  # v = w₊ at y
+            tvo.pd_dual(y, new, v, sig, self.weight, 0.0)  # new = P(y + σ D v)
             t_new = 0.5 * (1.0 + math.sqrt(1.0 + 4.0 * t * t))
-            y = [a + ((t - 1.0) / t_new) * (a - b) for a, b in zip(new, q)]
-            q, t = new, t_new
-        return q
+            xp.subtract(new, q, out=y)  # y = new + ((t − 1)/t_new)(new − q)
+            y *= (t - 1.0) / t_new
+            y += new
+            q, new, t = new, q, t_new
+        return list(q)
 
     def _support(self, w, p_best) -> float:
         """``σ_C(w)``."""
