@@ -65,11 +65,12 @@ STEP_RATIO = 5.0
 #: ``a · (range / weight)^b`` with ``range`` that of the known data, ``(a, b)`` this pair:
 #: the dual lives in a ball of radius ``weight``, the primal spans the data's range.  On
 #: 25 inpaintings (``camera`` and ``astronaut`` 256² and 512², noise 0.02, random 50 % /
-#: 90 % and line masks, weights 3e-3 and 3e-2; a 64³ volume) 13769 → 6020 iterations to
-#: the default gap against a fixed 3 (about this rule's value at weight 0.01), and 4-17×
-#: fewer at weights 5e-4 and 0.1-0.3 (camera 256², 50 %: 1357 → 79, 1261 → 282, 4580 → 494);
-#: clipped to :data:`MASK_RATIO_RANGE`.
-MASK_RATIO = (0.07, 0.9)
+#: 90 % and line masks, weights 3e-3 and 3e-2; a 64³ volume) 13769 → 6762 iterations to
+#: the default gap against a fixed 3 (this rule's value at weight 0.01 on data in [0, 1]:
+#: a larger ``a`` is faster at low weights but slower on a clean ``camera``), and 5-15×
+#: fewer at weights 5e-4 and 0.1-0.3 (camera 256², 50 %: 1357 → 90, 1261 → 229, 4580 →
+#: 424); clipped to :data:`MASK_RATIO_RANGE`.
+MASK_RATIO = (0.05, 0.9)
 MASK_RATIO_RANGE = (0.1, 1000.0)
 
 #: Over-relaxation ``(u, p) ← (u, p) + ω((ũ, p̃) − (u, p))`` of the iteration with a data
